@@ -1,0 +1,32 @@
+"""mlcourse: the companion package of the *ML modeling in production* notebook course.
+
+One module per concern; each has a docstring (try ``mlcourse.data?`` in JupyterLab):
+
+* :mod:`mlcourse.runtime`: seeds, smoke mode, quiet TensorFlow (call ``mlcourse.setup()`` first);
+* :mod:`mlcourse.data`: Fashion-MNIST (real files or the embedded subset), tabular and synthetic data;
+* :mod:`mlcourse.models`: the course's networks from a dict, in either Keras, with portable weights;
+* :mod:`mlcourse.evaluation`: metrics under imbalance, splits and leakage, baselines, fitting diagnosis;
+* :mod:`mlcourse.drift`: monitoring before deployment (PSI, KS, drift reports);
+* :mod:`mlcourse.checks`: the exercise checkers;
+* :mod:`mlcourse.results`: headline results that notebooks record for the course report;
+* :mod:`mlcourse.notebooks` and :mod:`mlcourse.course`: student copies, running the course, the report.
+
+Modules are imported lazily, so ``import mlcourse`` is instant and does not load TensorFlow.
+"""
+import importlib
+
+__version__ = "0.1.0"
+_MODULES = ("runtime", "data", "models", "evaluation", "drift", "checks", "results", "plots",
+            "notebooks", "course")
+
+
+def __getattr__(name):
+    if name in _MODULES:
+        return importlib.import_module(f"mlcourse.{name}")
+    if name == "setup":
+        return importlib.import_module("mlcourse.runtime").setup
+    raise AttributeError(f"module 'mlcourse' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_MODULES) + ["setup"])

@@ -1,0 +1,229 @@
+"""The course's models: built from a plain dict of hyperparameters, in either Keras.
+
+Why two Kerases? TensorFlow 2.21 ships Keras 3 as ``tf.keras``, and keras-tuner only accepts Keras 3
+models; but tensorflow-model-optimization (pruning, quantization-aware training, clustering) and
+multi-worker training only accept the older ``tf_keras``. You never need to care: build with a dict,
+and any ``mlcourse`` function converts the model to the Keras it needs, weights included.
+
+    >>> from mlcourse import models
+    >>> hp = {"arch": "cnn", "filters": [32, 64], "dense_units": 128, "dropout": 0.2}
+    >>> m3 = models.build_model(hp)                       # Keras 3 (for keras-tuner, plain training)
+    >>> mt = models.convert(m3, "tf_keras")               # the same network and weights, for tfmot
+    >>> models.save(m3, "my_model")                       # spec.json + weights.npz, readable by both
+    >>> models.load("my_model", flavor="tf_keras")
+
+Hyperparameters (all optional; :data:`DEFAULTS` holds the defaults):
+
+* ``arch``: ``"cnn"`` or ``"mlp"``;
+* ``filters``: conv filters per block (cnn), e.g. ``[32, 64]``; ``kernel_size``; ``conv``: ``"standard"`` or
+  ``"separable"`` (depthwise-separable, MobileNet-style); ``batch_norm``: bool;
+* ``hidden_units``: dense layers (mlp), e.g. ``[256, 128]``; ``dense_units``: the dense layer after the convs
+  (0 for none); ``dropout``; ``activation``;
+* ``learning_rate``, ``optimizer`` (``"adam"``, ``"sgd"``, ``"rmsprop"``);
+* ``input_shape`` (default ``[28, 28]``), ``num_classes`` (default 10).
+
+Inputs are raw uint8-valued images; the model rescales them itself, so what you deploy takes what the
+camera gives.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DEFAULTS", "FLAVORS", "get_keras", "build_model", "get_hp", "convert", "copy_weights",
+           "save", "load", "count_params"]
+
+FLAVORS = ("keras3", "tf_keras")
+DEFAULTS = {
+    "arch": "cnn",
+    "filters": [32, 64],
+    "kernel_size": 3,
+    "conv": "standard",
+    "batch_norm": False,
+    "hidden_units": [128],
+    "dense_units": 128,
+    "dropout": 0.2,
+    "activation": "relu",
+    "learning_rate": 1e-3,
+    "optimizer": "adam",
+    "input_shape": [28, 28],
+    "num_classes": 10,
+}
+_HP_ATTR = "_mlcourse_hp"
+
+
+def get_keras(flavor: str = "keras3"):
+    """The Keras module of a flavor: ``"keras3"`` -> ``keras``, ``"tf_keras"`` -> ``tf_keras``."""
+    if flavor not in FLAVORS:
+        raise ValueError(f"Unknown Keras flavor {flavor!r}: use one of {FLAVORS}.")
+    return importlib.import_module("keras" if flavor == "keras3" else "tf_keras")
+
+
+def flavor_of(model) -> str:
+    """Which Keras built ``model``: ``"keras3"`` or ``"tf_keras"``."""
+    module = type(model).__module__
+    if module.startswith("tf_keras"):
+        return "tf_keras"
+    if module.startswith("keras"):
+        return "keras3"
+    raise TypeError(f"{type(model).__name__} is not a Keras model.")
+
+
+def _validate(hp: dict) -> dict:
+    if not isinstance(hp, dict):
+        raise TypeError(f"hp must be a dict of hyperparameters, got {type(hp).__name__}.")
+    unknown = set(hp) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"Unknown hyperparameters {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
+    full = {**DEFAULTS, **hp}
+    if full["arch"] not in ("cnn", "mlp"):
+        raise ValueError(f"arch must be 'cnn' or 'mlp', got {full['arch']!r}.")
+    if full["conv"] not in ("standard", "separable"):
+        raise ValueError(f"conv must be 'standard' or 'separable', got {full['conv']!r}.")
+    if not 0 <= full["dropout"] < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {full['dropout']}.")
+    if full["learning_rate"] <= 0:
+        raise ValueError(f"learning_rate must be positive, got {full['learning_rate']}.")
+    for key in ("filters", "hidden_units"):
+        full[key] = [int(v) for v in full[key]]
+        if any(v <= 0 for v in full[key]):
+            raise ValueError(f"{key} must be positive integers, got {full[key]}.")
+    full["input_shape"] = [int(v) for v in full["input_shape"]]
+    return full
+
+
+def build_model(hp: dict | None = None, flavor: str = "keras3", compile: bool = True, name: str | None = None):
+    """Build (and by default compile) the network that ``hp`` describes, in Keras ``flavor``.
+
+    The full hyperparameter dict (defaults filled in) is kept on the model: :func:`get_hp` returns it,
+    and :func:`convert` / :func:`save` use it.
+    """
+    hp = _validate(hp or {})
+    K = get_keras(flavor)
+    L = K.layers
+    shape = tuple(hp["input_shape"])
+    inputs = K.Input(shape=shape, name="image")
+    x = L.Rescaling(1.0 / 255, name="rescale")(inputs)
+    if hp["arch"] == "cnn":
+        if len(shape) == 2:
+            x = L.Reshape(shape + (1,), name="add_channel")(x)
+        for i, f in enumerate(hp["filters"]):
+            conv = L.SeparableConv2D if hp["conv"] == "separable" else L.Conv2D
+            x = conv(f, hp["kernel_size"], padding="same", activation=None if hp["batch_norm"] else hp["activation"],
+                     name=f"conv{i}")(x)
+            if hp["batch_norm"]:
+                x = L.BatchNormalization(name=f"bn{i}")(x)
+                x = L.Activation(hp["activation"], name=f"act{i}")(x)
+            x = L.MaxPooling2D(name=f"pool{i}")(x)
+        x = L.Flatten(name="flatten")(x)
+        dense = [hp["dense_units"]] if hp["dense_units"] else []
+    else:
+        x = L.Flatten(name="flatten")(x)
+        dense = hp["hidden_units"]
+    for i, units in enumerate(dense):
+        if hp["dropout"]:
+            x = L.Dropout(hp["dropout"], name=f"dropout{i}")(x)
+        x = L.Dense(units, activation=hp["activation"], name=f"dense{i}")(x)
+    if hp["dropout"]:
+        x = L.Dropout(hp["dropout"], name="dropout_out")(x)
+    outputs = L.Dense(hp["num_classes"], activation="softmax", name="probs")(x)
+    model = K.Model(inputs, outputs, name=name or f"{hp['arch']}_{flavor}")
+    object.__setattr__(model, _HP_ATTR, json.dumps(hp))  # a plain string: invisible to Keras' tracking
+    if compile:
+        compile_model(model, hp)
+    return model
+
+
+def compile_model(model, hp: dict | None = None):
+    """Compile ``model`` with the optimizer and learning rate of ``hp`` (default: its own)."""
+    hp = _validate(hp if hp is not None else get_hp(model))
+    K = get_keras(flavor_of(model))
+    optimizers = {"adam": K.optimizers.Adam, "sgd": K.optimizers.SGD, "rmsprop": K.optimizers.RMSprop}
+    if hp["optimizer"] not in optimizers:
+        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {hp['optimizer']!r}.")
+    model.compile(optimizer=optimizers[hp["optimizer"]](learning_rate=hp["learning_rate"]),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def get_hp(model) -> dict:
+    """The hyperparameter dict a model was built from (raises if it was not built by :func:`build_model`)."""
+    raw = getattr(model, _HP_ATTR, None)
+    if raw is None:
+        raise ValueError(f"Model {model.name!r} was not built by mlcourse.models.build_model, so its "
+                         "hyperparameters are unknown. Build it with build_model(hp) to convert or save it.")
+    return json.loads(raw)
+
+
+def copy_weights(src, dst):
+    """Copy every weight of ``src`` into ``dst`` (same architecture, any Keras flavor). Returns ``dst``.
+
+    Raises a ValueError naming the first layer whose shapes differ.
+    """
+    sw, dw = src.get_weights(), dst.get_weights()
+    if len(sw) != len(dw):
+        raise ValueError(f"Cannot copy weights: {src.name!r} has {len(sw)} weight arrays, {dst.name!r} has "
+                         f"{len(dw)}. The two models must be built from the same hyperparameters.")
+    names = [w.path if hasattr(w, "path") else w.name for w in dst.weights]
+    for i, (a, b) in enumerate(zip(sw, dw)):
+        if a.shape != b.shape:
+            where = names[i] if i < len(names) else f"#{i}"
+            raise ValueError(f"Cannot copy weights: weight {where} has shape {b.shape} in {dst.name!r} but "
+                             f"{a.shape} in {src.name!r}. Build both from the same hyperparameters.")
+    dst.set_weights(sw)
+    return dst
+
+
+def convert(model, flavor: str):
+    """The same network, with the same weights, in Keras ``flavor`` (returns ``model`` if it already is)."""
+    if flavor_of(model) == flavor:
+        return model
+    twin = build_model(get_hp(model), flavor=flavor, name=model.name.replace(flavor_of(model), flavor))
+    return copy_weights(model, twin)
+
+
+def count_params(model) -> int:
+    """The number of weights (trainable and not) of a model."""
+    return int(sum(int(np.prod(w.shape)) for w in model.get_weights()))
+
+
+def save(model, directory, overwrite: bool = False) -> Path:
+    """Save ``model`` as ``spec.json`` (its hp) + ``weights.npz``, readable from either Keras.
+
+    Refuses to overwrite an existing save unless ``overwrite=True``: your trained models are not lost.
+    """
+    directory = Path(directory)
+    if (directory / "spec.json").exists() and not overwrite:
+        raise FileExistsError(f"{directory} already holds a saved model. Pass overwrite=True to replace it, "
+                              "or choose another directory.")
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = model.get_weights()
+    np.savez(directory / "weights.npz", *weights)
+    spec = {"hp": get_hp(model), "name": model.name, "n_weights": len(weights), "format": 1}
+    (directory / "spec.json").write_text(json.dumps(spec, indent=2))
+    return directory
+
+
+def load(directory, flavor: str = "keras3", compile: bool = True):
+    """Load a model saved by :func:`save`, in Keras ``flavor``."""
+    directory = Path(directory)
+    spec_file, weights_file = directory / "spec.json", directory / "weights.npz"
+    if not spec_file.is_file() or not weights_file.is_file():
+        raise FileNotFoundError(f"{directory} holds no saved model (spec.json and weights.npz): save one "
+                                "with mlcourse.models.save(model, directory).")
+    try:
+        spec = json.loads(spec_file.read_text())
+        with np.load(weights_file) as z:
+            weights = [z[f"arr_{i}"] for i in range(spec["n_weights"])]
+    except (ValueError, KeyError, OSError) as exc:
+        raise ValueError(f"The saved model in {directory} is corrupt ({exc}); save it again.") from exc
+    model = build_model(spec["hp"], flavor=flavor, compile=compile, name=spec["name"])
+    dw = model.get_weights()
+    if len(dw) != len(weights) or any(a.shape != b.shape for a, b in zip(dw, weights)):
+        raise ValueError(f"The weights in {directory} do not fit the network its spec.json describes; "
+                         "the save is corrupt or was edited. Save the model again.")
+    model.set_weights(weights)
+    return model

@@ -1,0 +1,174 @@
+"""Student copies from solution notebooks: ``solutions/`` is the only source authors edit.
+
+In a solution notebook, exercise code sits between two marker lines::
+
+    def precision_recall_f1(y_true, y_pred):
+        ### BEGIN SOLUTION
+        tp = ...
+        ### END SOLUTION
+
+The generator replaces each region with ``raise NotImplementedError("Exercise 0.1: ...")`` (same
+indentation), tags the cell ``raises-exception`` (so the student notebook still runs top to bottom, with
+the stub raising only in its own cell), and strips every output.
+
+    python -m mlcourse.notebooks generate           # write notebooks/ from solutions/
+    python -m mlcourse.notebooks generate --check   # fail if notebooks/ is out of date (CI)
+    python -m mlcourse.notebooks record solutions/00_workflow.ipynb
+        # execute a solution in smoke mode; keep only the outputs of cells marked NBVAL_CHECK_OUTPUT
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["ROOT", "SOLUTIONS", "NOTEBOOKS", "make_student", "generate", "solution_notebooks",
+           "strip_outputs", "record_outputs", "BEGIN", "END"]
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS, NOTEBOOKS = ROOT / "solutions", ROOT / "notebooks"
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+CHECK_MARK = "NBVAL_CHECK_OUTPUT"
+_EXERCISE = re.compile(r"Exercise\s+(\d+\.\d+)\s*:?\s*([^\n]*)")
+
+
+class GeneratorError(ValueError):
+    """A solution notebook's markers are malformed; the message names the notebook and cell."""
+
+
+def solution_notebooks(folder: Path = SOLUTIONS) -> list[Path]:
+    """The numbered solution notebooks (``NN_name.ipynb``), in course order."""
+    return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+
+
+def _stub_source(source: str, where: str) -> str:
+    lines, out, inside, indent = source.split("\n"), [], False, ""
+    m = _EXERCISE.search(source)
+    label = f"Exercise {m.group(1)}: {m.group(2).strip()}".rstrip(": ") if m else "Exercise"
+    for line in lines:
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise GeneratorError(f"{where}: {BEGIN} inside another solution region.")
+            inside, indent = True, line[: len(line) - len(line.lstrip())]
+            out.append(f'{indent}raise NotImplementedError("{label} (your code here)")')
+        elif stripped == END:
+            if not inside:
+                raise GeneratorError(f"{where}: {END} without a {BEGIN}.")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise GeneratorError(f"{where}: {BEGIN} is never closed by {END}.")
+    return "\n".join(out)
+
+
+def strip_outputs(nb):
+    """Remove outputs and execution counts from every code cell (in place); returns ``nb``."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    return nb
+
+
+def make_student(nb, name: str = "notebook"):
+    """The student copy of a solution notebook (a new notebook; the input is not changed)."""
+    nb = strip_outputs(copy.deepcopy(nb))
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or BEGIN not in cell.source:
+            if cell.cell_type == "code" and END in cell.source:
+                raise GeneratorError(f"{name}, cell {i}: {END} without a {BEGIN}.")
+            continue
+        cell.source = _stub_source(cell.source, f"{name}, cell {i}")
+        tags = list(cell.metadata.get("tags", []))
+        if "raises-exception" not in tags:
+            tags.append("raises-exception")
+        cell.metadata["tags"] = tags
+    return nb
+
+
+def _dumps(nb) -> str:
+    return nbformat.writes(nb) + ("" if nbformat.writes(nb).endswith("\n") else "\n")
+
+
+def generate(src: Path = SOLUTIONS, dst: Path = NOTEBOOKS, check: bool = False) -> list[str]:
+    """Write (or with ``check=True``, compare) the student copy of every solution notebook.
+
+    Returns the names of the notebooks that were written, or in check mode that are out of date
+    (including student notebooks with no solution left behind).
+    """
+    src, dst = Path(src), Path(dst)
+    changed = []
+    expected_names = set()
+    for path in solution_notebooks(src):
+        nb = nbformat.read(path, as_version=4)
+        text = _dumps(make_student(nb, path.name))
+        target = dst / path.name
+        expected_names.add(path.name)
+        if not target.is_file() or target.read_text() != text:
+            changed.append(path.name)
+            if not check:
+                dst.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+    stale = [p.name for p in dst.glob("[0-9][0-9]_*.ipynb") if p.name not in expected_names]
+    if check:
+        changed += [f"{n} (no solution notebook)" for n in stale]
+    return changed
+
+
+def record_outputs(path: Path, timeout: int = 600) -> Path:
+    """Execute a solution notebook in smoke mode, then keep only outputs of cells marked
+    ``# NBVAL_CHECK_OUTPUT`` (what nbval compares) and write it back."""
+    import os
+
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    os.environ["MLCOURSE_SMOKE"] = "1"
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and CHECK_MARK not in cell.source:
+            cell.outputs = []
+        if cell.cell_type == "code":
+            cell.execution_count = None
+            cell.metadata.pop("execution", None)
+    path.write_text(_dumps(nb))
+    return path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mlcourse.notebooks", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("generate", help="write notebooks/ from solutions/")
+    g.add_argument("--check", action="store_true", help="only report, exit 1 if out of date")
+    r = sub.add_parser("record", help="execute solutions in smoke mode, keep checked outputs")
+    r.add_argument("paths", nargs="*", type=Path)
+    args = p.parse_args(argv)
+    if args.cmd == "generate":
+        changed = generate(check=args.check)
+        if args.check and changed:
+            print("notebooks/ is out of date for: " + ", ".join(changed) +
+                  "\nRun `python -m mlcourse.notebooks generate` and commit the result.")
+            return 1
+        print(("up to date" if args.check else f"wrote {len(changed)} notebook(s)") +
+              (f": {', '.join(changed)}" if changed and not args.check else ""))
+        return 0
+    for path in args.paths or solution_notebooks():
+        print(f"recorded {record_outputs(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
