@@ -12,16 +12,15 @@ import numpy as np
 __all__ = ["check_precision_recall_f1", "check_group_split", "check_diagnose_fit", "check_psi"]
 
 
-def _passed(exercise: str, what: str) -> bool:
+def _passed(exercise: str, what: str) -> None:
     print(f"✅ Exercise {exercise} passed: {what}")
-    return True
 
 
-def _close(a, b, tol=1e-6) -> bool:
+def _close(a, b, tol=1e-6) -> None:
     return abs(float(a) - float(b)) <= tol
 
 
-def check_precision_recall_f1(fn) -> bool:
+def check_precision_recall_f1(fn) -> None:
     """Exercise 0.1: ``fn(y_true, y_pred) -> (precision, recall, f1)`` for binary labels."""
     from mlcourse.evaluation import precision_recall_f1 as ref
 
@@ -48,7 +47,7 @@ def check_precision_recall_f1(fn) -> bool:
     return _passed("0.1", f"precision, recall and F1 match on {len(cases)} cases, including the edge cases.")
 
 
-def check_group_split(fn) -> bool:
+def check_group_split(fn) -> None:
     """Exercise 0.2: ``fn(groups, test_size, seed) -> (train_idx, test_idx)`` keeping each group on one side."""
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(100), rng.integers(1, 8, 100))
@@ -73,7 +72,7 @@ def check_group_split(fn) -> bool:
     return _passed("0.2", f"no group on both sides, {share:.0%} of groups in test, deterministic by seed.")
 
 
-def check_diagnose_fit(fn) -> bool:
+def check_diagnose_fit(fn) -> None:
     """Exercise 0.3: ``fn(train_score, val_score, target) -> 'underfitting' | 'overfitting' | 'good fit'``."""
     cases = [
         (0.99, 0.80, 0.90, "overfitting", "train far above validation"),
@@ -89,7 +88,7 @@ def check_diagnose_fit(fn) -> bool:
     return _passed("0.3", f"all {len(cases)} learning-curve readings diagnosed correctly.")
 
 
-def check_psi(fn) -> bool:
+def check_psi(fn) -> None:
     """Exercise 0.4: ``fn(expected, actual, bins) -> float`` Population Stability Index."""
     from mlcourse.drift import psi as ref
 

@@ -350,20 +350,21 @@ def make_drifting_time_series(n_samples: int = 3000, n_features: int = 5, drift:
     return X, y, t
 
 
-def make_grouped_images(x: np.ndarray, y: np.ndarray, per_group: int = 5, noise: float = 12.0,
-                        max_shift: int = 2, seed: int = 0):
+def make_grouped_images(x: np.ndarray, y: np.ndarray, per_group: int = 5, noise: float = 10.0,
+                        max_shift: int = 1, seed: int = 0):
     """Near-duplicates: each image becomes a group of ``per_group`` shifted, noisy copies.
 
     Like several photos of the same product or several visits of the same patient. Returns
     ``(x_aug, y_aug, groups)``; a split that puts one group on both sides leaks.
     """
     rng = np.random.default_rng(seed)
+    x = np.asarray(x)
     xs, ys, gs = [], [], []
-    for k in range(per_group):
-        dx, dy = rng.integers(-max_shift, max_shift + 1, size=2)
-        shifted = np.roll(np.roll(x.astype(np.float32), dx, axis=2), dy, axis=1)
-        shifted += rng.normal(0, noise, size=shifted.shape)
-        xs.append(np.clip(shifted, 0, 255).astype(np.uint8))
+    for _ in range(per_group):
+        shifts = rng.integers(-max_shift, max_shift + 1, size=(len(x), 2))  # each copy moves on its own
+        copies = np.stack([np.roll(img, tuple(s), axis=(0, 1)) for img, s in zip(x, shifts)]).astype(np.float32)
+        copies += rng.normal(0, noise, size=copies.shape)
+        xs.append(np.clip(copies, 0, 255).astype(np.uint8))
         ys.append(y)
         gs.append(np.arange(len(y)))
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)

@@ -102,9 +102,9 @@ def group_split_leakage(X, y, groups, model, n_splits: int = 5, seed: int = 0) -
     if not len(X) == len(y) == len(groups):
         raise ValueError(f"X, y and groups differ in length: {len(X)}, {len(y)}, {len(groups)}.")
     rows = []
-    for name, cv in (("random KFold (leaks)", KFold(n_splits, shuffle=True, random_state=seed)),
-                     ("GroupKFold", GroupKFold(n_splits))):
-        scores = cross_val_score(clone(model), X, y, groups=groups, cv=cv)
+    for name, cv, g in (("random KFold (leaks)", KFold(n_splits, shuffle=True, random_state=seed), None),
+                        ("GroupKFold", GroupKFold(n_splits), groups)):
+        scores = cross_val_score(clone(model), X, y, groups=g, cv=cv)
         rows.append({"validation": name, "accuracy": scores.mean(), "std": scores.std()})
     tr, te = next(GroupShuffleSplit(1, test_size=0.2, random_state=seed + 1).split(X, y, groups))
     acc = clone(model).fit(X[tr], y[tr]).score(X[te], y[te])

@@ -1,0 +1,30 @@
+# The course's commands. Each does its own set-up first (idempotent: tools/setup.sh).
+#   make course   execute every solution notebook (full run) into build/, write build/report.md
+#   make test     the test suite (CI runs exactly this): package tests, student notebooks via papermill,
+#                 solution notebooks via nbval, all in smoke mode
+#   make lab      open the course in JupyterLab
+#   make smoke    the course command on tiny data (a few minutes): checks a set-up
+#   make notebooks  regenerate notebooks/ from solutions/ (after editing a solution)
+PYTHON ?= python3
+export PYTHON
+QUIET := TF_CPP_MIN_LOG_LEVEL=2 MPLBACKEND=Agg
+.PHONY: setup course smoke test lab notebooks
+
+setup:
+	@bash tools/setup.sh
+
+course: setup
+	$(QUIET) $(PYTHON) -m mlcourse.course
+
+smoke: setup
+	$(QUIET) MLCOURSE_SMOKE=1 $(PYTHON) -m mlcourse.course --smoke --out build/smoke
+
+test: setup
+	$(QUIET) MLCOURSE_SMOKE=1 TQDM_DISABLE=1 $(PYTHON) -m pytest tests solutions --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:randomly -rs --durations=10
+
+lab: setup
+	$(PYTHON) -m jupyterlab notebooks
+
+notebooks:
+	$(PYTHON) -m mlcourse.notebooks generate

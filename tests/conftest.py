@@ -1,0 +1,9 @@
+"""Test set-up: smoke mode, no downloads, quiet TensorFlow, for every test and every notebook kernel
+(kernels inherit this process's environment)."""
+import os
+
+os.environ["MLCOURSE_SMOKE"] = "1"
+os.environ["MLCOURSE_ALLOW_DOWNLOAD"] = "0"
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")

@@ -1,0 +1,96 @@
+"""mlcourse.evaluation and mlcourse.drift measure what the workflow notebook teaches."""
+import numpy as np
+import pytest
+from sklearn.metrics import precision_recall_fscore_support
+from sklearn.neighbors import KNeighborsClassifier
+
+from mlcourse import data, drift, evaluation
+
+
+def test_precision_recall_f1_matches_sklearn():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y, p = rng.integers(0, 2, 50), rng.integers(0, 2, 50)
+        ref = precision_recall_fscore_support(y, p, average="binary", zero_division=0)[:3]
+        np.testing.assert_allclose(evaluation.precision_recall_f1(y, p), ref)
+    assert evaluation.precision_recall_f1([1, 0], [0, 0]) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        evaluation.precision_recall_f1([0, 2], [0, 1])
+
+
+def test_roc_auc_stays_while_pr_auc_falls_under_imbalance():
+    t = evaluation.roc_vs_pr(positive_rates=(0.5, 0.01), n_samples=20000, seed=0)
+    balanced, rare = t.iloc[0], t.iloc[1]
+    assert abs(balanced.roc_auc - rare.roc_auc) < 0.05
+    assert rare.pr_auc < balanced.pr_auc - 0.2
+    assert abs(rare.random_pr_auc - 0.01) < 0.02 and abs(rare.random_roc_auc - 0.5) < 0.1
+
+
+def test_random_split_leaks_on_grouped_data():
+    ds = data.load_fashion_mnist(source="embedded")
+    x, y = data.stratified_subset(ds.x_train, ds.y_train, 300, seed=0)
+    xg, yg, g = data.make_grouped_images(x, y, per_group=4)
+    t = evaluation.group_split_leakage(xg.reshape(len(xg), -1) / 255, yg, g, KNeighborsClassifier(1))
+    random_cv, group_cv, truth = t.accuracy
+    assert random_cv > truth + 0.05, "the random split should be optimistic"
+    assert abs(group_cv - truth) < abs(random_cv - truth)
+
+
+def test_shuffled_split_is_optimistic_on_drifting_data():
+    from sklearn.linear_model import Ridge
+
+    X, y, t = data.make_drifting_time_series(n_samples=2000, drift=1.0)
+    r = evaluation.time_split_leakage(X, y, t, Ridge())
+    assert r.r2[0] > r.r2[2], "shuffled CV should promise more than the future gives"
+
+
+def test_stratified_folds_keep_the_rare_class():
+    _, y = data.make_imbalanced(n_samples=1000, positive_rate=0.01)
+    s = evaluation.fold_prevalence_spread(y, repeats=10).set_index("splitter")
+    assert s.loc["StratifiedKFold", "std_rate"] < s.loc["KFold", "std_rate"]
+    assert s.loc["StratifiedKFold", "folds_without_positives"] == 0
+
+
+def test_diagnose_fit_and_complexity_curve():
+    assert evaluation.diagnose_fit(0.99, 0.8) == "overfitting"
+    assert evaluation.diagnose_fit(0.7, 0.69, target=0.9) == "underfitting"
+    assert evaluation.diagnose_fit(0.7, 0.69) == "good fit"
+    with pytest.raises(ValueError, match="finite"):
+        evaluation.diagnose_fit(float("nan"), 0.5)
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y, _ = data.load_tabular("digits")
+    c = evaluation.complexity_curve(DecisionTreeClassifier(random_state=0), "max_depth", [1, 20], X, y, cv=3, target=0.9)
+    assert c.diagnosis.tolist() == ["underfitting", "overfitting"]
+
+
+def test_psi_properties():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=10000)
+    assert drift.psi(a, a) == pytest.approx(0.0, abs=1e-12)
+    assert drift.psi(a, rng.normal(size=10000)) < drift.PSI_WATCH
+    assert drift.psi(a, rng.normal(1, 1, 10000)) > drift.PSI_ACT
+    assert np.isfinite(drift.psi(a, np.full(100, 99.0)))
+    with pytest.raises(ValueError, match="NaN"):
+        drift.psi(a, [np.nan, 1.0])
+    with pytest.raises(ValueError, match="bins"):
+        drift.psi(a, a, bins=1)
+
+
+def test_drift_report_alarms_on_shift_and_stays_quiet_without():
+    ds = data.load_fashion_mnist(source="embedded")
+    ref = drift.image_features(ds.x_test[:500])
+    same = drift.image_features(ds.x_test[500:])
+    shifted = drift.image_features(drift.shift_images(ds.x_test[500:], brightness=60, contrast=0.7))
+    assert not drift.drift_report(ref, same).alarm.any()
+    assert drift.drift_report(ref, shifted).alarm.sum() >= 2
+    with pytest.raises(ValueError, match="same columns"):
+        drift.drift_report(np.zeros((5, 2)), np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="images"):
+        drift.image_features(np.zeros((5, 784)))
+
+
+def test_prediction_drift():
+    a = np.repeat(np.arange(10), 100)
+    assert drift.prediction_drift(a, a) == pytest.approx(0.0)
+    assert drift.prediction_drift(a, np.zeros(1000, int)) > drift.PSI_ACT

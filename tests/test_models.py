@@ -1,0 +1,93 @@
+"""One model API across two Kerases: build from a dict, convert both ways, save/load, feed tfmot."""
+import numpy as np
+import pytest
+
+from mlcourse import models
+
+HP = {"arch": "cnn", "filters": [4, 8], "dense_units": 16, "dropout": 0.1, "batch_norm": True}
+X = np.random.default_rng(0).integers(0, 256, (8, 28, 28)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def trained():
+    m = models.build_model(HP)
+    y = np.arange(8) % 10
+    m.fit(X, y, epochs=1, verbose=0)  # moves weights and BatchNorm statistics off their initial values
+    return m
+
+
+@pytest.mark.parametrize("hp", [HP, {"arch": "mlp", "hidden_units": [32, 16]}, {"conv": "separable", "filters": [4]}])
+def test_conversion_round_trip_keeps_predictions(hp):
+    m3 = models.build_model(hp)
+    mt = models.convert(m3, "tf_keras")
+    assert models.flavor_of(m3) == "keras3" and models.flavor_of(mt) == "tf_keras"
+    assert models.count_params(m3) == models.count_params(mt)
+    np.testing.assert_allclose(m3.predict(X, verbose=0), mt.predict(X, verbose=0), atol=1e-5)
+    back = models.convert(mt, "keras3")
+    np.testing.assert_allclose(back.predict(X, verbose=0), m3.predict(X, verbose=0), atol=1e-5)
+    assert models.get_hp(back) == models.get_hp(m3)
+
+
+def test_trained_weights_carry_over(trained):
+    mt = models.convert(trained, "tf_keras")
+    np.testing.assert_allclose(trained.predict(X, verbose=0), mt.predict(X, verbose=0), atol=1e-5)
+
+
+def test_save_load_across_flavors_and_no_silent_overwrite(trained, tmp_path):
+    models.save(trained, tmp_path / "m")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        models.save(trained, tmp_path / "m")
+    loaded = models.load(tmp_path / "m", flavor="tf_keras")
+    np.testing.assert_allclose(trained.predict(X, verbose=0), loaded.predict(X, verbose=0), atol=1e-5)
+    models.save(trained, tmp_path / "m", overwrite=True)
+
+
+def test_load_errors(tmp_path, trained):
+    with pytest.raises(FileNotFoundError, match="holds no saved model"):
+        models.load(tmp_path)
+    models.save(trained, tmp_path / "m")
+    (tmp_path / "m" / "weights.npz").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="corrupt"):
+        models.load(tmp_path / "m")
+
+
+def test_bad_hyperparameters_are_explained():
+    with pytest.raises(ValueError, match="Unknown hyperparameters"):
+        models.build_model({"layers": 3})
+    with pytest.raises(ValueError, match="dropout"):
+        models.build_model({"dropout": 1.5})
+    with pytest.raises(ValueError, match="flavor"):
+        models.build_model({}, flavor="pytorch")
+    with pytest.raises(TypeError, match="dict"):
+        models.build_model([1, 2])
+
+
+def test_copy_weights_names_the_mismatch():
+    a = models.build_model({"arch": "mlp", "hidden_units": [8]})
+    b = models.build_model({"arch": "mlp", "hidden_units": [9]}, flavor="tf_keras")
+    with pytest.raises(ValueError, match="shape"):
+        models.copy_weights(a, b)
+
+
+def test_foreign_model_has_no_hp():
+    import keras
+
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="build_model"):
+        models.get_hp(plain)
+
+
+def test_converted_model_is_accepted_by_tfmot(trained):
+    """The reason tf_keras exists here: tfmot prunes the converted model (prunable layers wrapped)."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras
+
+    mt = models.convert(trained, "tf_keras")
+
+    def wrap(layer):
+        if isinstance(layer, (tf_keras.layers.Dense, tf_keras.layers.Conv2D)):
+            return tfmot.sparsity.keras.prune_low_magnitude(layer)
+        return layer
+
+    pruned = tf_keras.models.clone_model(mt, clone_function=wrap)
+    assert any("prune_low_magnitude" in layer.name for layer in pruned.layers)

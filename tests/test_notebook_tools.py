@@ -1,0 +1,113 @@
+"""The student-copy generator, the results recorder and the course report."""
+import json
+
+import nbformat
+import pytest
+
+from mlcourse import course, notebooks, results
+
+
+def _nb(*sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    for c in nb.cells:
+        c.outputs = [nbformat.v4.new_output("stream", text="old output")]
+        c.execution_count = 3
+    return nb
+
+
+def test_stub_replaces_region_keeps_indent_and_tags():
+    src = ("# Exercise 1.2: the sum\ndef f(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n"
+           "    ### END SOLUTION\n\ncheck(f)")
+    student = notebooks.make_student(_nb(src, "print(1)"))
+    cell = student.cells[0]
+    assert "return a + b" not in cell.source
+    assert '    raise NotImplementedError("Exercise 1.2: the sum (your code here)")' in cell.source
+    assert cell.source.endswith("check(f)") and cell.metadata["tags"] == ["raises-exception"]
+    assert all(c.outputs == [] and c.execution_count is None for c in student.cells)
+    assert "tags" not in student.cells[1].metadata
+    ns = {"check": lambda f: f(1, 2)}
+    with pytest.raises(NotImplementedError, match="Exercise 1.2"):
+        exec(cell.source, ns)
+
+
+@pytest.mark.parametrize("src,msg", [
+    ("### BEGIN SOLUTION\nx = 1", "never closed"),
+    ("x = 1\n### END SOLUTION", "without a"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "inside another"),
+])
+def test_malformed_markers_are_errors(src, msg):
+    with pytest.raises(notebooks.GeneratorError, match=msg):
+        notebooks.make_student(_nb(src), "bad.ipynb")
+
+
+def test_generate_and_check(tmp_path):
+    src, dst = tmp_path / "solutions", tmp_path / "notebooks"
+    src.mkdir()
+    nbformat.write(_nb("### BEGIN SOLUTION\nx = 1\n### END SOLUTION"), src / "00_a.ipynb")
+    assert notebooks.generate(src, dst, check=True) == ["00_a.ipynb"]
+    assert notebooks.generate(src, dst) == ["00_a.ipynb"]
+    assert notebooks.generate(src, dst, check=True) == []
+    (dst / "01_orphan.ipynb").write_text("{}")
+    assert notebooks.generate(src, dst, check=True) == ["01_orphan.ipynb (no solution notebook)"]
+
+
+def test_committed_student_notebooks_are_up_to_date():
+    stale = notebooks.generate(check=True)
+    assert not stale, f"notebooks/ is out of date: run `python -m mlcourse.notebooks generate` ({stale})"
+
+
+def test_every_solution_notebook_follows_the_conventions():
+    paths = notebooks.solution_notebooks()
+    assert paths, "no solution notebooks found"
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        first_code = next(c for c in nb.cells if c.cell_type == "code")
+        assert "parameters" in first_code.metadata.get("tags", []), f"{path.name}: first code cell must be tagged parameters"
+        assert "SMOKE" in first_code.source and "SEED" in first_code.source
+        assert any(notebooks.BEGIN in c.source for c in nb.cells), f"{path.name} has no exercise"
+        assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+        for c in nb.cells:
+            if c.cell_type == "code" and notebooks.CHECK_MARK not in c.source:
+                assert not c.outputs, f"{path.name}: only NBVAL_CHECK_OUTPUT cells keep outputs"
+
+
+def test_results_record_to_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLCOURSE_RESULTS_DIR", str(tmp_path))
+    import numpy as np
+    import pandas as pd
+
+    results.record("acc", np.float32(0.5), notebook="nbx")
+    results.record("table", pd.DataFrame({"a": [1, 2]}), notebook="nbx")
+    results.record("nan", float("nan"), notebook="nbx")
+    saved = json.loads((tmp_path / "nbx.json").read_text())
+    assert saved == {"acc": 0.5, "table": [{"a": 1}, {"a": 2}], "nan": None}
+    assert results.recorded("nbx")["acc"] == 0.5
+    with pytest.raises(TypeError, match="Cannot record"):
+        results.record("obj", object(), notebook="nbx")
+
+
+def test_report_lists_runs_results_and_references(tmp_path):
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / "00_x.json").write_text(json.dumps({"acc": 0.91234, "t": [{"m": "a", "v": 1.5}],
+                                                            "d": {"before": 0.9, "after": 0.5}}))
+    runs = [{"notebook": "00_x", "status": "ok", "seconds": 12.0, "error": "", "output": ""},
+            {"notebook": "01_y", "status": "failed", "seconds": 3.0, "error": "ValueError: boom\nmore", "output": ""}]
+    text = course.write_report(runs, tmp_path / "res", tmp_path / "r.md", smoke=False).read_text()
+    assert "| 00_x | ok | 12.0 |" in text and "| 01_y | failed | 3.0 | ValueError: boom |" in text
+    assert "**acc**: 0.9123" in text and "| a | 1.5 |" in text and "before = 0.9; after = 0.5" in text
+    for ref in course.REFERENCES:
+        assert ref in text
+
+
+def test_course_never_overwrites_a_previous_build(tmp_path, monkeypatch):
+    out = tmp_path / "build"
+    out.mkdir()
+    (out / "report.md").write_text("my earlier results")
+    monkeypatch.setattr(course, "run_notebook", lambda p, o, s, t: {"notebook": p.stem, "status": "ok", "seconds": 0.0, "error": "", "output": ""})
+    runs, report = course.run_course(out, smoke=True, only=["00_workflow"])
+    kept = list(out.glob("previous-*/report.md"))
+    assert len(kept) == 1 and kept[0].read_text() == "my earlier results"
+    assert report.is_file() and runs[0]["notebook"] == "00_workflow"
+    with pytest.raises(SystemExit, match="Unknown notebook"):
+        course.run_course(tmp_path / "b2", smoke=True, only=["99_nope"])

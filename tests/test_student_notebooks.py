@@ -1,0 +1,44 @@
+"""Every student notebook runs top to bottom through papermill in smoke mode; the only errors allowed are
+the exercise stubs (NotImplementedError in cells tagged raises-exception). Run times are printed and kept
+in build/smoke-durations.json; a run over its budget fails (a hang guard, not a benchmark)."""
+import json
+import time
+
+import nbformat
+import papermill as pm
+import pytest
+
+from mlcourse import notebooks
+
+BUDGET_S = {"default": 300}
+STUDENT = sorted(notebooks.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", STUDENT, ids=[p.stem for p in STUDENT])
+def test_student_notebook_runs_with_only_stub_errors(path, tmp_path):
+    out = tmp_path / path.name
+    budget = BUDGET_S.get(path.stem, BUDGET_S["default"])
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(path), str(out), cwd=str(path.parent), kernel_name="python3",
+                            progress_bar=False, execution_timeout=budget)
+    except pm.PapermillExecutionError:
+        pass  # expected: the stubs raise; papermill saved the notebook first, checked below
+    elapsed = time.perf_counter() - t0
+    nb = nbformat.read(out, as_version=4)
+    stubs = [c for c in nb.cells if "raises-exception" in c.metadata.get("tags", [])]
+    assert stubs, "a student notebook without exercises"
+    for i, cell in enumerate(nb.cells):
+        errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
+        if "raises-exception" in cell.metadata.get("tags", []):
+            assert errors and errors[0].ename == "NotImplementedError", f"cell {i}: the stub did not raise"
+            assert "Exercise" in errors[0].evalue
+        else:
+            assert not errors, f"cell {i} failed: {errors[0].ename}: {errors[0].evalue}"
+    report = notebooks.ROOT / "build" / "smoke-durations.json"
+    report.parent.mkdir(exist_ok=True)
+    durations = json.loads(report.read_text()) if report.is_file() else {}
+    durations[path.stem] = round(elapsed, 1)
+    report.write_text(json.dumps(durations, indent=2))
+    print(f"{path.stem}: {elapsed:.1f} s in smoke mode (budget {budget} s)")
+    assert elapsed < budget, f"{path.stem} took {elapsed:.0f} s in smoke mode, over its {budget} s budget"
