@@ -20,7 +20,9 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
 fi
 
 want="$("$PYTHON" -c 'import hashlib,sys; print(hashlib.sha256(open("pyproject.toml","rb").read()).hexdigest()[:16], sys.executable)')"
-if [ -f .setup-done ] && [ "$(cat .setup-done)" = "$want" ] && "$PYTHON" -c 'import mlcourse' 2>/dev/null; then
+# mlcourse must import from *this* checkout (an editable install of another clone would shadow it)
+here="$(cd / && "$PYTHON" -c 'import mlcourse, os; print(os.path.dirname(os.path.dirname(os.path.realpath(mlcourse.__file__))))' 2>/dev/null || true)"
+if [ -f .setup-done ] && [ "$(cat .setup-done)" = "$want" ] && [ "$here" = "$(pwd -P)" ]; then
   exit 0
 fi
 echo "setup: installing the pinned packages (first time: a few minutes)"
