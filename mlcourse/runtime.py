@@ -15,12 +15,45 @@ import os
 import random
 from dataclasses import dataclass
 
-__all__ = ["is_smoke", "set_seed", "quiet_tensorflow", "setup", "RunInfo"]
+__all__ = ["is_smoke", "set_seed", "quiet_tensorflow", "silenced", "setup", "RunInfo"]
 
 
 def is_smoke() -> bool:
     """True when ``MLCOURSE_SMOKE=1``: run on tiny data, for tests and CI."""
     return os.environ.get("MLCOURSE_SMOKE", "0") == "1"
+
+
+class silenced:
+    """Context manager that hides everything written to stdout/stderr, by Python *and* by native code.
+
+    TensorFlow's C++ start-up lines and the TFLite converter's chatter bypass Python's ``sys.stdout``
+    (and some ignore ``TF_CPP_MIN_LOG_LEVEL``), so both the file descriptors and the Python streams are
+    redirected. Errors still propagate as exceptions.
+    """
+
+    def __enter__(self):
+        import contextlib
+        import io
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self._saved = [os.dup(1), os.dup(2)]
+        self._null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(self._null, 1)
+        os.dup2(self._null, 2)
+        self._py = contextlib.ExitStack()
+        self._py.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        self._py.enter_context(contextlib.redirect_stderr(io.StringIO()))
+        return self
+
+    def __exit__(self, *exc):
+        self._py.close()
+        os.dup2(self._saved[0], 1)
+        os.dup2(self._saved[1], 2)
+        for fd in self._saved + [self._null]:
+            os.close(fd)
+        return False
 
 
 def quiet_tensorflow() -> None:
@@ -31,6 +64,14 @@ def quiet_tensorflow() -> None:
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
+    import sys
+
+    if "tensorflow" not in sys.modules:
+        with silenced():  # the native start-up lines are printed before logging can be configured
+            import tensorflow
+            import tf_keras  # noqa: F401
+
+            tensorflow.config.list_physical_devices()  # probes CUDA now, quietly, not in a later cell
 
 
 def set_seed(seed: int = 0, tensorflow: bool = True) -> None:

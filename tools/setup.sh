@@ -26,7 +26,7 @@ if [ -f .setup-done ] && [ "$(cat .setup-done)" = "$want" ] && [ "$here" = "$(pw
   exit 0
 fi
 echo "setup: installing the pinned packages (first time: a few minutes)"
-"$PYTHON" -m pip install --disable-pip-version-check -q -e . 
+"$PYTHON" -m pip install --disable-pip-version-check --root-user-action=ignore -q -e . 
 "$PYTHON" -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
 echo "$want" > .setup-done
 echo "setup: done"

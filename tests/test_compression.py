@@ -1,0 +1,164 @@
+"""mlcourse.compression on tiny models: conversions, LiteRT evaluation, pruning/QAT/clustering, the three
+pitfalls, low rank, MACs, binarized layers, the target table. Speed figures live in the benchmark, not here."""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcourse import compression as C
+from mlcourse import data, models
+
+HP = {"arch": "cnn", "filters": [4, 8], "dense_units": 32, "dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def ds():
+    d = data.load_fashion_mnist(source="embedded")
+    return d.x_train[:1000], d.y_train[:1000], d.x_test[:200], d.y_test[:200]
+
+
+@pytest.fixture(scope="module")
+def trained(ds):
+    x, y, _, _ = ds
+    m = models.build_model(HP)
+    C.fit(m, x, y, epochs=2)
+    return m
+
+
+def test_every_mode_converts_and_runs(trained, ds):
+    x, _, xt, yt = ds
+    keras_acc = float(trained.evaluate(xt, yt, verbose=0)[1])
+    blobs = {mode: C.to_tflite(trained, mode, representative=x[:200]) for mode in C.MODES}
+    f32 = C.tflite_predict(blobs["float32"], xt)
+    np.testing.assert_allclose(f32, trained.predict(xt, verbose=0), atol=1e-4)
+    for mode, blob in blobs.items():
+        acc = C.evaluate_tflite(blob, xt, yt)
+        assert abs(acc - keras_acc) < 0.05, f"{mode}: accuracy {acc} far from Keras' {keras_acc}"
+        assert C.tflite_latency_ms(blob, xt[0], runs=5, warmup=1) > 0
+    size = {m: C.sizes(b)[0] for m, b in blobs.items()}
+    assert size["int8"] < size["float16"] < size["float32"] and size["dynamic"] < size["float16"]
+
+
+def test_quantized_sizes_approach_their_ratios_when_weights_dominate(ds):
+    big = models.build_model({"arch": "mlp", "hidden_units": [512], "dropout": 0.0})  # 400k weights
+    f32, f16 = C.sizes(C.to_tflite(big))[0], C.sizes(C.to_tflite(big, "float16"))[0]
+    i8 = C.sizes(C.to_tflite(big, "int8", ds[0][:100]))[0]
+    assert f32 / f16 > 1.95 and f32 / i8 > 3.9
+
+
+def test_int8_takes_raw_uint8_pixels(trained, ds):
+    from ai_edge_litert.interpreter import Interpreter
+
+    inp = Interpreter(model_content=C.to_tflite(trained, "int8", ds[0][:200])).get_input_details()[0]
+    assert inp["dtype"] == np.uint8 and inp["quantization"] == (1.0, 0)
+
+
+def test_int8_needs_and_checks_calibration(trained, ds):
+    with pytest.raises(ValueError, match="representative"):
+        C.to_tflite(trained, "int8")
+    with pytest.warns(UserWarning, match="Calibrating int8 on 10 samples"):
+        C.to_tflite(trained, "int8", ds[0][:10])
+    with pytest.raises(ValueError, match="Unknown mode"):
+        C.to_tflite(trained, "int4")
+
+
+def test_pruning_reaches_target_and_pitfalls(trained, ds):
+    x, y, xt, yt = ds
+    pruned = C.prune(trained, x, y, target_sparsity=0.8, schedule="constant", epochs=1)
+    assert abs(C.sparsity(pruned) - 0.8) < 0.02
+    assert C.sparsity(trained) < 0.01
+    # pitfall 3: on disk the same, gzipped much smaller
+    (raw_b, gz_b), (raw_p, gz_p) = C.sizes(C.to_tflite(trained)), C.sizes(C.to_tflite(pruned))
+    assert abs(raw_p - raw_b) / raw_b < 0.05 and gz_p < 0.5 * gz_b
+    # pitfall 1: an unstripped model is refused, with the fix in the message
+    wrapped = C.prunable(trained, 0.5)
+    with pytest.raises(ValueError, match="strip_pruning"):
+        C.to_tflite(wrapped)
+    # pitfall 2: tfmot refuses to train without the callback
+    wrapped.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(Exception, match="UpdatePruningStep"):
+        wrapped.fit(x[:32], y[:32], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="target_sparsity"):
+        C.prunable(trained, 1.5)
+    with pytest.raises(ValueError, match="schedule"):
+        C.prunable(trained, 0.5, schedule="cosine")
+
+
+def test_polynomial_schedule_and_sweep(trained, ds):
+    x, y, xt, yt = ds
+    sweep = C.sparsity_sweep(trained, x, y, xt, yt, sparsities=(0.5,), schedules=("polynomial",), epochs=1)
+    assert list(sweep.columns) == ["schedule", "target_sparsity", "measured_sparsity", "accuracy", "gzipped_int8"]
+    assert abs(sweep.measured_sparsity[0] - 0.5) < 0.02
+
+
+def test_clustering_keeps_n_values(trained, ds):
+    x, y, _, _ = ds
+    clustered = C.cluster(trained, x, y, n_clusters=8, epochs=1)
+    for layer in clustered.layers:
+        if hasattr(layer, "kernel"):
+            assert len(np.unique(layer.kernel.numpy())) <= 8
+    with pytest.raises(ValueError, match="n_clusters"):
+        C.cluster(trained, x, y, n_clusters=1)
+
+
+def test_qat_model_converts(trained, ds):
+    x, y, xt, yt = ds
+    qat = C.quantization_aware(trained, x[:256], y[:256], epochs=1)
+    assert any("quant" in layer.name for layer in qat.layers)
+    acc = C.evaluate_tflite(C.to_tflite(qat, "int8", x[:200]), xt, yt)
+    assert acc > 0.3
+
+
+def test_low_rank_is_exact_for_a_low_rank_layer(ds):
+    m = models.build_model({"arch": "mlp", "hidden_units": [64, 64], "dropout": 0.0})
+    rng = np.random.default_rng(0)
+    for name in ("dense0", "dense1"):  # every hidden Dense layer is factorized: make each exactly rank 3
+        layer = m.get_layer(name)
+        (n, k), b = layer.kernel.shape, layer.bias.numpy()
+        layer.set_weights([(rng.normal(size=(n, 3)) @ rng.normal(size=(3, k)) / 8).astype("float32"), b])
+    lr = C.low_rank(m, 3)
+    assert lr.count_params() < m.count_params()
+    np.testing.assert_allclose(lr.predict(ds[2], verbose=0), m.predict(ds[2], verbose=0), atol=1e-4)
+    with pytest.raises(ValueError, match="rank"):
+        C.low_rank(m, 0)
+    t = C.low_rank_sweep(m, ds[2], ds[3], ranks=(3,))
+    assert t["rank"].tolist() == ["full", 3]
+
+
+def test_macs_counts():
+    std = C.macs(models.build_model({"filters": [4], "dense_units": 0, "dropout": 0.0}))
+    sep = C.macs(models.build_model({"filters": [4], "dense_units": 0, "dropout": 0.0, "conv": "separable"}))
+    assert std.macs[0] == 28 * 28 * 9 * 1 * 4
+    assert sep.macs[0] == 28 * 28 * 9 * 1 + 28 * 28 * 1 * 4
+    assert std.layer.iloc[-1] == "total" and std.macs.iloc[-1] == std.macs.iloc[:-1].sum()
+
+
+def test_binary_dense_forward_and_straight_through_gradient():
+    import tensorflow as tf
+
+    model = C.build_binary_mlp(hidden_units=(8,))
+    layer = model.get_layer("binary0")
+    x = tf.random.normal((4, 784))
+    w = layer.kernel
+    alpha = tf.reduce_mean(tf.abs(w))
+    expected = x @ tf.where(w >= 0, alpha, -alpha) + layer.bias
+    np.testing.assert_allclose(layer(x).numpy(), expected.numpy(), atol=1e-5)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x))
+    grad = tape.gradient(loss, layer.kernel)
+    assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0, "the STE must pass gradients"
+    fp32, bits = C.binary_weight_bytes(model)
+    assert fp32 == 4 * 784 * 8 and fp32 / bits == 32
+
+
+def test_check_targets_judges_measurements():
+    rows = [("float32 baseline", 4000, 3600, 0.90, 1.0), ("int8 (per-channel)", 1000, 900, 0.898, 0.5),
+            ("pruned + int8", 1000, 250, 0.885, 0.5)]
+    table = pd.DataFrame(rows, columns=["variant", "bytes", "gzipped", "accuracy", "latency_ms"])
+    t = C.check_targets(table).set_index("target")
+    assert t.loc["int8 size ratio (float32 / int8, on disk)", "met"]
+    assert t.loc["int8 accuracy loss (pp)", "measured"] == pytest.approx(0.2)
+    assert t.loc["pruned+int8 size ratio (gzipped float32 / gzipped pruned+int8)", "met"]
+    assert not t.loc["pruned+int8 accuracy loss (pp)", "met"]  # 1.5 pp > 1 pp
+    assert t.loc["int8 latency speed-up (float32 ms / int8 ms)", "measured"] == pytest.approx(2.0)
