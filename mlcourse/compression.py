@@ -407,14 +407,18 @@ def sparsity_sweep(model, x, y, x_test, y_test, sparsities=(0.5, 0.75, 0.9, 0.95
     return pd.DataFrame(rows)
 
 
-def calibration_sweep(model, x_calibration, x_test, y_test, counts=(1, 10, 100, 500)) -> pd.DataFrame:
-    """int8 accuracy when the converter calibrates activation ranges on ``n`` images, for each ``n``."""
+def calibration_sweep(model, calibration_sets: dict, x_test, y_test) -> pd.DataFrame:
+    """int8 accuracy when the converter calibrates activation ranges on each ``{name: images}`` set.
+
+    Compare sizes (1, 10, 500 random training images) *and* representativeness (images of one class
+    only, darker images than production sees): the ranges come from these images alone.
+    """
     rows = []
-    for n in counts:
+    for name, images in calibration_sets.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            blob = to_tflite(model, "int8", x_calibration[:n])
-        rows.append({"calibration_images": n, "accuracy": evaluate_tflite(blob, x_test, y_test)})
+            blob = to_tflite(model, "int8", images)
+        rows.append({"calibration set": name, "images": len(images), "accuracy": evaluate_tflite(blob, x_test, y_test)})
     return pd.DataFrame(rows)
 
 
@@ -469,7 +473,7 @@ def describe(name: str, blob: bytes, x_test, y_test, params: int | None = None, 
             "latency_ms": tflite_latency_ms(blob, x_test[0], runs=latency_runs), "params": params}
 
 
-def benchmark(x_train, y_train, x_test, y_test, hp=None, epochs: int = 4, finetune_epochs: int = 2,
+def benchmark(x_train, y_train, x_test, y_test, hp=None, epochs: int = 4, finetune_epochs: int = 3,
               target_sparsity: float = 0.85, latency_runs: int = 200, seed: int = 0):
     """Train one baseline, compress it every way, and measure all variants side by side.
 

@@ -52,6 +52,7 @@ __all__ = [
     "make_grouped_images",
     "stratified_subset",
     "EMBEDDED_DIR",
+    "load_text_corpus",
 ]
 
 CLASS_NAMES = (
@@ -319,6 +320,31 @@ def load_tabular(name: str):
     bunch = getattr(skd, f"load_{name}")()
     names = list(getattr(bunch, "feature_names", [f"x{i}" for i in range(bunch.data.shape[1])]))
     return bunch.data, bunch.target, names
+
+
+TEXT_CORPUS = Path(__file__).resolve().parent.parent / "datasets" / "stdlib-docstrings.csv.gz"
+
+
+def load_text_corpus(path=None):
+    """Real technical English the course ships: Python standard-library docstrings, labelled by package.
+
+    Returns ``(texts, y, label_names)``: a list of strings, integer labels, and the package names
+    (asyncio, email, ...). Made by ``tools/make_text_corpus.py``; the text is the PSF's (PSF licence).
+    """
+    import csv
+
+    path = Path(path) if path is not None else TEXT_CORPUS
+    if not path.is_file():
+        raise DataError(f"{path} is missing: re-clone the course or run `python tools/make_text_corpus.py`.")
+    try:
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, EOFError, csv.Error, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is corrupt ({exc}); re-create it with `python tools/make_text_corpus.py`.") from exc
+    if not rows or set(rows[0]) != {"text", "label"}:
+        raise DataError(f"{path} must be a CSV with the columns text,label.")
+    names = sorted({r["label"] for r in rows})
+    return [r["text"] for r in rows], np.array([names.index(r["label"]) for r in rows]), names
 
 
 # ---------------------------------------------------------------------------------------------- synthetic

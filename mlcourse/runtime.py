@@ -107,8 +107,12 @@ class RunInfo:
 
 
 def setup(seed: int = 0, smoke: bool | None = None, tensorflow: bool = True) -> RunInfo:
-    """Prepare a notebook: quiet TensorFlow, seed everything, apply matplotlib defaults; prints a status line."""
-    quiet_tensorflow()
+    """Prepare a notebook: quiet TensorFlow, seed everything, apply matplotlib defaults; prints a status line.
+
+    ``tensorflow=False`` leaves TensorFlow unimported (a notebook that needs only scikit-learn starts faster).
+    """
+    if tensorflow:
+        quiet_tensorflow()
     set_seed(seed, tensorflow=tensorflow)
     from mlcourse import plots
 

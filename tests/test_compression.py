@@ -162,3 +162,10 @@ def test_check_targets_judges_measurements():
     assert t.loc["pruned+int8 size ratio (gzipped float32 / gzipped pruned+int8)", "met"]
     assert not t.loc["pruned+int8 accuracy loss (pp)", "met"]  # 1.5 pp > 1 pp
     assert t.loc["int8 latency speed-up (float32 ms / int8 ms)", "measured"] == pytest.approx(2.0)
+
+
+def test_calibration_sweep_one_row_per_set(trained, ds):
+    x, _, xt, yt = ds
+    t = C.calibration_sweep(trained, {"one": x[:1], "many": x[:100]}, xt, yt)
+    assert t["calibration set"].tolist() == ["one", "many"] and t.images.tolist() == [1, 100]
+    assert t.accuracy.between(0, 1).all()
