@@ -196,3 +196,72 @@ def check_pca(fn) -> None:
         "Your components are not the principal axes (up to sign): take the first k rows of Vt from "
         "np.linalg.svd(X - X.mean(0), full_matrices=False).")
     _passed("3.2", "components (up to sign) and explained variance ratios match scikit-learn's PCA.")
+
+
+# ------------------------------------------------------------------------- 01 tuning and 02 NAS exercises
+def check_sample_point(fn) -> None:
+    """Exercise 1.1: ``fn(space, rng) -> dict``: one random point of a search space like ``tuning.SPACE``."""
+    from mlcourse.tuning import SPACE
+
+    pts = [fn(SPACE, np.random.default_rng(i)) for i in range(400)]
+    for p in pts[:50]:
+        assert set(p) == set(SPACE), f"Return one value per hyperparameter {sorted(SPACE)}; got {sorted(p)}."
+        for name, (kind, spec) in SPACE.items():
+            if kind == "choice":
+                assert p[name] in spec, f"{name}={p[name]!r} is not one of {spec}."
+            elif kind == "float":
+                lo, hi, step = spec
+                assert lo - 1e-9 <= p[name] <= hi + 1e-9 and abs(round((p[name] - lo) / step) * step + lo - p[name]) < 1e-6, (
+                    f"{name}={p[name]} must be on the grid {lo}, {lo + step}, ..., {hi}.")
+            else:
+                assert spec[0] <= p[name] <= spec[1], f"{name}={p[name]} is outside {spec}."
+    assert fn(SPACE, np.random.default_rng(7)) == fn(SPACE, np.random.default_rng(7)), (
+        "Use the rng you are given (same seed, same point), not np.random or random.")
+    lrs = np.array([p["learning_rate"] for p in pts])
+    share_low = np.mean(lrs < 1e-3)
+    assert 0.38 <= share_low <= 0.62, (
+        f"{share_low:.0%} of learning rates fall below 1e-3, the geometric middle of [1e-4, 1e-2]; log sampling "
+        "gives about 50 % (uniform sampling gives 9 %). Sample the exponent uniformly: 10 ** uniform(-4, -2).")
+    _passed("1.1", "valid points, reproducible by seed, learning rate sampled on a log scale.")
+
+
+def check_successive_halving(fn) -> None:
+    """Exercise 1.2: ``fn(scores, factor) -> indices`` of the trials that go on (best first)."""
+    cases = [([0.5, 0.9, 0.7, 0.1, 0.8, 0.3, 0.6, 0.2, 0.4], 3, [1, 4, 2]),
+             ([0.2, 0.4], 3, [1]), ([0.3, 0.1, 0.2, 0.9], 2, [3, 0])]
+    for scores, factor, want in cases:
+        got = [int(i) for i in fn(np.array(scores), factor)]
+        assert got == want, (f"scores={scores}, factor={factor}: you kept {got}, expected {want}. Keep the best "
+                             "max(1, n // factor) trials, as indices into scores, best first.")
+    _passed("1.2", "the top 1/factor of trials go on to the next rung, best first.")
+
+
+def check_tournament_select(fn) -> None:
+    """Exercise 2.1: ``fn(population, sample_size, rng) -> arch``: best of a random sample of the population."""
+    pop = [({"id": i}, s) for i, s in enumerate([0.3, 0.9, 0.5, 0.1, 0.7])]
+    for seed in range(20):
+        assert fn(pop, len(pop), np.random.default_rng(seed)) == {"id": 1}, (
+            "With sample_size = the whole population, the best member (score 0.9) must win every time.")
+    picks = [fn(pop, 1, np.random.default_rng(seed))["id"] for seed in range(300)]
+    counts = np.bincount(picks, minlength=5)
+    assert (counts > 20).all(), (f"With sample_size=1 every member should win sometimes (uniform); wins: "
+                                 f"{counts.tolist()}. Sample the contenders at random, without replacement.")
+    picks2 = [fn(pop, 2, np.random.default_rng(seed))["id"] for seed in range(300)]
+    assert 3 not in picks2, "The worst member can never win a tournament of 2 distinct contenders."
+    assert fn(pop, 2, np.random.default_rng(5)) == fn(pop, 2, np.random.default_rng(5)), "Use the rng you are given."
+    _passed("2.1", "tournament selection: the best of a uniform random sample, reproducible by seed.")
+
+
+def check_spearman(fn) -> None:
+    """Exercise 2.2: ``fn(a, b) -> float``: Spearman's rank correlation (average ranks for ties)."""
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(6)
+    cases = [(rng.random(20), rng.random(20), "random scores"), ([1, 2, 3, 4], [10, 20, 30, 40], "same order"),
+             ([1, 2, 3, 4], [4, 3, 2, 1], "reversed"), ([0.5, 0.5, 0.7, 0.1, 0.7], [1, 2, 3, 0, 3], "ties")]
+    for a, b, what in cases:
+        got, want = fn(np.asarray(a), np.asarray(b)), spearmanr(a, b).statistic
+        assert np.isclose(got, want, atol=1e-9), (
+            f"{what}: you return {got:.4f}, expected {want:.4f}. Rank each array (tied values share their average "
+            "rank: scipy.stats.rankdata), then take the Pearson correlation of the ranks.")
+    _passed("2.2", "Spearman correlation matches scipy, ties included.")

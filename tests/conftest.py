@@ -7,3 +7,8 @@ os.environ["MLCOURSE_ALLOW_DOWNLOAD"] = "0"
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+import tempfile
+
+# Tuning/NAS notebooks keep results in MLCOURSE_WORK_DIR (and resume from it): tests start from an empty one.
+os.environ["MLCOURSE_WORK_DIR"] = tempfile.mkdtemp(prefix="mlcourse-runs-")

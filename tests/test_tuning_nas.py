@@ -1,0 +1,112 @@
+"""mlcourse.tuning (keras-tuner: three tuners, resume, fresh start, distributed chief/workers) and
+mlcourse.nas (spaces, strategies, estimators, Pareto front), on tiny data."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcourse import data, models, nas, tuning
+
+
+@pytest.fixture(scope="module")
+def small():
+    ds = data.load_fashion_mnist(source="embedded")
+    return ds.x_train[:400], ds.y_train[:400], ds.x_test[:200], ds.y_test[:200]
+
+
+@pytest.mark.parametrize("kind", tuning.TUNERS)
+def test_each_tuner_searches_the_shared_space(kind, small, tmp_path):
+    t = tuning.make_tuner(kind, tmp_path, kind, max_trials=2, max_epochs=2)
+    table = tuning.search(t, *small, epochs=1 if kind != "hyperband" else 2)
+    assert len(table) >= 1 and table.score.between(0, 1).all() and not table.resumed.any()
+    assert table.best_so_far.is_monotonic_increasing and (table.seconds > 0).all()
+    hp = tuning.best_hp(t)
+    assert set(hp) == {"arch", "filters", "dense_units", "dropout", "learning_rate"}
+    assert models.count_params(models.build_model(hp)) > 0
+
+
+def test_resume_runs_only_missing_trials_and_fresh_keeps_old(small, tmp_path, capsys):
+    tuning.search(tuning.make_tuner("random", tmp_path, "p", max_trials=2), *small, epochs=1)
+    again = tuning.search(tuning.make_tuner("random", tmp_path, "p", max_trials=3), *small, epochs=1)
+    assert "Resuming" in capsys.readouterr().out
+    assert len(again) == 3 and again.resumed.tolist() == [True, True, False]
+    tuning.make_tuner("random", tmp_path, "p", max_trials=1, fresh=True)
+    kept = list(tmp_path.glob("p-previous-*"))
+    assert len(kept) == 1 and len(list(kept[0].glob("trial_*/trial.json"))) == 3
+
+
+def test_bad_tuner_arguments(tmp_path):
+    with pytest.raises(ValueError, match="Unknown tuner"):
+        tuning.make_tuner("grid", tmp_path, "x")
+    with pytest.raises(ValueError, match="at least 1"):
+        tuning.make_tuner("random", tmp_path, "x", max_trials=0)
+
+
+def test_distributed_search_with_worker_processes(tmp_path):
+    r = tuning.distributed_search(2, tmp_path, "dist", max_trials=2, epochs=1, n_train=300, n_val=100,
+                                  source="embedded", timeout=300)
+    assert r["trials"] == 2 and 0 <= r["best_score"] <= 1
+    logs = {p.name for p in (tmp_path / "logs-dist").glob("*.log")}
+    assert logs == {"chief.log", "tuner0.log", "tuner1.log"}
+    assert "tuner0 done" in (tmp_path / "logs-dist" / "tuner0.log").read_text()
+
+
+def test_spaces_sample_mutate_build():
+    rng = np.random.default_rng(0)
+    for space in ("macro", "micro"):
+        for _ in range(5):
+            a = nas.sample(space, rng)
+            b = nas.mutate(a, rng)
+            assert b["space"] == space
+            for arch in (a, b):
+                assert nas.build(arch).count_params() > 0
+    assert nas.build(nas.sample("macro", rng), image_size=14).get_layer("downsample")
+    with pytest.raises(ValueError, match="space"):
+        nas.sample("nano", rng)
+    with pytest.raises(ValueError, match="image_size"):
+        nas.build(nas.sample("macro", rng), image_size=10)
+
+
+def test_strategies_respect_the_budget(small, tmp_path):
+    fake = lambda arch: float(sum(b["filters"] for b in arch["blocks"])) if arch["space"] == "macro" else 1.0  # noqa: E731
+    r = nas.random_search("macro", 5, fake)
+    e = nas.regularized_evolution("macro", 8, fake, population=3, sample_size=2)
+    b = nas.bayesian_search(5, fake, tmp_path)
+    for df in (r, e, b):
+        assert len(df) <= 8 and df.best_so_far.is_monotonic_increasing
+    assert len(r) == 5 and len(e) == 8 and len(b) == 5
+    assert e.score.iloc[3:].mean() >= e.score.iloc[:3].mean()  # evolution climbs a simple landscape
+    nas.bayesian_search(2, fake, tmp_path)  # a second search keeps the first aside
+    assert list(tmp_path.glob("nas_bayes-previous-*"))
+    with pytest.raises(ValueError, match="population"):
+        nas.regularized_evolution("macro", 2, fake, population=3)
+
+
+def test_evaluator_fidelities_and_inheritance(small):
+    ev = nas.Evaluator(*small)
+    arch = {"space": "macro", "blocks": [{"filters": 8, "kernel": 3, "type": "standard"}], "dense": 16}
+    ev(arch, epochs=2)
+    ev(arch, epochs=1, n_train=100, image_size=14)
+    assert [r["epochs"] for r in ev.log] == [2, 1] and ev.log[1]["n_train"] == 100 and len(ev.log[0]["curve"]) == 2
+    child = dict(arch, dense=32)
+    ev(child, epochs=1, parent=ev.models[0])
+    assert ev.log[-1]["inherited_layers"] == 1  # block0 keeps its shapes; dense (16->32) and probs change
+    np.testing.assert_array_equal(ev.models[2].get_layer("block0").get_weights()[0].shape, (3, 3, 1, 8))
+
+
+def test_estimators_and_pareto_front():
+    assert nas.rank_agreement([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert nas.rank_agreement([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="at least 3"):
+        nas.rank_agreement([1, 2], [1, 2])
+    t = np.arange(1, 11)
+    curve = 0.9 - 0.3 * t ** -1.0
+    assert nas.extrapolate(curve[:4], 10) == pytest.approx(curve[-1], abs=0.01)
+    assert nas.extrapolate([0.5, 0.6], 10) == 0.6  # too few points: the last value
+    df = pd.DataFrame({"score": [0.8, 0.85, 0.7, 0.9, 0.84], "params": [10, 20, 30, 40, 50]})
+    assert nas.pareto_front(df).index.tolist() == [0, 1, 3]
+    arch = {"space": "macro", "blocks": [{"filters": 16, "kernel": 5, "type": "separable"},
+                                         {"filters": 32, "kernel": 3, "type": "standard"}], "dense": 32}
+    hp = nas.to_hp(arch)
+    assert hp["filters"] == [16, 32] and hp["kernel_size"] == 5 and hp["conv"] == "separable"
+    assert models.count_params(models.build_model(hp)) > 0
+    assert nas.to_hp({"space": "micro"}) is None
