@@ -27,9 +27,9 @@ def docstrings(package_dir: Path):
             continue
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                doc = ast.get_docstring(node)
-                if doc and len(doc) >= 80:
-                    yield " ".join(doc.split())
+                doc = " ".join((ast.get_docstring(node) or "").split())
+                if len(doc) >= 80:
+                    yield doc
 
 
 def main():
