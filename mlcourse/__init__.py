@@ -7,6 +7,9 @@ One module per concern; each has a docstring (try ``mlcourse.data?`` in JupyterL
 * :mod:`mlcourse.models`: the course's networks from a dict, in either Keras, with portable weights;
 * :mod:`mlcourse.evaluation`: metrics under imbalance, splits and leakage, baselines, fitting diagnosis;
 * :mod:`mlcourse.drift`: monitoring before deployment (PSI, KS, drift reports);
+* :mod:`mlcourse.tuning` and :mod:`mlcourse.nas`: keras-tuner searches, neural architecture search;
+* :mod:`mlcourse.reduction`: the curse of dimensionality and dimensionality reduction, measured;
+* :mod:`mlcourse.compression`: quantization, pruning, clustering, low rank, compact and binary nets;
 * :mod:`mlcourse.checks`: the exercise checkers;
 * :mod:`mlcourse.results`: headline results that notebooks record for the course report;
 * :mod:`mlcourse.notebooks` and :mod:`mlcourse.course`: student copies, running the course, the report.
@@ -16,8 +19,8 @@ Modules are imported lazily, so ``import mlcourse`` is instant and does not load
 import importlib
 
 __version__ = "0.1.0"
-_MODULES = ("runtime", "data", "models", "evaluation", "drift", "checks", "results", "plots",
-            "notebooks", "course")
+_MODULES = ("runtime", "data", "models", "evaluation", "drift", "tuning", "nas", "reduction", "compression",
+            "checks", "results", "plots", "notebooks", "course")
 
 
 def __getattr__(name):

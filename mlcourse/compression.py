@@ -182,11 +182,6 @@ def _tfk_twin(model):
     return models.convert(model, "tf_keras")
 
 
-def _keep_hp(src, dst):
-    object.__setattr__(dst, models._HP_ATTR, getattr(src, models._HP_ATTR))
-    return dst
-
-
 def _wrap_kernels(model, wrap):
     """Clone ``model`` with ``wrap(layer)`` around every Dense/Conv layer (SeparableConv2D is a Conv2D).
 
@@ -219,7 +214,7 @@ def prunable(model, target_sparsity: float = 0.8, schedule: str = "polynomial", 
         sched = tfmot.sparsity.keras.PolynomialDecay(0.0, target_sparsity, begin_step=0,
                                                      end_step=max(1, int(steps * 0.8)), frequency=frequency)
     wrapped = _wrap_kernels(_tfk_twin(model), lambda l: tfmot.sparsity.keras.prune_low_magnitude(l, pruning_schedule=sched))
-    return _keep_hp(model, wrapped)
+    return models.copy_hp(model, wrapped)
 
 
 def prune(model, x, y, target_sparsity: float = 0.8, schedule: str = "polynomial", epochs: int = 2,
@@ -236,10 +231,10 @@ def prune(model, x, y, target_sparsity: float = 0.8, schedule: str = "polynomial
     steps = int(np.ceil(len(x) / batch_size)) * epochs
     wrapped = prunable(model, target_sparsity, schedule, steps)
     hp = dict(models.get_hp(model), learning_rate=learning_rate)
-    models.compile_model(_keep_hp(model, wrapped), hp)
+    models.compile_model(models.copy_hp(model, wrapped), hp)
     fit(wrapped, x, y, epochs=epochs, batch_size=batch_size, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
-    models.compile_model(_keep_hp(model, stripped), hp)
+    models.compile_model(models.copy_hp(model, stripped), hp)
     return stripped
 
 
@@ -254,7 +249,7 @@ def quantization_aware(model, x, y, epochs: int = 1, batch_size: int = 128, lear
     base = _tfk_twin(model)
     annotated = _wrap_kernels(base, tfmot.quantization.keras.quantize_annotate_layer)
     qat = tfmot.quantization.keras.quantize_apply(annotated)
-    models.compile_model(_keep_hp(model, qat), dict(models.get_hp(model), learning_rate=learning_rate))
+    models.compile_model(models.copy_hp(model, qat), dict(models.get_hp(model), learning_rate=learning_rate))
     fit(qat, x, y, epochs=epochs, batch_size=batch_size)
     return qat
 
@@ -269,10 +264,10 @@ def cluster(model, x, y, n_clusters: int = 16, epochs: int = 1, batch_size: int 
     ck = tfmot.clustering.keras
     clustered = _wrap_kernels(_tfk_twin(model), lambda l: ck.cluster_weights(
         l, number_of_clusters=n_clusters, cluster_centroids_init=ck.CentroidInitialization.KMEANS_PLUS_PLUS))
-    models.compile_model(_keep_hp(model, clustered), dict(models.get_hp(model), learning_rate=learning_rate))
+    models.compile_model(models.copy_hp(model, clustered), dict(models.get_hp(model), learning_rate=learning_rate))
     fit(clustered, x, y, epochs=epochs, batch_size=batch_size)
     stripped = ck.strip_clustering(clustered)
-    models.compile_model(_keep_hp(model, stripped))
+    models.compile_model(models.copy_hp(model, stripped))
     return stripped
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFAULTS", "FLAVORS", "get_keras", "build_model", "get_hp", "convert", "copy_weights",
+__all__ = ["DEFAULTS", "FLAVORS", "get_keras", "build_model", "get_hp", "copy_hp", "convert", "copy_weights",
            "save", "load", "count_params"]
 
 FLAVORS = ("keras3", "tf_keras")
@@ -156,6 +156,13 @@ def get_hp(model) -> dict:
         raise ValueError(f"Model {model.name!r} was not built by mlcourse.models.build_model, so its "
                          "hyperparameters are unknown. Build it with build_model(hp) to convert or save it.")
     return json.loads(raw)
+
+
+def copy_hp(src, dst):
+    """Give ``dst`` the hyperparameter dict of ``src`` (for a model rebuilt by a library, e.g. tfmot's
+    wrappers or ``strip_pruning``, that should still convert and save like ``src``). Returns ``dst``."""
+    object.__setattr__(dst, _HP_ATTR, json.dumps(get_hp(src)))
+    return dst
 
 
 def copy_weights(src, dst):
