@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["MICRO_OPS", "sample", "mutate", "build", "evaluate", "Evaluator", "random_search",
-           "regularized_evolution", "bayesian_search", "rank_agreement", "extrapolate", "inherit_weights",
+           "regularized_evolution", "bayesian_search", "rank_agreement", "extrapolate",
+           "early_stopping_by_extrapolation", "inherit_weights",
            "pareto_front", "to_hp"]
 
 MACRO_CHOICES = {"filters": [8, 16, 32, 64], "kernel": [3, 5], "type": ["standard", "separable"], "dense": [0, 32, 64]}
@@ -286,6 +287,33 @@ def extrapolate(curve, target_epoch: int) -> float:
         return float(np.clip(a - b * target_epoch ** (-c), 0, 1))
     except (RuntimeError, ValueError):
         return float(y[-1])
+
+
+def early_stopping_by_extrapolation(curves, k: int, margin: float = 0.0) -> dict:
+    """Replay candidates in order, stopping each after ``k`` epochs when :func:`extrapolate` predicts its
+    final score below the best *finished* score so far minus ``margin``.
+
+    ``curves`` are full learning curves (one per candidate, all the same length). Returns the epochs
+    trained with and without stopping, how many candidates were stopped, and whether the truly best
+    candidate was kept: everything needed to judge the rule, measured on real curves.
+    """
+    curves = [list(c) for c in curves]
+    if not curves or len({len(c) for c in curves}) != 1 or not 1 <= k < len(curves[0]):
+        raise ValueError("need curves of one common length n and 1 <= k < n.")
+    n = len(curves[0])
+    best, used, stopped, kept = -np.inf, 0, 0, []
+    for i, c in enumerate(curves):
+        if best > -np.inf and extrapolate(c[:k], n) < best - margin:
+            used += k
+            stopped += 1
+            continue
+        used += n
+        kept.append(i)
+        best = max(best, c[-1])
+    true_best = int(np.argmax([c[-1] for c in curves]))
+    return {"candidates": len(curves), "stopped": stopped, "epochs_with_stopping": used,
+            "epochs_without": n * len(curves), "epochs_saved": 1 - used / (n * len(curves)),
+            "best_kept": true_best in kept}
 
 
 def inherit_weights(parent, child) -> int:

@@ -110,3 +110,14 @@ def test_estimators_and_pareto_front():
     assert hp["filters"] == [16, 32] and hp["kernel_size"] == 5 and hp["conv"] == "separable"
     assert models.count_params(models.build_model(hp)) > 0
     assert nas.to_hp({"space": "micro"}) is None
+
+
+def test_early_stopping_by_extrapolation():
+    t = np.arange(1, 7)
+    good = list(0.9 - 0.3 * t ** -1.0)
+    bad = list(0.6 - 0.2 * t ** -1.0)
+    r = nas.early_stopping_by_extrapolation([good, bad, bad, good], k=3, margin=0.01)  # margin: fitting error
+    assert r["stopped"] == 2 and r["best_kept"] and r["epochs_with_stopping"] == 6 + 3 + 3 + 6
+    assert r["epochs_saved"] == pytest.approx(1 - 18 / 24)
+    with pytest.raises(ValueError, match="common length"):
+        nas.early_stopping_by_extrapolation([good, bad[:3]], k=2)
