@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from mlcourse import results
-from mlcourse.notebooks import ROOT, SOLUTIONS, solution_notebooks
+from mlcourse.notebooks import ROOT, SOLUTIONS, solution_notebooks, use_this_checkout
 
 __all__ = ["run_notebook", "run_course", "write_report", "REFERENCES"]
 
@@ -114,6 +114,7 @@ def run_course(out: Path = ROOT / "build", smoke: bool = False, only: list[str] 
         paths = [p for p in paths if p.stem in only]
     results_dir = out / "results"
     os.environ["MLCOURSE_RESULTS_DIR"] = str(results_dir)
+    use_this_checkout()
     runs = []
     for path in tqdm(paths, desc="notebooks"):
         runs.append(run_notebook(path, out / "notebooks", smoke, timeout))

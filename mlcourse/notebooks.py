@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["ROOT", "SOLUTIONS", "NOTEBOOKS", "make_student", "generate", "solution_notebooks",
+__all__ = ["ROOT", "SOLUTIONS", "NOTEBOOKS", "use_this_checkout", "make_student", "generate", "solution_notebooks",
            "strip_outputs", "record_outputs", "BEGIN", "END"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +34,18 @@ SOLUTIONS, NOTEBOOKS = ROOT / "solutions", ROOT / "notebooks"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CHECK_MARK = "NBVAL_CHECK_OUTPUT"
 _EXERCISE = re.compile(r"Exercise\s+(\d+\.\d+)\s*:?\s*([^\n]*)")
+
+
+def use_this_checkout() -> None:
+    """Make kernels started from now on import *this* checkout's ``mlcourse`` (prepends it to PYTHONPATH).
+
+    Without it, a kernel imports whatever ``pip install -e`` pointed at last, possibly another clone.
+    """
+    import os
+
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if str(ROOT) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in paths if p])
 
 
 class GeneratorError(ValueError):
@@ -133,6 +145,7 @@ def record_outputs(path: Path, timeout: int = 600) -> Path:
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
+    use_this_checkout()
     os.environ["MLCOURSE_SMOKE"] = "1"
     os.environ.setdefault("TQDM_DISABLE", "1")
     NotebookClient(nb, timeout=timeout, kernel_name="python3",

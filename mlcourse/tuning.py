@@ -248,8 +248,10 @@ def distributed_search(n_workers: int, directory, project: str, kind: str = "ran
                                   "max_trials": max_trials, "epochs": epochs, "n_train": n_train,
                                   "n_val": n_val, "source": source, "seed": seed}))
     port = free_port()
+    here = str(Path(__file__).resolve().parent.parent)  # workers import this very mlcourse
     base_env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port),
-                "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+                "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)}
     if threads_per_worker:
         base_env.update(TF_NUM_INTRAOP_THREADS=str(threads_per_worker), TF_NUM_INTEROP_THREADS="1",
                         OMP_NUM_THREADS=str(threads_per_worker))

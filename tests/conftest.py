@@ -12,3 +12,8 @@ import tempfile
 
 # Tuning/NAS notebooks keep results in MLCOURSE_WORK_DIR (and resume from it): tests start from an empty one.
 os.environ["MLCOURSE_WORK_DIR"] = tempfile.mkdtemp(prefix="mlcourse-runs-")
+
+# Kernels (nbval, papermill) import this checkout's mlcourse, whatever an editable install points at.
+from mlcourse.notebooks import use_this_checkout  # noqa: E402
+
+use_this_checkout()

@@ -111,3 +111,12 @@ def test_course_never_overwrites_a_previous_build(tmp_path, monkeypatch):
     assert report.is_file() and runs[0]["notebook"] == "00_workflow"
     with pytest.raises(SystemExit, match="Unknown notebook"):
         course.run_course(tmp_path / "b2", smoke=True, only=["99_nope"])
+
+
+def test_kernels_import_this_checkout(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    notebooks.use_this_checkout()
+    notebooks.use_this_checkout()  # idempotent
+    import os
+
+    assert os.environ["PYTHONPATH"].split(os.pathsep) == [str(notebooks.ROOT), "/elsewhere"]
