@@ -16,7 +16,7 @@ def _passed(exercise: str, what: str) -> None:
     print(f"✅ Exercise {exercise} passed: {what}")
 
 
-def _close(a, b, tol=1e-6) -> None:
+def _close(a, b, tol=1e-6) -> bool:
     return abs(float(a) - float(b)) <= tol
 
 

@@ -14,6 +14,7 @@ keras-tuner only accepts Keras 3 models; :func:`build_hypermodel` builds them th
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -148,7 +149,7 @@ def search(tuner, x, y, x_val, y_val, epochs: int = 4, batch_size: int = 128, ve
     _Clock.records = []
     start = time.perf_counter()
     before = set(tuner.oracle.trials)
-    with (silenced() if not verbose else _Null()):
+    with (silenced() if not verbose else contextlib.nullcontext()):
         tuner.search(x, y, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
                      callbacks=[clock.callback], verbose=verbose)
     trials = sorted(tuner.oracle.trials.values(),  # run order (ids are numbers, as strings)
@@ -161,14 +162,6 @@ def search(tuner, x, y, x_val, y_val, epochs: int = 4, batch_size: int = 128, ve
     table.loc[new[new].index[: len(records)], "seconds"] = [r["finished"] - start for r in records]
     table.loc[new[new].index[: len(records)], "epochs"] = [r["epochs"] for r in records]
     return table
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def trial_table(trials) -> pd.DataFrame:
