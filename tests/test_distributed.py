@@ -1,0 +1,127 @@
+"""mlcourse.distributed: real worker processes, fault tolerance, clean-up; mirrored and parameter-server
+training; mlcourse.pipelines: shards and tf.data steps."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mlcourse import data, distributed, pipelines
+
+
+def _alive(cluster):
+    return [n for n, p in cluster.procs.items() if p.poll() is None]
+
+
+def test_tf_config_names_the_task_and_the_whole_cluster():
+    cluster = {"worker": ["localhost:1", "localhost:2"], "ps": ["localhost:3"]}
+    cfg = distributed.tf_config(cluster, "worker", 1)
+    assert cfg == {"cluster": cluster, "task": {"type": "worker", "index": 1}}
+    with pytest.raises(ValueError, match="No task worker:2"):
+        distributed.tf_config(cluster, "worker", 2)
+
+
+def test_local_cluster_gives_each_task_its_own_port_and_always_cleans_up(tmp_path):
+    with pytest.raises(RuntimeError, match="boom"):
+        with distributed.LocalCluster({"worker": 2, "ps": 1}, tmp_path, {"mode": "none"}) as cluster:
+            ports = [a.split(":")[1] for addrs in cluster.cluster.values() for a in addrs]
+            assert len(set(ports)) == 3
+            cluster.start()
+            assert sorted(cluster.procs) == ["ps:0", "worker:0", "worker:1"]
+            raise RuntimeError("boom")
+    assert _alive(cluster) == []
+    assert all(cluster.log_path(n).exists() for n in cluster.names)
+
+
+def test_task_reports_a_bad_config_in_its_log(tmp_path):
+    with distributed.LocalCluster({"worker": 1}, tmp_path, {"mode": "nonsense", "seed": 0, "directory": str(tmp_path),
+                                                           "source": "embedded", "n_train": 10, "n_test": 10}) as c:
+        c.start()
+        codes = c.wait(timeout=120)
+    assert codes["worker:0"] != 0 and "unknown task" in c.log("worker:0")
+
+
+def test_bad_arguments_and_no_silent_overwrite(tmp_path):
+    with pytest.raises(ValueError, match="kill_after_epoch"):
+        distributed.train_multi_worker(tmp_path / "a", epochs=2, kill_after_epoch=2)
+    with pytest.raises(ValueError, match="at least 1"):
+        distributed.train_parameter_server(tmp_path / "b", n_workers=0)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "learner-notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="fresh=True"):
+        distributed.train_multi_worker(tmp_path / "c")
+
+
+def test_killed_worker_resumes_from_backup_without_losing_epochs(tmp_path):
+    r = distributed.train_multi_worker(tmp_path / "ft", n_workers=2, epochs=3, n_train=600, n_test=200,
+                                       batch_size=32, kill_after_epoch=1, source="embedded", timeout=300)
+    assert r["killed after epoch"] >= 1
+    assert r["resumed at epoch"] == r["killed after epoch"] + 1       # nothing finished is redone
+    assert r["epochs finished"] == [1, 2, 3]                           # every epoch finished exactly once
+    assert r["weights finite"] and 0.1 < r["test accuracy"] <= 1
+    assert len(r["history"]["loss"]) == 3 - r["killed after epoch"]   # the restart ran only what was left
+    assert "worker:0 done" in (tmp_path / "ft" / "logs" / "worker-0.log").read_text()
+    # a second run into the same folder is refused; fresh=True keeps the old one aside
+    with pytest.raises(FileExistsError):
+        distributed.train_multi_worker(tmp_path / "ft", epochs=1, n_train=100, source="embedded")
+
+
+def test_logical_cpus_and_mirrored_training_in_a_fresh_process(tmp_path):
+    code = ("import json, mlcourse; mlcourse.setup(smoke=True)\n"
+            "from mlcourse import distributed as d, data\n"
+            "devs = d.logical_cpus(2)\n"
+            "ds = data.load_fashion_mnist(source='embedded')\n"
+            "r = d.train_mirrored(ds.x_train[:256], ds.y_train[:256], ds.x_test[:64], ds.y_test[:64], "
+            "global_batch_size=64, epochs=1)\n"
+            "print(json.dumps({'devs': len(devs), 'replicas': r['replicas'], 'per': r['per-replica batch']}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res == {"devs": 2, "replicas": 2, "per": 32}
+
+
+def test_mirrored_rejects_uneven_batches():
+    with pytest.raises(ValueError, match="divide evenly"):
+        distributed.train_mirrored(np.zeros((4, 28, 28)), np.zeros(4), np.zeros((4, 28, 28)), np.zeros(4),
+                                   devices=["/cpu:0", "/cpu:1"], global_batch_size=63)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    ds = data.load_fashion_mnist(source="embedded")
+    return ds, pipelines.write_shards(ds.x_train[:300], ds.y_train[:300], tmp_path_factory.mktemp("s"), n_shards=4)
+
+
+def test_shards_round_trip_with_every_step(shards):
+    ds, files = shards
+    assert len(files) == 4
+    for steps in ((), pipelines.STEPS):
+        xs, ys = zip(*[(bx.numpy(), by.numpy()) for bx, by in pipelines.make_dataset(files, steps, batch_size=64)])
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        assert x.shape == (300, 28, 28) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 255
+        assert sorted(y.tolist()) == sorted(ds.y_train[:300].tolist())  # every image once per epoch
+        # augmentation only flips and shifts: the mean brightness per class stays close
+        assert abs(x.mean() - ds.x_train[:300].mean()) < 5
+
+
+def test_shards_are_reused_never_overwritten(shards, tmp_path):
+    ds, files = shards
+    assert pipelines.write_shards(ds.x_train[:300], ds.y_train[:300], files[0].parent, n_shards=4) == files
+    with pytest.raises(FileExistsError, match="other data"):
+        pipelines.write_shards(ds.x_train[:200], ds.y_train[:200], files[0].parent, n_shards=4)
+    with pytest.raises(ValueError, match="uint8"):
+        pipelines.write_shards(ds.x_train[:10].astype(float), ds.y_train[:10], tmp_path)
+    with pytest.raises(ValueError, match="unknown pipeline steps"):
+        pipelines.make_dataset(files, ["turbo"])
+    with pytest.raises(FileNotFoundError, match="write_shards"):
+        pipelines.make_dataset([tmp_path / "nope.tfrecord"])
+
+
+def test_epoch_time_table_has_every_step(shards):
+    _, files = shards
+    table = pipelines.epoch_time_table(files, batch_size=64, epochs=2)
+    assert table.pipeline.tolist() == ["baseline (sequential)"] + [f"+ {s}" for s in pipelines.STEPS]
+    assert (table["epoch time (s)"] > 0).all() and table["speed-up"].iloc[0] == 1.0
