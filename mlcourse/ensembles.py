@@ -1,0 +1,97 @@
+"""Ensembles with scikit-learn, measured: bagging, boosting and stacking side by side.
+
+* **Bagging** (random forest): many deep trees, each on a bootstrap sample; averaging cuts *variance*.
+  Trees are independent, so training parallelises (``n_jobs``).
+* **Boosting** (gradient boosting, AdaBoost): shallow trees fitted one after another, each correcting the
+  previous ones; cuts *bias*. Sequential, so slower to train.
+* **Stacking**: a meta-model learns how to combine different base models from their out-of-fold predictions.
+
+:func:`compare` trains each and returns one table: accuracy, train time, predict time, size on disk
+(pickled), and :func:`bias_variance` estimates the two error terms over bootstrap re-trainings, so the
+claims above can be checked against measurements.
+"""
+from __future__ import annotations
+
+import pickle
+import time
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["default_models", "compare", "bias_variance", "model_size"]
+
+
+def default_models(seed: int = 0, n_estimators: int = 100, n_jobs: int | None = None) -> dict:
+    """The course's line-up: a single tree, bagging, random forest, AdaBoost, gradient boosting
+    (classic and histogram-based) and stacking (forest + logistic regression, combined by logistic regression)."""
+    from sklearn.ensemble import (AdaBoostClassifier, BaggingClassifier, GradientBoostingClassifier,
+                                  HistGradientBoostingClassifier, RandomForestClassifier, StackingClassifier)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    logreg = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    return {
+        "decision tree (one)": DecisionTreeClassifier(random_state=seed),
+        "bagging (trees)": BaggingClassifier(DecisionTreeClassifier(), n_estimators=n_estimators // 2,
+                                             random_state=seed, n_jobs=n_jobs),
+        "random forest": RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=n_jobs),
+        "AdaBoost": AdaBoostClassifier(DecisionTreeClassifier(max_depth=3), n_estimators=n_estimators // 2,
+                                       random_state=seed),
+        "gradient boosting": GradientBoostingClassifier(n_estimators=n_estimators // 2, max_depth=3,
+                                                        random_state=seed),
+        "hist gradient boosting": HistGradientBoostingClassifier(max_iter=n_estimators, random_state=seed),
+        "stacking (forest + logreg)": StackingClassifier(
+            [("forest", RandomForestClassifier(n_estimators=n_estimators // 2, random_state=seed, n_jobs=n_jobs)),
+             ("logreg", logreg)], final_estimator=LogisticRegression(max_iter=1000), cv=3, n_jobs=n_jobs),
+    }
+
+
+def model_size(model) -> int:
+    """Bytes of the pickled model: what it costs to ship."""
+    return len(pickle.dumps(model))
+
+
+def compare(models: dict, X_train, y_train, X_test, y_test) -> pd.DataFrame:
+    """Fit each model; one row each: test accuracy, train time (s), predict time per 1,000 rows (ms), size (KB)."""
+    from tqdm.auto import tqdm
+
+    if len(X_train) != len(y_train) or len(X_test) != len(y_test):
+        raise ValueError("X and y must have the same number of rows (train and test).")
+    rows = []
+    for name, model in tqdm(models.items(), desc="ensembles"):
+        t0 = time.perf_counter()
+        model.fit(X_train, y_train)
+        t1 = time.perf_counter()
+        pred = model.predict(X_test)
+        t2 = time.perf_counter()
+        rows.append({"model": name, "test accuracy": float(np.mean(pred == np.asarray(y_test))),
+                     "train time (s)": t1 - t0, "predict ms / 1k rows": 1000 * (t2 - t1) / len(X_test) * 1000,
+                     "size (KB)": model_size(model) / 1024})
+    return pd.DataFrame(rows)
+
+
+def bias_variance(models: dict, X_train, y_train, X_test, y_test, rounds: int = 10, seed: int = 0) -> pd.DataFrame:
+    """0-1 loss bias and variance of each model (Domingos' decomposition), over ``rounds`` bootstrap re-trainings.
+
+    For each test point the *main prediction* is the most frequent label across rounds; **bias** is the share
+    of test points whose main prediction is wrong, **variance** the average share of rounds that disagree
+    with the main prediction. Bagging should cut variance; boosting should cut bias.
+    """
+    from sklearn.base import clone
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(seed)
+    y_test = np.asarray(y_test)
+    rows = []
+    for name, model in tqdm(models.items(), desc="bias/variance"):
+        preds = []
+        for _ in range(rounds):
+            idx = rng.integers(0, len(X_train), len(X_train))
+            preds.append(clone(model).fit(X_train[idx], np.asarray(y_train)[idx]).predict(X_test))
+        preds = np.array(preds)
+        main = np.array([np.bincount(col).argmax() for col in preds.T])
+        rows.append({"model": name, "error": float(np.mean(preds != y_test)), "bias": float(np.mean(main != y_test)),
+                     "variance": float(np.mean(preds != main))})
+    return pd.DataFrame(rows)
