@@ -10,6 +10,8 @@ One module per concern; each has a docstring (try ``mlcourse.data?`` in JupyterL
 * :mod:`mlcourse.tuning` and :mod:`mlcourse.nas`: keras-tuner searches, neural architecture search;
 * :mod:`mlcourse.reduction`: the curse of dimensionality and dimensionality reduction, measured;
 * :mod:`mlcourse.compression`: quantization, pruning, clustering, low rank, compact and binary nets;
+* :mod:`mlcourse.distributed` and :mod:`mlcourse.pipelines`: tf.distribute on real processes, tf.data speed;
+* :mod:`mlcourse.distillation` and :mod:`mlcourse.ensembles`: teacher/student, bagging/boosting/stacking;
 * :mod:`mlcourse.checks`: the exercise checkers;
 * :mod:`mlcourse.results`: headline results that notebooks record for the course report;
 * :mod:`mlcourse.notebooks` and :mod:`mlcourse.course`: student copies, running the course, the report.
@@ -20,7 +22,7 @@ import importlib
 
 __version__ = "0.1.0"
 _MODULES = ("runtime", "data", "models", "evaluation", "drift", "tuning", "nas", "reduction", "compression",
-            "checks", "results", "plots", "notebooks", "course")
+            "distributed", "pipelines", "distillation", "ensembles", "checks", "results", "plots", "notebooks", "course")
 
 
 def __getattr__(name):

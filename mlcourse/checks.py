@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_precision_recall_f1", "check_group_split", "check_diagnose_fit", "check_psi"]
+__all__ = ["check_precision_recall_f1", "check_group_split", "check_diagnose_fit", "check_psi", "check_tf_config",
+           "check_scaled_learning_rate", "check_kd_loss", "check_majority_vote"]
 
 
 def _passed(exercise: str, what: str) -> None:
@@ -265,3 +266,66 @@ def check_spearman(fn) -> None:
             f"{what}: you return {got:.4f}, expected {want:.4f}. Rank each array (tied values share their average "
             "rank: scipy.stats.rankdata), then take the Pearson correlation of the ranks.")
     _passed("2.2", "Spearman correlation matches scipy, ties included.")
+
+
+def check_tf_config(fn) -> None:
+    """Exercise 5.1: ``fn(n_workers, index, base_port) -> dict``: the TF_CONFIG of worker ``index`` of
+    ``n_workers`` workers on localhost, ports ``base_port``, ``base_port + 1``, ..."""
+    from mlcourse.distributed import tf_config
+
+    for n, i, port in ((2, 0, 12345), (3, 2, 20000), (1, 0, 5000)):
+        got = fn(n, i, port)
+        want = tf_config({"worker": [f"localhost:{port + k}" for k in range(n)]}, "worker", i)
+        assert isinstance(got, dict), f"Return a dict (json.dumps of it goes into TF_CONFIG); got {type(got).__name__}."
+        assert set(got) == {"cluster", "task"}, f"TF_CONFIG has two keys, 'cluster' and 'task'; got {sorted(got)}."
+        assert got["cluster"] == want["cluster"], (
+            f"For {n} workers from port {port}, 'cluster' should be {want['cluster']}; got {got['cluster']}. "
+            "Every worker sees the same cluster: all addresses, in order.")
+        assert got["task"] == want["task"], (
+            f"'task' should be {want['task']} for worker {i}; got {got['task']}. Only 'task' differs per worker.")
+    _passed("5.1", "the TF_CONFIG of every worker names the whole cluster and the worker itself.")
+
+
+def check_scaled_learning_rate(fn) -> None:
+    """Exercise 5.2: ``fn(base_lr, base_batch, global_batch) -> lr`` by the linear scaling rule."""
+    for base_lr, base_batch, batch in ((1e-3, 128, 512), (0.1, 256, 256), (0.01, 64, 32)):
+        got = fn(base_lr, base_batch, batch)
+        want = base_lr * batch / base_batch
+        assert got is not None and _close(got, want, 1e-12), (
+            f"fn({base_lr}, {base_batch}, {batch}) = {got}; expected {want}: k times the batch, k times the "
+            "learning rate (Goyal et al. 2017), so each epoch moves the weights about as far.")
+    _passed("5.2", "the learning rate grows in proportion to the global batch.")
+
+
+def check_kd_loss(fn) -> None:
+    """Exercise 6.1: ``fn(labels, teacher_logits, student_logits, T, alpha) -> per-example loss`` (NumPy)."""
+    from mlcourse.distillation import distillation_loss, pack
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 16)
+    t, s = rng.normal(0, 3, (16, 10)).astype("float32"), rng.normal(0, 3, (16, 10)).astype("float32")
+    for T, alpha in ((1.0, 0.0), (4.0, 0.9), (2.0, 0.5), (8.0, 1.0)):
+        got = np.asarray(fn(labels, t, s, T, alpha), dtype="float64")
+        want = np.asarray(distillation_loss(T, alpha)(pack(labels, t), s), dtype="float64")
+        assert got.shape == want.shape, f"Return one loss per example, shape {want.shape}; got {got.shape}."
+        assert np.allclose(got, want, rtol=1e-4, atol=1e-5), (
+            f"With T={T}, alpha={alpha} your mean loss is {got.mean():.4f}, expected {want.mean():.4f}. "
+            "Check: hard = cross-entropy with the labels at T=1; soft = KL(softmax(t/T) || softmax(s/T)), "
+            "multiplied by T**2; loss = (1 - alpha) * hard + alpha * soft.")
+    _passed("6.1", "the distillation loss matches for four temperatures and alphas (alpha=0: plain cross-entropy).")
+
+
+def check_majority_vote(fn) -> None:
+    """Exercise 6.2: ``fn(predictions) -> labels``: the most frequent label per column, ties to the smallest."""
+    preds = np.array([[0, 1, 2, 3], [0, 2, 2, 1], [1, 2, 0, 2]])
+    want = np.array([0, 2, 2, 1])
+    got = np.asarray(fn(preds))
+    assert got.shape == (4,), f"One label per example (column): shape (4,), got {got.shape}."
+    assert np.array_equal(got, want), (
+        f"For predictions\n{preds}\n(rows = models, columns = examples) expected {want}, got {got}. The last "
+        "column is a three-way tie: break ties towards the smallest label, as np.bincount(...).argmax() does.")
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 10, (7, 500))
+    want = np.array([np.bincount(c, minlength=10).argmax() for c in big.T])
+    assert np.array_equal(np.asarray(fn(big)), want), "Wrong on 7 models x 500 examples of random labels."
+    _passed("6.2", "majority vote matches on a hand-made case with a tie and on 7 x 500 random predictions.")
