@@ -31,10 +31,10 @@ import pandas as pd
 from mlcourse import models
 from mlcourse.runtime import silenced
 
-__all__ = ["MODES", "to_tflite", "evaluate_tflite", "tflite_predict", "tflite_latency_ms", "sizes",
+__all__ = ["MODES", "to_tflite", "evaluate_tflite", "tflite_predict", "run_interpreter", "tflite_latency_ms", "sizes",
            "sparsity", "prunable", "prune", "quantization_aware", "cluster", "low_rank", "macs", "BinaryDense",
            "build_binary_mlp", "binary_weight_bytes", "fit", "sparsity_sweep", "calibration_sweep",
-           "low_rank_sweep", "benchmark", "BASELINE_HP", "TARGETS", "check_targets"]
+           "low_rank_sweep", "baseline_model", "benchmark", "BASELINE_HP", "TARGETS", "check_targets"]
 
 MODES = ("float32", "dynamic", "float16", "int8", "int8_per_tensor")
 MIN_CALIBRATION = 100
@@ -108,8 +108,12 @@ def _interpreter(tflite: bytes, threads: int = 1):
 
 def tflite_predict(tflite: bytes, x, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (float) from a TFLite model, quantizing inputs / dequantizing outputs as needed."""
+    return run_interpreter(_interpreter(tflite, threads=os.cpu_count() or 1), x, batch_size)
+
+
+def run_interpreter(it, x, batch_size: int = 256) -> np.ndarray:
+    """Run a LiteRT interpreter on ``x`` in batches (see :func:`tflite_predict`); reusable across calls."""
     x = np.asarray(x)
-    it = _interpreter(tflite, threads=os.cpu_count() or 1)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     preds = []
     for start in range(0, len(x), batch_size):
@@ -118,8 +122,9 @@ def tflite_predict(tflite: bytes, x, batch_size: int = 256) -> np.ndarray:
         if inp["dtype"] in (np.uint8, np.int8):
             info = np.iinfo(inp["dtype"])
             xb = np.clip(np.round(xb / scale + zero), info.min, info.max).astype(inp["dtype"])
-        it.resize_tensor_input(inp["index"], list(xb.shape))
-        it.allocate_tensors()
+        if list(it.get_input_details()[0]["shape"]) != list(xb.shape):
+            it.resize_tensor_input(inp["index"], list(xb.shape))
+            it.allocate_tensors()
         it.set_tensor(inp["index"], xb)
         it.invoke()
         yb = it.get_tensor(out["index"])
@@ -468,9 +473,27 @@ def describe(name: str, blob: bytes, x_test, y_test, params: int | None = None, 
             "latency_ms": tflite_latency_ms(blob, x_test[0], runs=latency_runs), "params": params}
 
 
+def baseline_model(x_train, y_train, hp=None, epochs: int = 4, seed: int = 0):
+    """The trained baseline (default :data:`BASELINE_HP`), from the workshop cache when the same recipe was
+    trained before (see :mod:`mlcourse.workshop`)."""
+    from mlcourse.runtime import set_seed
+    from mlcourse.workshop import cached_model
+
+    hp = hp or BASELINE_HP
+
+    def train():
+        set_seed(seed)
+        base = models.build_model(hp)
+        fit(base, x_train, y_train, epochs=epochs)
+        return base
+
+    return cached_model("compression-baseline", train, x_train, y_train, hp=hp, epochs=epochs, seed=seed)
+
+
 def benchmark(x_train, y_train, x_test, y_test, hp=None, epochs: int = 4, finetune_epochs: int = 3,
               target_sparsity: float = 0.85, latency_runs: int = 200, seed: int = 0):
-    """Train one baseline, compress it every way, and measure all variants side by side.
+    """Train one baseline (or load it from the workshop cache), compress it every way, and measure all
+    variants side by side.
 
     Returns ``(table, baseline_model, extras)``, where ``extras`` holds the intermediate models.
     """
@@ -478,10 +501,8 @@ def benchmark(x_train, y_train, x_test, y_test, hp=None, epochs: int = 4, finetu
 
     from mlcourse.runtime import set_seed
 
+    base = baseline_model(x_train, y_train, hp, epochs=epochs, seed=seed)
     set_seed(seed)
-    hp = hp or BASELINE_HP
-    base = models.build_model(hp)
-    fit(base, x_train, y_train, epochs=epochs)
     rep = x_train[:500]
     n = models.count_params(base)
     steps = tqdm(total=8, desc="compressing")

@@ -12,6 +12,8 @@ import tempfile
 
 # Tuning/NAS notebooks keep results in MLCOURSE_WORK_DIR (and resume from it): tests start from an empty one.
 os.environ["MLCOURSE_WORK_DIR"] = tempfile.mkdtemp(prefix="mlcourse-runs-")
+# Slow models are cached between runs (mlcourse.workshop); tests start from an empty cache of their own.
+os.environ["MLCOURSE_CACHE_DIR"] = tempfile.mkdtemp(prefix="mlcourse-cache-")
 
 # Kernels (nbval, papermill) import this checkout's mlcourse, whatever an editable install points at.
 from mlcourse.notebooks import use_this_checkout  # noqa: E402
