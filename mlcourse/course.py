@@ -22,20 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-from mlcourse import results
+from mlcourse import report, results
 from mlcourse.notebooks import ROOT, SOLUTIONS, solution_notebooks, use_this_checkout
 
 __all__ = ["run_notebook", "run_course", "write_report", "REFERENCES"]
 
-#: Public reference figures the course measures itself against (see shared/STACK.md and the notebooks).
-REFERENCES = {
-    "Fashion-MNIST small CNN, 3 epochs, test accuracy": "0.888 (a 2-conv CNN on 2 CPU cores)",
-    "Keras-tuner Hyperband on Fashion-MNIST, test accuracy": "0.87-0.88 (best-known public lab, 30 trials)",
-    "Dynamic-range PTQ, small MNIST CNN": "84,452 B -> 23,840 B, accuracy 0.9624 -> 0.9626 (TF tutorial)",
-    "Pruned + quantized, gzipped": "78,104 B -> 8,268 B, about 9.5x (public run of the pruning lab)",
-    "Distillation on MNIST (Hinton et al. 2015)": "teacher 67 errors, small net 146, distilled 74",
-    "Depthwise-separable vs standard convolutions": "8-9x less computation (MobileNet)",
-}
+REFERENCES = report.REFERENCES  # kept here too: the figures the report compares with
 
 
 def run_notebook(path: Path, out_dir: Path, smoke: bool, timeout: int | None = None) -> dict:
@@ -80,7 +72,18 @@ def write_report(runs: list[dict], results_dir: Path, path: Path, smoke: bool) -
     for r in runs:
         lines.append(f"| {r['notebook']} | {r['status']} | {r['seconds']:.1f} | {r['error'].splitlines()[0] if r['error'] else ''} |")
     total = sum(r["seconds"] for r in runs)
-    lines += ["", f"Total: {total:.0f} s ({total / 60:.1f} min).", "", "## Headline results", ""]
+    lines += ["", f"Total: {total:.0f} s ({total / 60:.1f} min).", ""]
+    heads = report.headlines(recorded)
+    if heads:
+        lines += ["## Headlines, next to the public reference figures", "",
+                  "| topic | measured here | public reference | notebook |", "|---|---|---|---|"]
+        lines += [f"| {h['topic']} | {h['measured']} | {h['reference'] or '-'} | {h['notebook']} |" for h in heads]
+        lines.append("")
+    figs = report.figures(recorded, runs, path.parent / "figures")
+    if figs:
+        lines += ["## Figures", ""]
+        lines += [f"![{caption}](figures/{p.name})\n\n*{caption}*\n" for caption, p in figs]
+    lines += ["## All recorded results", ""]
     for nb, values in recorded.items():
         lines += [f"### {nb}", ""]
         for k, v in values.items():

@@ -120,3 +120,28 @@ def test_kernels_import_this_checkout(monkeypatch):
     import os
 
     assert os.environ["PYTHONPATH"].split(os.pathsep) == [str(notebooks.ROOT), "/elsewhere"]
+
+
+def test_report_headlines_and_figures_from_recorded_results(tmp_path):
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "01_tuning.json").write_text(json.dumps({
+        "baseline vs tuned winner (test set)": [{"model": "baseline (untuned)", "test_accuracy": 0.9, "params": 1},
+                                                {"model": "tuned (bayesian)", "test_accuracy": 0.91, "params": 1}],
+        "tuner comparison (same space, same number of trials)": [
+            {"tuner": "random", "trials": 2, "wall time (s)": 10.0, "best val accuracy": 0.8}]}))
+    (res / "04_compression.json").write_text(json.dumps({"compression table": [
+        {"variant": "float32 baseline", "bytes": 4000, "gzipped": 3000, "accuracy": 0.90},
+        {"variant": "int8 (per-channel)", "bytes": 1000, "gzipped": 800, "accuracy": 0.899},
+        {"variant": "pruned 85% + int8", "bytes": 1000, "gzipped": 300, "accuracy": 0.895}]}))
+    (res / "06_distillation_ensembles.json").write_text(json.dumps({"distillation gap closed (mean over seeds)": {
+        "gap closed": 0.25, "seeds": 3, "teacher": 0.9, "scratch": 0.8, "distilled": 0.825}}))
+    runs = [{"notebook": "01_tuning", "status": "ok", "seconds": 60.0, "error": "", "output": ""}]
+    text = course.write_report(runs, res, tmp_path / "r.md", smoke=False).read_text()
+    assert "## Headlines, next to the public reference figures" in text
+    assert "| tuned model, test accuracy | 0.9100 (tuned (bayesian))" in text
+    assert "4,000 B -> 1,000 B (4.00x), -0.10 pp" in text and "(10.0x), -0.50 pp" in text
+    assert "25%, mean of 3 seed(s)" in text
+    assert "distillation" in text and "tf.data" not in text.split("## Figures")[0]  # no headline without data
+    for name in ("run_times.png", "tuners.png", "compression.png"):
+        assert (tmp_path / "figures" / name).stat().st_size > 1000 and f"figures/{name}" in text
