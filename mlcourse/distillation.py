@@ -17,6 +17,9 @@ with the labels (:func:`pack`), so a distillation epoch costs what a normal one 
 * :func:`distillation_loss`, :func:`distill`: the loss and a student trained with it (Keras 3);
 * :func:`teacher_logits`, :func:`ensemble_logits`: what a teacher, or an ensemble of teachers, says;
 * :func:`gap_closed`: (distilled - scratch) / (teacher - scratch);
+* a *transfer set* (``distill(..., transfer=...)``): unlabelled images the teacher answers for; the
+  student learns from its soft targets there too, which is how a teacher's knowledge reaches data that
+  nobody labelled;
 * :func:`sweep`, :func:`seed_study`: temperature x alpha, and the headline over several seeds.
 """
 from __future__ import annotations
@@ -26,8 +29,8 @@ import time
 import numpy as np
 import pandas as pd
 
-__all__ = ["TEACHER", "STUDENT", "logits_output", "teacher_logits", "ensemble_logits", "soften", "pack", "distillation_loss",
-           "distill", "accuracy", "gap_closed", "train_teacher", "sweep", "seed_study"]
+__all__ = ["TEACHER", "STUDENT", "split", "logits_output", "teacher_logits", "ensemble_logits", "soften", "pack", "distillation_loss",
+           "distill", "accuracy", "gap_closed", "train_teacher", "cached_teacher", "sweep", "seed_study"]
 
 TEACHER = {"arch": "cnn", "filters": [32, 64], "dense_units": 128, "dropout": 0.3}
 STUDENT = {"arch": "cnn", "filters": [8, 16], "dense_units": 32, "dropout": 0.0}
@@ -61,6 +64,17 @@ class logits_output:
             if hasattr(self.model, fn):
                 setattr(self.model, fn, None)
         return False
+
+
+def split(ds, n_train: int, n_val: int, n_transfer: int = 0, seed: int = 0):
+    """Disjoint random parts of a dataset's training images: labelled training, validation, and a transfer
+    set whose labels are thrown away. Returns ``(x, y), (x_val, y_val), x_transfer``."""
+    n = n_train + n_val + n_transfer
+    if n > len(ds.x_train):
+        raise ValueError(f"{n_train} + {n_val} + {n_transfer} images requested, the dataset has {len(ds.x_train)}.")
+    idx = np.random.default_rng(seed).permutation(len(ds.x_train))
+    tr, va, tf = idx[:n_train], idx[n_train:n_train + n_val], idx[n_train + n_val:n]
+    return (ds.x_train[tr], ds.y_train[tr]), (ds.x_train[va], ds.y_train[va]), ds.x_train[tf]
 
 
 def teacher_logits(model, x, batch_size: int = 1024) -> np.ndarray:
@@ -102,7 +116,8 @@ def distillation_loss(temperature: float = 4.0, alpha: float = 0.9):
     """The loss ``(1 - alpha) * CE(y, student) + alpha * T^2 * KL(teacher_T || student_T)`` as a Keras loss.
 
     Its ``y_true`` is :func:`pack` (labels, teacher logits); ``y_pred`` is the student's *logits* (see
-    :class:`logits_output`).
+    :class:`logits_output`). A label of -1 marks an *unlabelled* example (a transfer-set image that only
+    the teacher has seen an answer for): its hard term is dropped and it learns from the soft term alone.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}.")
@@ -112,29 +127,38 @@ def distillation_loss(temperature: float = 4.0, alpha: float = 0.9):
 
     def loss(y_true, y_pred):
         labels = ops.cast(y_true[:, 0], "int32")
-        hard = -ops.take_along_axis(ops.log_softmax(y_pred, axis=-1), labels[:, None], axis=1)[:, 0]
+        labelled = ops.cast(labels >= 0, y_pred.dtype)
+        safe = ops.maximum(labels, 0)
+        hard = -ops.take_along_axis(ops.log_softmax(y_pred, axis=-1), safe[:, None], axis=1)[:, 0] * labelled
         if alpha == 0:
             return hard
         log_p_teacher = ops.log_softmax(y_true[:, 1:] / temperature, axis=-1)
         log_p_student = ops.log_softmax(y_pred / temperature, axis=-1)
         kl = ops.sum(ops.exp(log_p_teacher) * (log_p_teacher - log_p_student), axis=-1)
-        return (1 - alpha) * hard + alpha * temperature ** 2 * kl
+        soft_weight = ops.where(labelled > 0, alpha, 1.0)  # unlabelled examples: the soft term only
+        return (1 - alpha) * hard + soft_weight * temperature ** 2 * kl
 
     loss.__name__ = f"distillation_T{temperature:g}_alpha{alpha:g}"
     return loss
 
 
-def _label_accuracy(y_true, y_pred):  # y_pred: logits (argmax is the same)
-    ops = _keras().ops
-    return ops.cast(ops.equal(ops.cast(y_true[:, 0], "int64"), ops.argmax(y_pred, axis=-1)), "float32")
-
-
 def distill(x, y, logits, student_hp: dict | None = None, temperature: float = 4.0, alpha: float = 0.9,
-            epochs: int = 5, batch_size: int = 128, seed: int = 0, verbose: int = 0):
+            epochs: int = 5, batch_size: int = 128, seed: int = 0, verbose: int = 0, transfer=None):
     """Train a fresh student (Keras 3) on labels ``y`` and teacher ``logits``; returns the student.
 
     ``alpha=0`` trains on the labels alone: the student-from-scratch baseline, with the same code path.
+    ``transfer=(x_unlabelled, teacher_logits_unlabelled)`` adds a *transfer set*: images without labels
+    that the student learns about from the teacher's soft targets only.
     """
+    if transfer is not None:
+        if alpha == 0:
+            raise ValueError("a transfer set needs alpha > 0: with alpha=0 the student ignores the teacher.")
+        xu, lu = transfer
+        if len(xu) != len(lu):
+            raise ValueError(f"transfer set: {len(xu)} images but {len(lu)} rows of teacher logits.")
+        x = np.concatenate([np.asarray(x), np.asarray(xu)])
+        y = np.concatenate([np.asarray(y), -np.ones(len(xu), dtype=np.asarray(y).dtype)])
+        logits = np.concatenate([np.asarray(logits), np.asarray(lu)])
     from mlcourse import models
     from mlcourse.runtime import set_seed
 
@@ -146,9 +170,8 @@ def distill(x, y, logits, student_hp: dict | None = None, temperature: float = 4
     student = models.build_model({**STUDENT, **(student_hp or {})}, compile=False, name="student")
     lr = models.get_hp(student)["learning_rate"]
     with logits_output(student):  # train on logits: no clipping of tiny probabilities, exact gradients
-        student.compile(optimizer=keras.optimizers.Adam(lr), loss=distillation_loss(temperature, alpha),
-                        metrics=[_label_accuracy])
-        student.fit(x, pack(y, logits), epochs=epochs, batch_size=batch_size, verbose=verbose)
+        student.compile(optimizer=keras.optimizers.Adam(lr), loss=distillation_loss(temperature, alpha))
+        student.fit(x, pack(y, logits), epochs=epochs, batch_size=batch_size, verbose=verbose, shuffle=True)
     models.compile_model(student)  # softmax back, ordinary loss: evaluate / predict / convert as usual
     return student
 
@@ -176,49 +199,67 @@ def train_teacher(x, y, hp: dict | None = None, epochs: int = 5, batch_size: int
     return model
 
 
+def cached_teacher(x, y, hp: dict | None = None, epochs: int = 5, batch_size: int = 128, seed: int = 0):
+    """:func:`train_teacher`, from the workshop cache when the same recipe was trained before."""
+    from mlcourse.workshop import cached_model
+
+    hp = {**TEACHER, **(hp or {})}
+    return cached_model("teacher", lambda: train_teacher(x, y, hp, epochs, batch_size, seed), x, y, hp=hp,
+                        epochs=epochs, batch_size=batch_size, seed=seed)
+
+
 def sweep(x, y, logits, x_val, y_val, temperatures=(1, 2, 4, 8), alphas=(0.5, 0.9), epochs: int = 5,
-          student_hp: dict | None = None, seed: int = 0) -> pd.DataFrame:
+          student_hp: dict | None = None, seed: int = 0, transfer=None) -> pd.DataFrame:
     """Validation accuracy of a distilled student for every temperature x alpha (one row each).
 
     Pick T and alpha on *validation* data held out of the training set, never on the test set: the test
-    accuracy of the chosen pair would otherwise be optimistic.
+    accuracy of the chosen pair would otherwise be optimistic. ``transfer`` is passed on to :func:`distill`.
     """
     from tqdm.auto import tqdm
 
     rows = []
     grid = [(t, a) for t in temperatures for a in alphas]
     for t, a in tqdm(grid, desc="T x alpha"):
-        s = distill(x, y, logits, student_hp, temperature=t, alpha=a, epochs=epochs, seed=seed)
+        s = distill(x, y, logits, student_hp, temperature=t, alpha=a, epochs=epochs, seed=seed, transfer=transfer)
         rows.append({"temperature": t, "alpha": a, "val accuracy": accuracy(s, x_val, y_val)})
     return pd.DataFrame(rows)
 
 
 def seed_study(x, y, x_test, y_test, seeds=(0, 1, 2), temperature: float = 4.0, alpha: float = 0.9,
                teacher_epochs: int = 5, student_epochs: int = 5, teacher_hp: dict | None = None,
-               student_hp: dict | None = None, teachers: list | None = None) -> pd.DataFrame:
+               student_hp: dict | None = None, teachers: list | None = None, x_transfer=None) -> pd.DataFrame:
     """For each seed: a teacher, a student from scratch and a distilled student; accuracy and gap closed.
 
     ``teachers`` (one per seed) reuses teachers already trained; otherwise each seed trains its own.
-    Returns one row per seed with teacher, scratch and distilled test accuracy, the gap closed, and the
-    seconds each took to train (teacher seconds are 0 for reused teachers).
+    ``x_transfer`` (unlabelled images) adds a second distilled student that also learns from the teacher's
+    soft targets on them (columns ``distilled + transfer`` and ``gap closed + transfer``).
+    Returns one row per seed: teacher, scratch and distilled test accuracy, the gap closed, and the seconds
+    each student took to train.
     """
-    if teachers is not None and len(teachers) != len(seeds):
-        raise ValueError(f"give one teacher per seed: {len(teachers)} teachers for {len(seeds)} seeds.")
     from tqdm.auto import tqdm
 
+    if teachers is not None and len(teachers) != len(seeds):
+        raise ValueError(f"give one teacher per seed: {len(teachers)} teachers for {len(seeds)} seeds.")
     rows = []
     for i, seed in enumerate(tqdm(seeds, desc="seeds")):
-        t0 = time.perf_counter()
         teacher = teachers[i] if teachers is not None else train_teacher(x, y, teacher_hp, teacher_epochs, seed=seed)
-        t1 = time.perf_counter()
         logits = teacher_logits(teacher, x)
-        scratch = distill(x, y, logits, student_hp, alpha=0.0, epochs=student_epochs, seed=seed)
+        row = {"seed": seed, "teacher": accuracy(teacher, x_test, y_test)}
+        t0 = time.perf_counter()
+        row["scratch"] = accuracy(distill(x, y, logits, student_hp, alpha=0.0, epochs=student_epochs, seed=seed),
+                                  x_test, y_test)
+        t1 = time.perf_counter()
+        row["distilled"] = accuracy(distill(x, y, logits, student_hp, temperature=temperature, alpha=alpha,
+                                            epochs=student_epochs, seed=seed), x_test, y_test)
         t2 = time.perf_counter()
-        distilled = distill(x, y, logits, student_hp, temperature=temperature, alpha=alpha, epochs=student_epochs,
-                            seed=seed)
-        t3 = time.perf_counter()
-        acc = {k: accuracy(m, x_test, y_test) for k, m in
-               (("teacher", teacher), ("scratch", scratch), ("distilled", distilled))}
-        rows.append({"seed": seed, **acc, "gap closed": gap_closed(acc["distilled"], acc["scratch"], acc["teacher"]),
-                     "teacher s": t1 - t0, "scratch s": t2 - t1, "distilled s": t3 - t2})
+        row["gap closed"] = gap_closed(row["distilled"], row["scratch"], row["teacher"])
+        row.update({"scratch s": t1 - t0, "distilled s": t2 - t1})
+        if x_transfer is not None:
+            transfer = (x_transfer, teacher_logits(teacher, x_transfer))
+            row["distilled + transfer"] = accuracy(distill(x, y, logits, student_hp, temperature=temperature,
+                                                           alpha=alpha, epochs=student_epochs, seed=seed,
+                                                           transfer=transfer), x_test, y_test)
+            row["gap closed + transfer"] = gap_closed(row["distilled + transfer"], row["scratch"], row["teacher"])
+            row["distilled + transfer s"] = time.perf_counter() - t2
+        rows.append(row)
     return pd.DataFrame(rows)

@@ -24,6 +24,10 @@ def test_loss_is_cross_entropy_at_alpha_0_and_zero_when_student_copies_teacher()
     assert np.allclose(np.asarray(kd.distillation_loss(4, 0.0)(y, t)), ce, atol=1e-5)
     assert np.allclose(np.asarray(kd.distillation_loss(4, 1.0)(y, t)), 0, atol=1e-5)  # KL(p || p) = 0
     assert (np.asarray(kd.distillation_loss(4, 1.0)(y, -t)) > 0).all()
+    unlabelled = kd.pack(-np.ones(32, int), t)                      # label -1: learn from the teacher only
+    assert np.allclose(np.asarray(kd.distillation_loss(4, 0.5)(unlabelled, t)), 0, atol=1e-5)
+    assert np.allclose(np.asarray(kd.distillation_loss(4, 0.5)(unlabelled, -t)),
+                       np.asarray(kd.distillation_loss(4, 1.0)(y, -t)), atol=1e-5)
     with pytest.raises(ValueError, match="alpha"):
         kd.distillation_loss(2, 1.5)
     with pytest.raises(ValueError, match="one row of teacher logits per label"):
@@ -56,9 +60,14 @@ def test_distilled_student_trains_and_predicts_probabilities(tiny):
     assert np.allclose(p.sum(1), 1, atol=1e-5)
     assert models.count_params(student) < models.count_params(teacher) / 5
     assert 0.1 < kd.accuracy(student, xt, yt) <= 1
-    study = kd.seed_study(x, y, xt, yt, seeds=(0,), student_epochs=1, teachers=[teacher])
+    with pytest.raises(ValueError, match="alpha > 0"):
+        kd.distill(x, y, logits, alpha=0.0, transfer=(xt, kd.teacher_logits(teacher, xt)))
+    with pytest.raises(ValueError, match="rows of teacher logits"):
+        kd.distill(x, y, logits, transfer=(xt, logits[:5]))
+    study = kd.seed_study(x, y, xt, yt, seeds=(0,), student_epochs=1, teachers=[teacher], x_transfer=xt[:100])
     assert list(study.columns[:5]) == ["seed", "teacher", "scratch", "distilled", "gap closed"]
-    assert study["teacher s"].iloc[0] < 1  # the given teacher was reused, not retrained
+    assert {"distilled + transfer", "gap closed + transfer"} <= set(study.columns)
+    assert 0 < study["distilled + transfer"].iloc[0] <= 1
     with pytest.raises(ValueError, match="one teacher per seed"):
         kd.seed_study(x, y, xt, yt, seeds=(0, 1), teachers=[teacher])
 
