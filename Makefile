@@ -3,12 +3,13 @@
 #   make test     the test suite (CI runs exactly this): package tests, student notebooks via papermill,
 #                 solution notebooks via nbval, all in smoke mode
 #   make lab      open the course in JupyterLab
+#   make workshop prepare a room ahead of time, offline: data checked, slow models pre-trained and cached
 #   make smoke    the course command on tiny data (a few minutes): checks a set-up
 #   make notebooks  regenerate notebooks/ from solutions/ (after editing a solution)
 PYTHON ?= python3
 export PYTHON
 QUIET := TF_CPP_MIN_LOG_LEVEL=2 MPLBACKEND=Agg
-.PHONY: setup course smoke test lab notebooks
+.PHONY: setup course smoke test lab workshop notebooks
 
 setup:
 	@bash tools/setup.sh
@@ -24,7 +25,11 @@ test: setup
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:randomly -rs --durations=10
 
 lab: setup
-	$(PYTHON) -m jupyterlab notebooks
+	$(PYTHON) -m mlcourse.workshop lab
+
+workshop: setup
+	$(QUIET) $(PYTHON) -m mlcourse.workshop prepare
+	$(PYTHON) -m mlcourse.workshop check
 
 notebooks:
 	$(PYTHON) -m mlcourse.notebooks generate
