@@ -106,7 +106,10 @@ def _prepare_07(ds, smoke: bool, seed: int = 0):
     from mlcourse import data, serving
 
     x, y = data.stratified_subset(ds.x_train, ds.y_train, 2_000 if smoke else 60_000, seed=seed)
-    hp, _ = serving.deployment_hp(ROOT / "notebooks" / "runs" / ("smoke" if smoke else "full"))
+    # where 07 looks for 01's tuning result, as the notebook does (it runs in notebooks/)
+    work_dir = Path(os.environ.get("MLCOURSE_WORK_DIR") or "runs")
+    work_dir = (work_dir if work_dir.is_absolute() else ROOT / "notebooks" / work_dir) / ("smoke" if smoke else "full")
+    hp, _ = serving.deployment_hp(work_dir)
     serving.deployment_model(x, y, hp, epochs=1 if smoke else 6, seed=seed)
 
 

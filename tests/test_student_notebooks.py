@@ -1,7 +1,9 @@
 """Every student notebook runs top to bottom through papermill in smoke mode; the only errors allowed are
 the exercise stubs (NotImplementedError in cells tagged raises-exception). Run times are printed and kept
-in build/smoke-durations.json; a run over its budget fails (a hang guard, not a benchmark)."""
+in build/smoke-durations.json; a run over its budget fails (a hang guard, not a benchmark). They run in a room prepared as `make workshop`
+prepares it, and the notebooks whose slow models it caches must load them, not train them again."""
 import json
+import os
 import time
 
 import nbformat
@@ -12,10 +14,30 @@ from mlcourse import notebooks
 
 BUDGET_S = {"default": 300}
 STUDENT = sorted(notebooks.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+# notebooks whose slow models `make workshop` trains ahead of time: in a prepared room they only load them
+PREPARED = {"04_compression", "06_distillation_ensembles", "07_deployment"}
+
+
+@pytest.fixture(scope="module")
+def prepared_room(tmp_path_factory):
+    """A room prepared as `make workshop` does (at smoke sizes): a model cache the notebooks must hit."""
+    from mlcourse import workshop
+
+    cache = tmp_path_factory.mktemp("room-cache")
+    before = os.environ.get("MLCOURSE_CACHE_DIR")
+    os.environ["MLCOURSE_CACHE_DIR"] = str(cache)
+    try:
+        workshop.prepare(smoke=True)
+        yield cache
+    finally:
+        if before is None:
+            os.environ.pop("MLCOURSE_CACHE_DIR", None)
+        else:
+            os.environ["MLCOURSE_CACHE_DIR"] = before
 
 
 @pytest.mark.parametrize("path", STUDENT, ids=[p.stem for p in STUDENT])
-def test_student_notebook_runs_with_only_stub_errors(path, tmp_path, monkeypatch):
+def test_student_notebook_runs_with_only_stub_errors(path, tmp_path, monkeypatch, prepared_room):
     monkeypatch.setenv("MLCOURSE_WORK_DIR", str(tmp_path / "runs"))  # the kernel inherits it: no resuming
     out = tmp_path / path.name
     budget = BUDGET_S.get(path.stem, BUDGET_S["default"])
@@ -36,6 +58,10 @@ def test_student_notebook_runs_with_only_stub_errors(path, tmp_path, monkeypatch
             assert "Exercise" in errors[0].evalue
         else:
             assert not errors, f"cell {i} failed: {errors[0].ename}: {errors[0].evalue}"
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream")
+    if path.stem in PREPARED:  # the room was prepared: every slow model comes from the cache, none is trained
+        assert "loaded from the workshop cache" in text, f"{path.stem} did not use the models `make workshop` cached"
+        assert "cached in" not in text, f"{path.stem} trained a model that `make workshop` should have cached"
     report = notebooks.ROOT / "build" / "smoke-durations.json"
     report.parent.mkdir(exist_ok=True)
     durations = json.loads(report.read_text()) if report.is_file() else {}
