@@ -7,8 +7,8 @@
 * **Stacking**: a meta-model learns how to combine different base models from their out-of-fold predictions.
 
 :func:`compare` trains each and returns one table: accuracy, train time, predict time, size on disk
-(pickled), and :func:`bias_variance` estimates the two error terms over bootstrap re-trainings, so the
-claims above can be checked against measurements.
+(pickled), :func:`bias_variance` estimates the two error terms over bootstrap re-trainings, and
+:func:`check_claims` sets the claims above against those measurements, one row per claim.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pandas as pd
 
-__all__ = ["default_models", "compare", "bias_variance", "model_size"]
+__all__ = ["default_models", "compare", "bias_variance", "check_claims", "model_size"]
 
 
 def default_models(seed: int = 0, n_estimators: int = 100, n_jobs: int | None = None) -> dict:
@@ -94,4 +94,42 @@ def bias_variance(models: dict, X_train, y_train, X_test, y_test, rounds: int = 
         main = np.array([np.bincount(col).argmax() for col in preds.T])
         rows.append({"model": name, "error": float(np.mean(preds != y_test)), "bias": float(np.mean(main != y_test)),
                      "variance": float(np.mean(preds != main))})
+    return pd.DataFrame(rows)
+
+
+def check_claims(table: pd.DataFrame, bv: pd.DataFrame | None = None, single: str = "decision tree (one)",
+                 bagged: str = "random forest") -> pd.DataFrame:
+    """The usual claims about ensembles, checked against the measurements of :func:`compare` (``table``) and
+    :func:`bias_variance` (``bv``): one row per claim, with what was measured and whether it holds here.
+
+    Models are found by name (the names of :func:`default_models`); a claim whose models were not measured
+    is left out. A claim that does not hold is reported, not hidden: on small data some do not.
+    """
+    acc = table.set_index("model")["test accuracy"]
+    train = table.set_index("model")["train time (s)"]
+    if single not in acc.index:
+        raise ValueError(f"the table has no {single!r} row to compare with; models: {list(acc.index)}")
+    boosted = [m for m in acc.index if "boost" in m.lower()]
+    rows = []
+
+    def claim(text, measured, holds):
+        rows.append({"claim": text, "measured": measured, "holds": bool(holds)})
+
+    for m in acc.index.drop(single):
+        claim(f"{m} is more accurate than one tree", f"{acc[m]:.4f} vs {acc[single]:.4f}", acc[m] > acc[single])
+    if bv is not None and len(bv):
+        b = bv.set_index("model")
+        if single in b.index and bagged in b.index:
+            claim("bagging cuts variance", f"{bagged} {b.variance[bagged]:.3f} vs one tree {b.variance[single]:.3f}",
+                  b.variance[bagged] < b.variance[single])
+        for m in (m for m in boosted if m in b.index and single in b.index):
+            claim(f"boosting cuts bias ({m})", f"{b.bias[m]:.3f} vs one tree {b.bias[single]:.3f}",
+                  b.bias[m] < b.bias[single])
+    if bagged in train.index:
+        for m in (m for m in boosted if m in train.index and not m.startswith("hist")):
+            claim(f"boosting is sequential, so slower to train than bagging ({m})",
+                  f"{train[m]:.1f} s vs {bagged} {train[bagged]:.1f} s", train[m] > train[bagged])
+    for m in (m for m in acc.index if m.startswith("stacking")):
+        best = acc.drop([m, single]).max()
+        claim(f"{m} is as accurate as the best other ensemble", f"{acc[m]:.4f} vs {best:.4f}", acc[m] >= best)
     return pd.DataFrame(rows)

@@ -156,6 +156,7 @@ def record_outputs(path: Path, timeout: int = 600) -> Path:
         cell.metadata.pop("execution", None)
         if CHECK_MARK not in cell.source:  # nbval needs the execution count of the cells it compares
             cell.outputs, cell.execution_count = [], None
+    nb.metadata.pop("widgets", None)  # progress-bar widget state of this run: noise in every diff
     path.write_text(_dumps(nb))
     return path
 

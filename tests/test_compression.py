@@ -8,6 +8,7 @@ import pytest
 
 from mlcourse import compression as C
 from mlcourse import data, models
+from mlcourse.runtime import set_seed
 
 HP = {"arch": "cnn", "filters": [4, 8], "dense_units": 32, "dropout": 0.0}
 
@@ -21,6 +22,7 @@ def ds():
 @pytest.fixture(scope="module")
 def trained(ds):
     x, y, _, _ = ds
+    set_seed(0)
     m = models.build_model(HP)
     C.fit(m, x, y, epochs=2)
     return m
@@ -106,8 +108,13 @@ def test_qat_model_converts(trained, ds):
     x, y, xt, yt = ds
     qat = C.quantization_aware(trained, x[:256], y[:256], epochs=1)
     assert any("quant" in layer.name for layer in qat.layers)
+    float_acc = float(trained.evaluate(xt, yt, verbose=0)[1])
+    qat_acc = float(qat.evaluate(xt, yt, verbose=0)[1])
     acc = C.evaluate_tflite(C.to_tflite(qat, "int8", x[:200]), xt, yt)
-    assert acc > 0.3
+    # the converted model does what the fake-quantized one did, and fine-tuning lost nothing (the tiny model
+    # is only 0.25-0.35 accurate after 2 epochs on 1,000 images, so compare with it, not with a fixed number)
+    assert abs(acc - qat_acc) < 0.05, f"int8 TFLite {acc} vs QAT Keras {qat_acc}"
+    assert acc > float_acc - 0.05, f"QAT int8 {acc} vs float {float_acc}"
 
 
 def test_low_rank_is_exact_for_a_low_rank_layer(ds):

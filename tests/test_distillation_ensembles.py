@@ -90,3 +90,20 @@ def test_ensembles_compare_and_bias_variance():
     assert ((bv.bias >= 0) & (bv.bias <= bv.error + 1e-9 + bv.variance)).all()
     with pytest.raises(ValueError, match="same number of rows"):
         ensembles.compare(line_up, X[:10], y[:9], X[:5], y[:5])
+
+
+def test_check_claims_reports_what_holds_and_what_does_not():
+    import pandas as pd
+
+    table = pd.DataFrame({"model": ["decision tree (one)", "random forest", "AdaBoost", "stacking (forest + logreg)"],
+                          "test accuracy": [0.72, 0.84, 0.67, 0.85], "train time (s)": [0.3, 3.0, 4.4, 7.5]})
+    bv = pd.DataFrame({"model": ["decision tree (one)", "random forest", "AdaBoost"], "bias": [0.21, 0.16, 0.24],
+                       "variance": [0.22, 0.05, 0.21]})
+    claims = ensembles.check_claims(table, bv).set_index("claim")["holds"]
+    assert claims["random forest is more accurate than one tree"] and not claims["AdaBoost is more accurate than one tree"]
+    assert claims["bagging cuts variance"] and not claims["boosting cuts bias (AdaBoost)"]
+    assert claims["boosting is sequential, so slower to train than bagging (AdaBoost)"]
+    assert claims["stacking (forest + logreg) is as accurate as the best other ensemble"]
+    assert len(ensembles.check_claims(table)) == 5  # no bias/variance measured: those claims are left out
+    with pytest.raises(ValueError, match="no 'decision tree \\(one\\)' row"):
+        ensembles.check_claims(table[table.model != "decision tree (one)"])

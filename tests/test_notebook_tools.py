@@ -70,6 +70,7 @@ def test_every_solution_notebook_follows_the_conventions():
         for c in nb.cells:
             if c.cell_type == "code" and notebooks.CHECK_MARK not in c.source:
                 assert not c.outputs, f"{path.name}: only NBVAL_CHECK_OUTPUT cells keep outputs"
+        assert "widgets" not in nb.metadata, f"{path.name}: progress-bar widget state was committed (re-record it)"
 
 
 def test_results_record_to_folder(tmp_path, monkeypatch):
