@@ -171,7 +171,8 @@ def distill(x, y, logits, student_hp: dict | None = None, temperature: float = 4
     lr = models.get_hp(student)["learning_rate"]
     with logits_output(student):  # train on logits: no clipping of tiny probabilities, exact gradients
         student.compile(optimizer=keras.optimizers.Adam(lr), loss=distillation_loss(temperature, alpha))
-        student.fit(x, pack(y, logits), epochs=epochs, batch_size=batch_size, verbose=verbose, shuffle=True)
+        student.fit(x, pack(y, logits), epochs=epochs, batch_size=batch_size, verbose=verbose, shuffle=True,
+                    callbacks=[] if verbose else [models.epoch_bar(student, epochs, "student")])
     models.compile_model(student)  # softmax back, ordinary loss: evaluate / predict / convert as usual
     return student
 
@@ -195,7 +196,7 @@ def train_teacher(x, y, hp: dict | None = None, epochs: int = 5, batch_size: int
 
     set_seed(seed)
     model = models.build_model({**TEACHER, **(hp or {})}, name=f"teacher_{seed}")
-    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
+    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[models.epoch_bar(model, epochs)])
     return model
 
 
@@ -241,16 +242,29 @@ def seed_study(x, y, x_test, y_test, seeds=(0, 1, 2), temperature: float = 4.0, 
     if teachers is not None and len(teachers) != len(seeds):
         raise ValueError(f"give one teacher per seed: {len(teachers)} teachers for {len(seeds)} seeds.")
     rows = []
-    for i, seed in enumerate(tqdm(seeds, desc="seeds")):
-        teacher = teachers[i] if teachers is not None else train_teacher(x, y, teacher_hp, teacher_epochs, seed=seed)
+    per_seed = 2 + (teachers is None) + (x_transfer is not None)  # trainings per seed, for the progress bar
+    bar = tqdm(total=len(seeds) * per_seed, desc="seed study (trainings)")
+
+    def step(what):
+        bar.set_postfix_str(f"seed {seed}: {what}")
+        bar.update()
+
+    for i, seed in enumerate(seeds):
+        if teachers is None:
+            teacher = train_teacher(x, y, teacher_hp, teacher_epochs, seed=seed)
+            step("teacher")
+        else:
+            teacher = teachers[i]
         logits = teacher_logits(teacher, x)
         row = {"seed": seed, "teacher": accuracy(teacher, x_test, y_test)}
         t0 = time.perf_counter()
         row["scratch"] = accuracy(distill(x, y, logits, student_hp, alpha=0.0, epochs=student_epochs, seed=seed),
                                   x_test, y_test)
+        step("scratch")
         t1 = time.perf_counter()
         row["distilled"] = accuracy(distill(x, y, logits, student_hp, temperature=temperature, alpha=alpha,
                                             epochs=student_epochs, seed=seed), x_test, y_test)
+        step("distilled")
         t2 = time.perf_counter()
         row["gap closed"] = gap_closed(row["distilled"], row["scratch"], row["teacher"])
         row.update({"scratch s": t1 - t0, "distilled s": t2 - t1})
@@ -261,5 +275,7 @@ def seed_study(x, y, x_test, y_test, seeds=(0, 1, 2), temperature: float = 4.0, 
                                                            transfer=transfer), x_test, y_test)
             row["gap closed + transfer"] = gap_closed(row["distilled + transfer"], row["scratch"], row["teacher"])
             row["distilled + transfer s"] = time.perf_counter() - t2
+            step("distilled + transfer")
         rows.append(row)
+    bar.close()
     return pd.DataFrame(rows)

@@ -180,19 +180,25 @@ class LocalCluster:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
 
-    def wait(self, names: list[str] | None = None, timeout: float = 600) -> dict[str, int]:
+    def wait(self, names: list[str] | None = None, timeout: float = 600, on_poll=None) -> dict[str, int]:
         """Wait until the given tasks (default: all but ``ps``) exit; returns their exit codes.
 
+        ``on_poll()``, if given, is called about twice a second while waiting (to update a progress bar).
         Raises TimeoutError (with the log to read) if one is still running after ``timeout`` seconds.
         """
         servers = ("ps:", "worker:") if "chief" in self.cluster else ("ps:",)  # they serve until stopped
         names = names or [n for n in self.procs if not n.startswith(servers)]
         end = time.perf_counter() + timeout
         for n in names:
-            try:
-                self.procs[n].wait(timeout=max(0.1, end - time.perf_counter()))
-            except subprocess.TimeoutExpired:
-                raise TimeoutError(f"task {n} still runs after {timeout} s; see {self.log_path(n)}") from None
+            while True:
+                try:
+                    self.procs[n].wait(timeout=min(0.5, max(0.1, end - time.perf_counter())))
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.perf_counter() >= end:
+                        raise TimeoutError(f"task {n} still runs after {timeout} s; see {self.log_path(n)}") from None
+                    if on_poll:
+                        on_poll()
         return {n: self.procs[n].returncode for n in names}
 
     def stop(self) -> None:
@@ -273,20 +279,27 @@ def train_multi_worker(directory, n_workers: int = 2, epochs: int = 3, n_train: 
     progress = directory / "progress-worker-0.jsonl"
     attempts = []
     t0 = time.perf_counter()
+    bar = _EpochBar(progress, epochs, f"MultiWorkerMirrored, {n_workers} workers")
     with LocalCluster({"worker": n_workers}, directory, config) as cluster:
-        cluster.start()
-        if kill_after_epoch is not None:
-            victim = f"worker:{n_workers - 1}"
-            _wait_for_epoch(progress, kill_after_epoch, cluster, chief, timeout)
-            cluster.kill(victim)
-            attempts.append({"attempt": 1, "killed": victim, "epochs_done": _epochs_done(progress)})
-            try:  # the survivors notice the missing peer and fail; give them a moment, then stop them
-                cluster.wait([n for n in cluster.names if n != victim], timeout=30)
-            except TimeoutError:
-                pass
-            cluster.stop()
+        try:
             cluster.start()
-        codes = cluster.wait(cluster.names, timeout=timeout)
+            if kill_after_epoch is not None:
+                victim = f"worker:{n_workers - 1}"
+                _wait_for_epoch(progress, kill_after_epoch, cluster, chief, timeout, on_poll=bar)
+                cluster.kill(victim)
+                bar()
+                bar.bar.set_postfix_str(f"{victim} killed, cluster restarting")
+                attempts.append({"attempt": 1, "killed": victim, "epochs_done": _epochs_done(progress)})
+                try:  # the survivors notice the missing peer and fail; give them a moment, then stop them
+                    cluster.wait([n for n in cluster.names if n != victim], timeout=30)
+                except TimeoutError:
+                    pass
+                cluster.stop()
+                cluster.start()
+                bar.bar.set_postfix_str("resumed from BackupAndRestore")
+            codes = cluster.wait(cluster.names, timeout=timeout, on_poll=bar)
+        finally:
+            bar.close()
         if any(codes.values()):
             bad = next(n for n, c in codes.items() if c)
             raise RuntimeError(f"task {bad} failed (exit {codes[bad]}):\n{cluster.log(bad)}")
@@ -313,13 +326,36 @@ def _epochs_done(progress: Path) -> int:
     return sum(1 for e in _events(progress) if e["event"] == "epoch_end")
 
 
-def _wait_for_epoch(progress: Path, k: int, cluster: LocalCluster, chief: str, timeout: float) -> None:
+class _EpochBar:
+    """A progress bar over the epochs the chief reports finished in its progress file (the training runs in
+    other processes, so this process can only watch): call it to refresh, close it when done."""
+
+    def __init__(self, progress: Path, epochs: int, desc: str):
+        from tqdm.auto import tqdm
+
+        self.progress = progress
+        self.bar = tqdm(total=epochs, desc=desc, unit="epoch")
+
+    def __call__(self) -> None:
+        done = len({e["epoch"] for e in _events(self.progress) if e["event"] == "epoch_end"})
+        if done != self.bar.n:
+            self.bar.n = min(done, self.bar.total)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        self()
+        self.bar.close()
+
+
+def _wait_for_epoch(progress: Path, k: int, cluster: LocalCluster, chief: str, timeout: float, on_poll=None) -> None:
     end = time.perf_counter() + timeout
     while _epochs_done(progress) < k:
         if cluster.procs[chief].poll() is not None:
             raise RuntimeError(f"{chief} exited before epoch {k} finished:\n{cluster.log(chief)}")
         if time.perf_counter() > end:
             raise TimeoutError(f"epoch {k} did not finish within {timeout} s; see {cluster.log_path(chief)}")
+        if on_poll:
+            on_poll()
         time.sleep(0.2)
 
 
@@ -340,10 +376,14 @@ def train_parameter_server(directory, n_workers: int = 2, n_ps: int = 1, epochs:
               "batch_size": batch_size, "hp": {**SMALL_CNN, **(hp or {})}, "source": source, "seed": seed,
               "directory": str(directory)}
     t0 = time.perf_counter()
+    bar = _EpochBar(directory / "progress-chief-0.jsonl", epochs, f"ParameterServer, {n_workers} workers + {n_ps} ps")
     with LocalCluster({"chief": 1, "worker": n_workers, "ps": n_ps}, directory, config) as cluster:
-        cluster.start([n for n in cluster.names if n != "chief:0"])
-        cluster.start(["chief:0"])
-        codes = cluster.wait(["chief:0"], timeout=timeout)
+        try:
+            cluster.start([n for n in cluster.names if n != "chief:0"])
+            cluster.start(["chief:0"])
+            codes = cluster.wait(["chief:0"], timeout=timeout, on_poll=bar)
+        finally:
+            bar.close()
         if codes["chief:0"]:
             raise RuntimeError(f"the chief failed (exit {codes['chief:0']}):\n{cluster.log('chief:0')}")
     seconds = time.perf_counter() - t0

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFAULTS", "FLAVORS", "get_keras", "build_model", "get_hp", "copy_hp", "convert", "copy_weights",
+__all__ = ["DEFAULTS", "FLAVORS", "get_keras", "build_model", "get_hp", "copy_hp", "convert", "copy_weights", "epoch_bar",
            "save", "load", "count_params"]
 
 FLAVORS = ("keras3", "tf_keras")
@@ -190,6 +190,29 @@ def convert(model, flavor: str):
         return model
     twin = build_model(get_hp(model), flavor=flavor, name=model.name.replace(flavor_of(model), flavor))
     return copy_weights(model, twin)
+
+
+def epoch_bar(model, epochs: int, desc: str | None = None):
+    """A Keras callback that shows a tqdm bar over the epochs of ``model.fit`` (with ``verbose=0``), in the
+    flavor of ``model``: ``model.fit(x, y, epochs=8, verbose=0, callbacks=[epoch_bar(model, 8)])``.
+    The training itself is untouched (unlike calling ``fit`` one epoch at a time)."""
+    from tqdm.auto import tqdm
+
+    class EpochBar(get_keras(flavor_of(model)).callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.bar = tqdm(total=epochs, desc=desc or f"training {model.name}", unit="epoch", leave=False)
+            self.epochs_done, self.last = 0, {}
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs_done += 1
+            self.last = {k: f"{v:.3f}" for k, v in (logs or {}).items() if "loss" in k or "acc" in k}
+            self.bar.set_postfix(self.last)
+            self.bar.update()
+
+        def on_train_end(self, logs=None):
+            self.bar.close()
+
+    return EpochBar()
 
 
 def count_params(model) -> int:

@@ -47,7 +47,7 @@ def deployment_model(x, y, hp: dict | None = None, epochs: int = 6, seed: int = 
     def train():
         set_seed(seed)
         model = models.build_model(hp, name="deployed")
-        model.fit(x, y, epochs=epochs, batch_size=128, verbose=0)
+        model.fit(x, y, epochs=epochs, batch_size=128, verbose=0, callbacks=[models.epoch_bar(model, epochs)])
         return model
 
     return cached_model("deployment", train, x, y, hp=hp, epochs=epochs, seed=seed)

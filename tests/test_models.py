@@ -91,3 +91,12 @@ def test_converted_model_is_accepted_by_tfmot(trained):
 
     pruned = tf_keras.models.clone_model(mt, clone_function=wrap)
     assert any("prune_low_magnitude" in layer.name for layer in pruned.layers)
+
+
+@pytest.mark.parametrize("flavor", ["keras3", "tf_keras"])
+def test_epoch_bar_follows_fit_in_either_flavor(flavor):
+    m = models.build_model({"arch": "mlp", "hidden_units": [8]}, flavor=flavor)
+    x, y = np.zeros((64, 28, 28), "float32"), np.arange(64) % 10
+    bar = models.epoch_bar(m, 3, "test")
+    hist = m.fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[bar])
+    assert len(hist.history["loss"]) == 3 and bar.epochs_done == 3 and "loss" in bar.last
