@@ -1,8 +1,8 @@
 """The course report's headlines and figures, drawn from what the notebooks recorded.
 
 :func:`headlines` picks, from every notebook's recorded results (:mod:`mlcourse.results`), the numbers a
-reader wants first (tuned accuracy, compression ratios, distillation gap, pipeline speed-up, fault
-tolerance, monitoring) and pairs each with the public reference figure it should meet, where one exists.
+reader wants first (ROC-AUC vs PR-AUC, tuned accuracy, NAS, compression ratios, fault tolerance,
+pipeline speed-up, distillation gap, ensembles, the deployed model, monitoring) and pairs each with the public reference figure it should meet, where one exists.
 :func:`figures` draws the plots the report embeds. A notebook that did not run, or recorded something
 else, simply leaves its headline out: the report never invents a number.
 """
@@ -48,6 +48,12 @@ def headlines(rec: dict) -> list[dict]:
     def add(topic, measured, reference, notebook):
         out.append({"topic": topic, "measured": measured, "reference": reference or "", "notebook": notebook})
 
+    rare = _rows(rec, "00_workflow", "ROC-AUC vs PR-AUC as positives get rarer")
+    if rare:
+        a, b = max(rare, key=lambda r: r["positive_rate"]), min(rare, key=lambda r: r["positive_rate"])
+        add("ROC-AUC vs PR-AUC as positives get rarer (one model)",
+            f"{a['positive_rate']:.0%} positives: ROC-AUC {a['roc_auc']:.3f}, PR-AUC {a['pr_auc']:.3f}; "
+            f"{b['positive_rate']:.0%}: ROC-AUC {b['roc_auc']:.3f}, PR-AUC {b['pr_auc']:.3f}", "", "00_workflow")
     final = _rows(rec, "01_tuning", "baseline vs tuned winner (test set)")
     if final:
         base, tuned = final[0], final[-1]
@@ -59,6 +65,15 @@ def headlines(rec: dict) -> list[dict]:
         add("tuners, best validation accuracy / wall time",
             "; ".join(f"{r['tuner']} {r['best val accuracy']:.4f} in {r['wall time (s)']:.0f} s" for r in tuners),
             "", "01_tuning")
+    nas = _rows(rec, "02_nas", "NAS strategies under one budget")
+    if nas:
+        best = max(nas, key=lambda r: r["best val accuracy"])
+        add("NAS: best strategy under one budget", f"{best['strategy']}: {best['best val accuracy']:.4f} validation "
+            f"accuracy in {best['evaluations']} evaluations (of {len(nas)} strategies)", "", "02_nas")
+    cheap = _row(_rows(rec, "02_nas", "performance estimation: rank agreement and time saved"), estimator="1 epoch")
+    if cheap:
+        add("NAS: 1-epoch performance estimate", f"rank agreement with full training (Spearman) "
+            f"{cheap['spearman vs full']:.2f}, {cheap['time saved']:.0%} of the time saved", "", "02_nas")
     table = _rows(rec, "04_compression", "compression table")
     base = _row(table, variant="float32")
     if base:
@@ -102,6 +117,15 @@ def headlines(rec: dict) -> list[dict]:
         best = max(ens, key=lambda r: r["test accuracy"])
         add("best scikit-learn ensemble", f"{best['model']}: {best['test accuracy']:.4f} "
             f"(train {best['train time (s)']:.1f} s)", "", "06_distillation_ensembles")
+    dep = _rows(rec, "07_deployment", "deployed model: float32 vs int8 (LiteRT)")
+    f32, i8 = _row(dep, variant="float32"), _row(dep, variant="int8")
+    if f32 and i8:
+        serve = _rows(rec, "07_deployment", "serving benchmark (int8, LiteRT, 1 thread)") or []
+        fastest = max(serve, key=lambda r: r["images/s"], default=None)
+        add("deployed model: int8 vs float32 (LiteRT)", f"accuracy {i8['accuracy']:.4f} vs {f32['accuracy']:.4f}, "
+            f"{f32['bytes'] / i8['bytes']:.1f}x smaller, {i8['latency_ms']:.3f} vs {f32['latency_ms']:.3f} ms per image"
+            + (f"; {fastest['images/s']:,.0f} images/s at batch {fastest['batch size']}" if fastest else ""),
+            REFERENCES["post-training quantization"], "07_deployment")
     mon = _rows(rec, "07_deployment", "monitoring: alarms per traffic window")
     if mon:
         normal = [r for r in mon if "normal" in r["window"]]

@@ -137,12 +137,28 @@ def test_report_headlines_and_figures_from_recorded_results(tmp_path):
         {"variant": "pruned 85% + int8", "bytes": 1000, "gzipped": 300, "accuracy": 0.895}]}))
     (res / "06_distillation_ensembles.json").write_text(json.dumps({"distillation gap closed (mean over seeds)": {
         "gap closed": 0.25, "seeds": 3, "teacher": 0.9, "scratch": 0.8, "distilled": 0.825}}))
+    (res / "02_nas.json").write_text(json.dumps({
+        "NAS strategies under one budget": [{"strategy": "random", "evaluations": 4, "best val accuracy": 0.7},
+                                            {"strategy": "evolution", "evaluations": 4, "best val accuracy": 0.75}],
+        "performance estimation: rank agreement and time saved": [
+            {"estimator": "full", "spearman vs full": 1.0, "time saved": 0.0},
+            {"estimator": "1 epoch", "spearman vs full": 0.8, "time saved": 0.5}]}))
+    (res / "07_deployment.json").write_text(json.dumps({
+        "deployed model: float32 vs int8 (LiteRT)": [
+            {"variant": "float32", "bytes": 4000, "accuracy": 0.9, "latency_ms": 0.2},
+            {"variant": "int8", "bytes": 1000, "accuracy": 0.89, "latency_ms": 0.1}],
+        "serving benchmark (int8, LiteRT, 1 thread)": [{"batch size": 1, "images/s": 5000.0},
+                                                       {"batch size": 64, "images/s": 20000.0}]}))
     runs = [{"notebook": "01_tuning", "status": "ok", "seconds": 60.0, "error": "", "output": ""}]
     text = course.write_report(runs, res, tmp_path / "r.md", smoke=False).read_text()
+    assert "evolution: 0.7500 validation accuracy in 4 evaluations (of 2 strategies)" in text
+    assert "(Spearman) 0.80, 50% of the time saved" in text
+    assert "accuracy 0.8900 vs 0.9000, 4.0x smaller, 0.100 vs 0.200 ms per image; 20,000 images/s at batch 64" in text
     assert "## Headlines, next to the public reference figures" in text
     assert "| tuned model, test accuracy | 0.9100 (tuned (bayesian))" in text
     assert "4,000 B -> 1,000 B (4.00x), -0.10 pp" in text and "(10.0x), -0.50 pp" in text
     assert "25%, mean of 3 seed(s)" in text
     assert "distillation" in text and "tf.data" not in text.split("## Figures")[0]  # no headline without data
+    assert "PR-AUC" not in text.split("## Figures")[0]
     for name in ("run_times.png", "tuners.png", "compression.png"):
         assert (tmp_path / "figures" / name).stat().st_size > 1000 and f"figures/{name}" in text
