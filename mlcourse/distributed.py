@@ -13,8 +13,9 @@
 Multi-worker and parameter-server training use ``tf_keras`` models (Keras 3's ``fit`` fails under
 MultiWorkerMirroredStrategy in TF 2.21); :mod:`mlcourse.models` builds either from the same dict.
 
-The processes run ``python -m mlcourse.distributed task --config FILE``: on a real cluster, run that same
-command on every machine with a ``TF_CONFIG`` naming the machines (see the README); nothing else changes.
+The processes run ``python -m mlcourse.distributed task`` with ``TF_CONFIG`` and ``MLCOURSE_TASK_CONFIG`` (the
+run's ``config.json``) set: on a real cluster, run that same command on every machine with a ``TF_CONFIG``
+naming the machines (see the README); nothing else changes.
 """
 from __future__ import annotations
 
