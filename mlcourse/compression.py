@@ -31,7 +31,7 @@ import pandas as pd
 from mlcourse import models
 from mlcourse.runtime import silenced
 
-__all__ = ["MODES", "to_tflite", "evaluate_tflite", "tflite_predict", "run_interpreter", "tflite_latency_ms", "sizes",
+__all__ = ["MODES", "to_tflite", "evaluate_tflite", "tflite_predict", "interpreter", "run_interpreter", "tflite_latency_ms", "sizes",
            "sparsity", "prunable", "prune", "quantization_aware", "cluster", "low_rank", "macs", "BinaryDense",
            "build_binary_mlp", "binary_weight_bytes", "fit", "sparsity_sweep", "calibration_sweep",
            "low_rank_sweep", "baseline_model", "benchmark", "BASELINE_HP", "TARGETS", "check_targets"]
@@ -97,7 +97,9 @@ def to_tflite(model, mode: str = "float32", representative=None) -> bytes:
         return conv.convert()
 
 
-def _interpreter(tflite: bytes, threads: int = 1):
+def interpreter(tflite: bytes, threads: int = 1):
+    """A LiteRT interpreter for the model bytes, tensors allocated (create it once; run it with
+    :func:`run_interpreter`)."""
     from ai_edge_litert.interpreter import Interpreter
 
     with silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr, natively, on first use
@@ -108,7 +110,7 @@ def _interpreter(tflite: bytes, threads: int = 1):
 
 def tflite_predict(tflite: bytes, x, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (float) from a TFLite model, quantizing inputs / dequantizing outputs as needed."""
-    return run_interpreter(_interpreter(tflite, threads=os.cpu_count() or 1), x, batch_size)
+    return run_interpreter(interpreter(tflite, threads=os.cpu_count() or 1), x, batch_size)
 
 
 def run_interpreter(it, x, batch_size: int = 256) -> np.ndarray:
@@ -142,7 +144,7 @@ def evaluate_tflite(tflite: bytes, x, y) -> float:
 
 def tflite_latency_ms(tflite: bytes, image, runs: int = 200, warmup: int = 20) -> float:
     """Median single-image latency in milliseconds, one thread, after ``warmup`` runs."""
-    it = _interpreter(tflite, threads=1)
+    it = interpreter(tflite, threads=1)
     it.allocate_tensors()
     inp = it.get_input_details()[0]
     x = np.asarray(image)[None].astype(inp["dtype"] if inp["dtype"] != np.float32 else np.float32)

@@ -61,13 +61,13 @@ class Predictor:
     """
 
     def __init__(self, tflite: bytes, class_names=None, input_shape=(28, 28), threads: int = 1):
-        from mlcourse.compression import _interpreter
+        from mlcourse.compression import interpreter
 
         if not isinstance(tflite, (bytes, bytearray)) or len(tflite) < 16:
             raise ValueError("tflite must be the bytes of a .tflite model (from compression.to_tflite).")
         self.tflite = bytes(tflite)
         self.input_shape = tuple(int(v) for v in input_shape)
-        self._interp = _interpreter(self.tflite, threads=threads)
+        self._interp = interpreter(self.tflite, threads=threads)
         self._in = self._interp.get_input_details()[0]
         self._out = self._interp.get_output_details()[0]
         n_classes = int(self._out["shape"][-1])
