@@ -2,7 +2,9 @@
 
 One module per concern; each has a docstring (try ``mlcourse.data?`` in JupyterLab):
 
-* :mod:`mlcourse.runtime`: seeds, smoke mode, quiet TensorFlow (call ``mlcourse.setup()`` first);
+* :mod:`mlcourse.runtime`: seeds, smoke mode, quiet TensorFlow (call ``mlcourse.setup()`` first), work dirs,
+  child processes;
+* :mod:`mlcourse.cache`: slow models trained once, loaded in a second afterwards;
 * :mod:`mlcourse.data`: Fashion-MNIST (real files or the embedded subset), tabular and synthetic data;
 * :mod:`mlcourse.models`: the course's networks from a dict, in either Keras, with portable weights;
 * :mod:`mlcourse.evaluation`: metrics under imbalance, splits and leakage, baselines, fitting diagnosis;
@@ -12,17 +14,20 @@ One module per concern; each has a docstring (try ``mlcourse.data?`` in JupyterL
 * :mod:`mlcourse.compression`: quantization, pruning, clustering, low rank, compact and binary nets;
 * :mod:`mlcourse.distributed` and :mod:`mlcourse.pipelines`: tf.distribute on real processes, tf.data speed;
 * :mod:`mlcourse.distillation` and :mod:`mlcourse.ensembles`: teacher/student, bagging/boosting/stacking;
+* :mod:`mlcourse.serving`: a model behind a prediction function, benchmarked and monitored;
 * :mod:`mlcourse.checks`: the exercise checkers;
 * :mod:`mlcourse.results`: headline results that notebooks record for the course report;
-* :mod:`mlcourse.notebooks` and :mod:`mlcourse.course`: student copies, running the course, the report.
+* :mod:`mlcourse.notebooks`, :mod:`mlcourse.course`, :mod:`mlcourse.report`, :mod:`mlcourse.workshop`: student
+  copies, running the course, the report, getting a room ready.
 
 Modules are imported lazily, so ``import mlcourse`` is instant and does not load TensorFlow.
 """
 import importlib
+import pkgutil
 
 __version__ = "0.1.0"
-_MODULES = ("runtime", "data", "models", "evaluation", "drift", "tuning", "nas", "reduction", "compression",
-            "distributed", "pipelines", "distillation", "ensembles", "checks", "results", "plots", "notebooks", "course")
+#: Every module of the package, found on disk (so a new module is never missing from ``mlcourse.<name>``).
+_MODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
 
 
 def __getattr__(name):

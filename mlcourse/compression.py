@@ -479,7 +479,7 @@ def baseline_model(x_train, y_train, hp=None, epochs: int = 4, seed: int = 0):
     """The trained baseline (default :data:`BASELINE_HP`), from the workshop cache when the same recipe was
     trained before (see :mod:`mlcourse.workshop`)."""
     from mlcourse.runtime import set_seed
-    from mlcourse.workshop import cached_model
+    from mlcourse.cache import cached_model
 
     hp = hp or BASELINE_HP
 

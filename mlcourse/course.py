@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from mlcourse import report, results
-from mlcourse.notebooks import ROOT, SOLUTIONS, solution_notebooks, use_this_checkout
+from mlcourse.notebooks import SOLUTIONS, solution_notebooks, use_this_checkout
+from mlcourse.runtime import ROOT
 
 __all__ = ["run_notebook", "run_course", "write_report", "REFERENCES"]
 

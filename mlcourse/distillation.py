@@ -202,7 +202,7 @@ def train_teacher(x, y, hp: dict | None = None, epochs: int = 5, batch_size: int
 
 def cached_teacher(x, y, hp: dict | None = None, epochs: int = 5, batch_size: int = 128, seed: int = 0):
     """:func:`train_teacher`, from the workshop cache when the same recipe was trained before."""
-    from mlcourse.workshop import cached_model
+    from mlcourse.cache import cached_model
 
     hp = {**TEACHER, **(hp or {})}
     return cached_model("teacher", lambda: train_teacher(x, y, hp, epochs, batch_size, seed), x, y, hp=hp,

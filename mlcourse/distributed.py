@@ -134,7 +134,7 @@ class LocalCluster:
     """
 
     def __init__(self, tasks: dict[str, int], directory, config: dict, threads_per_task: int = 1):
-        from mlcourse.tuning import free_port
+        from mlcourse.runtime import free_port
 
         if not tasks or any(int(n) < 1 for n in tasks.values()):
             raise ValueError(f"tasks must map job names to counts >= 1, got {tasks}.")
@@ -240,7 +240,7 @@ def _events(path: Path) -> list[dict]:
 
 
 def _prepare(directory, fresh: bool) -> Path:
-    from mlcourse.tuning import keep_aside
+    from mlcourse.runtime import keep_aside
 
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):

@@ -230,7 +230,7 @@ def bayesian_search(budget: int, evaluate_fn, directory, project: str = "nas_bay
                                                    hyperparameters=hps, num_initial_points=3, seed=seed)
     from pathlib import Path
 
-    from mlcourse.tuning import keep_aside
+    from mlcourse.runtime import keep_aside
 
     if (Path(directory) / project).exists():  # a previous search is kept, renamed, never overwritten
         keep_aside(Path(directory) / project)

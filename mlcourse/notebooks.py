@@ -26,10 +26,11 @@ from pathlib import Path
 
 import nbformat
 
+from mlcourse.runtime import ROOT
+
 __all__ = ["ROOT", "SOLUTIONS", "NOTEBOOKS", "use_this_checkout", "make_student", "generate", "solution_notebooks",
            "strip_outputs", "record_outputs", "BEGIN", "END"]
 
-ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS, NOTEBOOKS = ROOT / "solutions", ROOT / "notebooks"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CHECK_MARK = "NBVAL_CHECK_OUTPUT"

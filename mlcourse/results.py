@@ -4,6 +4,10 @@ A notebook calls ``results.record("tuning.best_accuracy", 0.884, notebook="01_tu
 course command runs it, ``MLCOURSE_RESULTS_DIR`` is set and the value lands in
 ``<dir>/<notebook>.json``, which :mod:`mlcourse.course` turns into the report. Outside the course command
 (a learner in JupyterLab), values are kept in memory only, and :func:`recorded` returns them.
+
+Results also pass from week to week: 01_tuning saves its winner (``<work_dir>/best_model/``), 02_nas its
+chosen architecture (``<work_dir>/nas_choice.json``), and :func:`chosen_hp` hands the latest of them to
+04 (compression), 06 (distillation) and 07 (deployment), with a fixed recipe as the fallback.
 """
 from __future__ import annotations
 
@@ -12,7 +16,10 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["record", "recorded", "load_all"]
+__all__ = ["record", "recorded", "load_all", "chosen_hp", "CHOICE_FILES"]
+
+#: Where the weeks leave their choice, latest week first: 02_nas, then 01_tuning.
+CHOICE_FILES = ("nas_choice.json", "best_model/spec.json")
 _MEMORY: dict[str, dict] = {}
 
 
@@ -60,3 +67,29 @@ def load_all(folder) -> dict:
         except json.JSONDecodeError as exc:
             out[path.stem] = {"error": f"unreadable results file: {exc}"}
     return out
+
+
+def chosen_hp(work_dir, fallback: dict, fallback_name: str) -> tuple[dict, str]:
+    """The model the learner's own earlier weeks chose, as a :func:`mlcourse.models.build_model` hp dict.
+
+    Looks in ``work_dir`` (see :func:`mlcourse.runtime.work_dir`) for 02_nas's ``nas_choice.json``, then for
+    01_tuning's ``best_model/spec.json``; each must hold an ``"hp"`` dict. Returns ``(hp, where it came
+    from)``; ``(fallback, fallback_name)`` when neither week has been run. A file that is there but cannot be
+    read is reported in the returned source and skipped, never silently.
+    """
+    problems = []
+    if work_dir is not None:
+        for name in CHOICE_FILES:
+            path = Path(work_dir) / name
+            if not path.is_file():
+                continue
+            try:
+                hp = json.loads(path.read_text()).get("hp")
+            except (json.JSONDecodeError, OSError, AttributeError) as exc:
+                problems.append(f"{path} unreadable ({exc})")
+                continue
+            if isinstance(hp, dict) and hp:
+                return dict(hp), str(path)
+            problems.append(f"{path} holds no hp")
+    note = f" ({'; '.join(problems)})" if problems else ""
+    return dict(fallback), fallback_name + note

@@ -1,4 +1,5 @@
-"""Run-time set-up for a notebook: smoke mode, seeds, quiet TensorFlow.
+"""Run-time set-up for a notebook: smoke mode, seeds, quiet TensorFlow, and the ground-floor services every
+week shares: where the checkout and the learner's work live, child processes, free ports, keep-aside.
 
 Every notebook starts with::
 
@@ -11,11 +12,19 @@ it reports it: the notebook's ``parameters`` cell decides, and papermill can ove
 """
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import random
+import shutil
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["is_smoke", "set_seed", "quiet_tensorflow", "silenced", "setup", "RunInfo"]
+__all__ = ["ROOT", "is_smoke", "set_seed", "quiet_tensorflow", "silenced", "setup", "RunInfo", "work_dir",
+           "keep_aside", "free_port", "child_env"]
+
+#: The course checkout (the folder that holds ``mlcourse/``, ``notebooks/`` and ``solutions/``).
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def is_smoke() -> bool:
@@ -120,3 +129,46 @@ def setup(seed: int = 0, smoke: bool | None = None, tensorflow: bool = True) -> 
     info = RunInfo(seed=seed, smoke=is_smoke() if smoke is None else bool(smoke))
     print(info)
     return info
+
+
+def work_dir(smoke: bool | None = None, base=None) -> Path:
+    """Where a learner's own results live (tuning trials, NAS choices, run folders), one tree per mode.
+
+    ``base``, else ``MLCOURSE_WORK_DIR``, else ``runs/`` in the checkout; then ``smoke/`` or ``full/``. The same
+    folder whichever directory a notebook runs in, so 04, 06 and 07 find what 01 and 02 left there.
+    """
+    smoke = is_smoke() if smoke is None else bool(smoke)
+    root = Path(base or os.environ.get("MLCOURSE_WORK_DIR") or ROOT / "runs").expanduser()
+    return root / ("smoke" if smoke else "full")
+
+
+def keep_aside(path) -> Path:
+    """Rename ``path`` to ``<name>-previous-<time>`` (so a fresh start loses nothing); returns the new path.
+
+    The name carries microseconds and, should two calls still collide, a counter: nothing is overwritten.
+    """
+    path = Path(path)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    kept, n = path.with_name(f"{path.name}-previous-{stamp}"), 1
+    while kept.exists():
+        kept, n = path.with_name(f"{path.name}-previous-{stamp}-{n}"), n + 1
+    shutil.move(str(path), str(kept))
+    return kept
+
+
+def free_port() -> int:
+    """A TCP port on localhost that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_env(**extra) -> dict:
+    """The environment for a child process of the course (a tuning worker, a tf.distribute task): this
+    process's environment, with this checkout first on ``PYTHONPATH`` (so the child imports *this* mlcourse,
+    whatever an editable install points at), quiet TensorFlow, unbuffered output, and ``extra`` on top."""
+    path = [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(ROOT)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "GRPC_VERBOSITY": "ERROR", "PYTHONUNBUFFERED": "1"}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env

@@ -27,20 +27,18 @@ TUNED_HP = {"arch": "cnn", "filters": [32, 64], "dense_units": 128, "dropout": 0
 
 
 def deployment_hp(work_dir=None) -> tuple[dict, str]:
-    """The hyperparameters to deploy: your own tuning result (``<work_dir>/best_model/spec.json``, written by
-    01_tuning) when there is one, else :data:`TUNED_HP`. Returns ``(hp, where it came from)``."""
-    if work_dir is not None:
-        spec = Path(work_dir) / "best_model" / "spec.json"
-        if spec.is_file():
-            return json.loads(spec.read_text())["hp"], str(spec)
-    return dict(TUNED_HP), "mlcourse.serving.TUNED_HP (01_tuning's full-run winner)"
+    """The hyperparameters to deploy: your own earlier weeks' choice (:func:`mlcourse.results.chosen_hp`:
+    02_nas's, else 01_tuning's) when there is one, else :data:`TUNED_HP`. Returns ``(hp, where it came from)``."""
+    from mlcourse.results import chosen_hp
+
+    return chosen_hp(work_dir, TUNED_HP, "mlcourse.serving.TUNED_HP (01_tuning's full-run winner)")
 
 
 def deployment_model(x, y, hp: dict | None = None, epochs: int = 6, seed: int = 0):
     """The model to deploy, trained on ``(x, y)`` (Keras 3), from the workshop cache when trained before."""
     from mlcourse import models
     from mlcourse.runtime import set_seed
-    from mlcourse.workshop import cached_model
+    from mlcourse.cache import cached_model
 
     hp = hp or dict(TUNED_HP)
 

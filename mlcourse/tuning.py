@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlcourse.runtime import free_port, keep_aside
+
 __all__ = ["SPACE", "hp_from_trial", "build_hypermodel", "make_tuner", "search", "trial_table", "best_hp",
-           "free_port", "distributed_search", "keep_aside", "TUNERS"]
+           "distributed_search", "TUNERS"]
 
 TUNERS = ("random", "hyperband", "bayesian")
 #: The search space: name -> (kind, values). Shared by all tuners so that comparisons are fair.
@@ -90,14 +92,6 @@ class _Clock:
                                        "val_accuracy": max(h.get("val_accuracy", [np.nan]))})
 
         self.callback = Cb()
-
-
-def keep_aside(path: Path) -> Path:
-    """Rename ``path`` to ``<name>-previous-<time>`` (so a fresh start loses nothing); returns the new path."""
-    path = Path(path)
-    kept = path.with_name(f"{path.name}-previous-{_dt.datetime.now():%Y%m%d-%H%M%S-%f}")
-    shutil.move(str(path), str(kept))
-    return kept
 
 
 def _project_dir(directory, project) -> Path:
@@ -196,13 +190,6 @@ class _Fixed:
 
 
 # ----------------------------------------------------------------------------------------- distributed
-def free_port() -> int:
-    """A TCP port on localhost that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker_main(argv):
     """Entry point of one distributed-tuning process (chief or worker); see :func:`distributed_search`."""
     import argparse

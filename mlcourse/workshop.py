@@ -5,16 +5,12 @@
     python -m mlcourse.workshop check             # what this machine has: versions, data, cached models
     python -m mlcourse.workshop lab               # start JupyterLab on the course (no browser needed)
 
-Notebooks train their slow models through :func:`cached_model`: the first run trains and saves the model
-under the cache folder (``MLCOURSE_CACHE_DIR``, default ``runs/cache`` in the checkout); every later run
-with the *same* recipe (name, hyperparameters, epochs, seed and a fingerprint of the training data) loads
-it in a second. A different recipe is a different entry, so a cached model is never used by mistake, and
-an entry is never overwritten. ``prepare`` runs the same recipes as the notebooks' default parameters.
+Notebooks train their slow models through :func:`mlcourse.cache.cached_model`; ``prepare`` runs the same
+recipes at the notebooks' default parameters, so that in the session every one of them loads in a second.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -23,56 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcourse.notebooks import ROOT
+from mlcourse.cache import cache_dir
+from mlcourse.runtime import ROOT
 
-__all__ = ["cache_dir", "fingerprint", "cached_model", "prepare", "check", "lab_command"]
-
-
-def cache_dir() -> Path:
-    """The folder of cached models: ``MLCOURSE_CACHE_DIR`` or ``runs/cache`` in the course checkout."""
-    return Path(os.environ.get("MLCOURSE_CACHE_DIR") or ROOT / "runs" / "cache")
-
-
-def fingerprint(*arrays) -> str:
-    """A short SHA-1 of the arrays' shapes, types and bytes: the same data gives the same fingerprint."""
-    h = hashlib.sha1()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.shape}{a.dtype}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
-
-
-def cached_model(name: str, train, x, y, verbose: bool = True, **recipe):
-    """The model ``train()`` returns, from the cache when the same recipe was trained before.
-
-    ``recipe`` holds everything that decides the result besides the data (hyperparameters, epochs, seed);
-    the training data ``x, y`` enter through their :func:`fingerprint`. ``train`` must return a model built
-    by :func:`mlcourse.models.build_model`. A cache entry that cannot be read is moved aside and retrained.
-    """
-    from mlcourse import models
-    from mlcourse.tuning import keep_aside
-
-    key = {"name": name, "data": fingerprint(x, y), **recipe}
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    folder = cache_dir() / f"{name}-{digest}"
-    if (folder / "spec.json").exists():
-        try:
-            model = models.load(folder)
-            if verbose:
-                print(f"{name}: loaded from the workshop cache ({folder})")
-            return model
-        except (ValueError, FileNotFoundError) as exc:
-            print(f"{name}: the cache entry {folder} is unreadable ({exc}); moved aside to "
-                  f"{keep_aside(folder)}, training again")
-    t0 = time.perf_counter()
-    model = train()
-    folder.mkdir(parents=True, exist_ok=True)
-    models.save(model, folder)
-    (folder / "recipe.json").write_text(json.dumps(key, indent=1, sort_keys=True, default=str))
-    if verbose:
-        print(f"{name}: trained in {time.perf_counter() - t0:.0f} s and cached in {folder}")
-    return model
+__all__ = ["prepare", "check", "lab_command", "RECIPES"]
 
 
 # --- the recipes of the notebooks' slow models, at their default parameters (keep in step with them) ---
@@ -106,10 +56,9 @@ def _prepare_07(ds, smoke: bool, seed: int = 0):
     from mlcourse import data, serving
 
     x, y = data.stratified_subset(ds.x_train, ds.y_train, 2_000 if smoke else 60_000, seed=seed)
-    # where 07 looks for 01's tuning result, as the notebook does (it runs in notebooks/)
-    work_dir = Path(os.environ.get("MLCOURSE_WORK_DIR") or "runs")
-    work_dir = (work_dir if work_dir.is_absolute() else ROOT / "notebooks" / work_dir) / ("smoke" if smoke else "full")
-    hp, _ = serving.deployment_hp(work_dir)
+    from mlcourse.runtime import work_dir
+
+    hp, _ = serving.deployment_hp(work_dir(smoke))
     serving.deployment_model(x, y, hp, epochs=1 if smoke else 6, seed=seed)
 
 

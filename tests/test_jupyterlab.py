@@ -14,8 +14,7 @@ import uuid
 import nbformat
 import pytest
 
-from mlcourse.notebooks import ROOT
-from mlcourse.tuning import free_port
+from mlcourse.runtime import ROOT, free_port
 
 NOTEBOOK = "solutions/00_workflow.ipynb"
 

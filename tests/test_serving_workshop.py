@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from mlcourse import compression, data, drift, models, serving, workshop
+from mlcourse import cache, compression, data, drift, models, serving, workshop
 
 
 @pytest.fixture(scope="module")
@@ -82,18 +82,18 @@ def test_cached_model_trains_once_and_keys_on_the_recipe(tmp_path, monkeypatch, 
         calls.append(1)
         return models.build_model({"arch": "mlp", "hidden_units": [4]})
 
-    a = workshop.cached_model("m", train, x, y, epochs=1)
-    b = workshop.cached_model("m", train, x, y, epochs=1)
+    a = cache.cached_model("m", train, x, y, epochs=1)
+    b = cache.cached_model("m", train, x, y, epochs=1)
     assert len(calls) == 1 and "loaded from the workshop cache" in capsys.readouterr().out
     assert all(np.array_equal(u, v) for u, v in zip(a.get_weights(), b.get_weights()))
-    workshop.cached_model("m", train, x, y, epochs=2)                       # another recipe: trained
-    workshop.cached_model("m", train, x, (y + 1) % 10, epochs=1)            # other data: trained
+    cache.cached_model("m", train, x, y, epochs=2)                       # another recipe: trained
+    cache.cached_model("m", train, x, (y + 1) % 10, epochs=1)            # other data: trained
     assert len(calls) == 3
     entry = next(p for p in tmp_path.iterdir() if (p / "recipe.json").exists())
     assert json.loads((entry / "recipe.json").read_text())["name"] == "m"
     for p in tmp_path.iterdir():                                             # damage every entry
         (p / "weights.npz").write_bytes(b"garbage")
-    workshop.cached_model("m", train, x, y, epochs=1)
+    cache.cached_model("m", train, x, y, epochs=1)
     assert len(calls) == 4 and "unreadable" in capsys.readouterr().out
     assert any("previous" in p.name for p in tmp_path.iterdir())            # the damaged entry was kept aside
 
