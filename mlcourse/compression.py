@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 import time
 import warnings
 
@@ -31,7 +30,7 @@ import pandas as pd
 from mlcourse import models
 from mlcourse.runtime import silenced
 
-__all__ = ["MODES", "to_tflite", "evaluate_tflite", "tflite_predict", "interpreter", "run_interpreter", "tflite_latency_ms", "sizes",
+__all__ = ["warm_cache", "MODES", "to_tflite", "evaluate_tflite", "tflite_predict", "interpreter", "run_interpreter", "tflite_latency_ms", "sizes",
            "sparsity", "prunable", "prune", "quantization_aware", "cluster", "low_rank", "macs", "BinaryDense",
            "build_binary_mlp", "binary_weight_bytes", "fit", "sparsity_sweep", "calibration_sweep",
            "low_rank_sweep", "baseline_model", "benchmark", "BASELINE_HP", "TARGETS", "check_targets"]
@@ -529,6 +528,15 @@ def benchmark(x_train, y_train, x_test, y_test, hp=None, epochs: int = 4, finetu
     add("clustered (16) + int8", to_tflite(clustered, "int8", rep))
     steps.close()
     return pd.DataFrame(rows), base, extras
+
+
+def warm_cache(ds, smoke: bool, seed: int = 0) -> None:
+    """Train and cache 04_compression's slow models at the notebook's default sizes (``make workshop``)."""
+    from mlcourse import data
+
+    x, y = data.stratified_subset(ds.x_train, ds.y_train, 2_000 if smoke else 60_000, seed=seed)
+    baseline_model(x, y, epochs=1 if smoke else 4, seed=seed)
+
 
 
 def main(argv=None) -> int:

@@ -29,7 +29,7 @@ import time
 import numpy as np
 import pandas as pd
 
-__all__ = ["TEACHER", "STUDENT", "split", "logits_output", "teacher_logits", "ensemble_logits", "soften", "pack", "distillation_loss",
+__all__ = ["warm_cache", "TEACHER", "STUDENT", "split", "logits_output", "teacher_logits", "ensemble_logits", "soften", "pack", "distillation_loss",
            "distill", "accuracy", "gap_closed", "train_teacher", "cached_teacher", "sweep", "seed_study"]
 
 TEACHER = {"arch": "cnn", "filters": [32, 64], "dense_units": 128, "dropout": 0.3}
@@ -279,3 +279,11 @@ def seed_study(x, y, x_test, y_test, seeds=(0, 1, 2), temperature: float = 4.0, 
         rows.append(row)
     bar.close()
     return pd.DataFrame(rows)
+
+
+def warm_cache(ds, smoke: bool, seed: int = 0) -> None:
+    """Train and cache 06's teachers at the notebook's default sizes (``make workshop``)."""
+    n = 2_000 if smoke else 10_000
+    (x, y), _, _ = split(ds, n, n // 5, 2_000 if smoke else 30_000, seed=seed)
+    for s in (0,) if smoke else (0, 1, 2):
+        cached_teacher(x, y, epochs=1 if smoke else 8, seed=s)

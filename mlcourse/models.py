@@ -81,8 +81,12 @@ def _validate(hp: dict) -> dict:
     full = {**DEFAULTS, **hp}
     if full["arch"] not in ("cnn", "mlp"):
         raise ValueError(f"arch must be 'cnn' or 'mlp', got {full['arch']!r}.")
-    if full["conv"] not in ("standard", "separable"):
-        raise ValueError(f"conv must be 'standard' or 'separable', got {full['conv']!r}.")
+    n_blocks = len(full["filters"])
+    for key, ok in (("conv", lambda v: v in ("standard", "separable")), ("kernel_size", lambda v: v in (1, 3, 5, 7))):
+        values = full[key] if isinstance(full[key], (list, tuple)) else [full[key]]
+        if len(values) not in (1, n_blocks) or not all(ok(v) for v in values):
+            raise ValueError(f"{key} must be one value or one per conv block ({n_blocks}): "
+                             f"{'standard/separable' if key == 'conv' else '1, 3, 5 or 7'}; got {full[key]!r}.")
     if not 0 <= full["dropout"] < 1:
         raise ValueError(f"dropout must be in [0, 1), got {full['dropout']}.")
     if full["learning_rate"] <= 0:
@@ -98,7 +102,8 @@ def _validate(hp: dict) -> dict:
 def build_model(hp: dict | None = None, flavor: str = "keras3", compile: bool = True, name: str | None = None):
     """Build (and by default compile) the network that ``hp`` describes, in Keras ``flavor``.
 
-    The full hyperparameter dict (defaults filled in) is kept on the model: :func:`get_hp` returns it,
+    ``kernel_size`` and ``conv`` are one value for every conv block or a list with one per block (what a
+    NAS macro architecture needs). The full hyperparameter dict (defaults filled in) is kept on the model: :func:`get_hp` returns it,
     and :func:`convert` / :func:`save` use it.
     """
     hp = _validate(hp or {})
@@ -110,9 +115,13 @@ def build_model(hp: dict | None = None, flavor: str = "keras3", compile: bool = 
     if hp["arch"] == "cnn":
         if len(shape) == 2:
             x = L.Reshape(shape + (1,), name="add_channel")(x)
+        n = len(hp["filters"])
+        kinds = hp["conv"] if isinstance(hp["conv"], list) else [hp["conv"]] * n
+        kernels = hp["kernel_size"] if isinstance(hp["kernel_size"], list) else [hp["kernel_size"]] * n
+        kinds, kernels = kinds * (n if len(kinds) == 1 else 1), kernels * (n if len(kernels) == 1 else 1)
         for i, f in enumerate(hp["filters"]):
-            conv = L.SeparableConv2D if hp["conv"] == "separable" else L.Conv2D
-            x = conv(f, hp["kernel_size"], padding="same", activation=None if hp["batch_norm"] else hp["activation"],
+            conv = L.SeparableConv2D if kinds[i] == "separable" else L.Conv2D
+            x = conv(f, kernels[i], padding="same", activation=None if hp["batch_norm"] else hp["activation"],
                      name=f"conv{i}")(x)
             if hp["batch_norm"]:
                 x = L.BatchNormalization(name=f"bn{i}")(x)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["TUNED_HP", "deployment_hp", "deployment_model", "Predictor", "benchmark", "Monitor"]
+__all__ = ["warm_cache", "TUNED_HP", "deployment_hp", "deployment_model", "Predictor", "benchmark", "Monitor"]
 
 #: The winner of 01_tuning's full run (Bayesian optimization, 10 trials: 0.9137 test accuracy), used when
 #: no tuning result of your own is found.
@@ -214,3 +214,14 @@ class Monitor:
             ax2.legend(loc="upper right", fontsize=8)
         ax.legend(loc="upper left", fontsize=8)
         return ax
+
+
+def warm_cache(ds, smoke: bool, seed: int = 0) -> None:
+    """Train and cache 07's deployed model at the notebook's default sizes, with the hyperparameters 07 would
+    pick (your own earlier weeks' choice when there is one) (``make workshop``)."""
+    from mlcourse import data
+    from mlcourse.runtime import work_dir
+
+    x, y = data.stratified_subset(ds.x_train, ds.y_train, 2_000 if smoke else 60_000, seed=seed)
+    hp, _ = deployment_hp(work_dir(smoke))
+    deployment_model(x, y, hp, epochs=1 if smoke else 6, seed=seed)

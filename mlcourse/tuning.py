@@ -15,10 +15,8 @@ keras-tuner only accepts Keras 3 models; :func:`build_hypermodel` builds them th
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys

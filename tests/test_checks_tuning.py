@@ -6,7 +6,6 @@ from mlcourse import checks
 
 
 def test_sample_point_checker():
-    from mlcourse.tuning import SPACE
 
     def right(space, rng):
         out = {}

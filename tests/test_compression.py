@@ -1,6 +1,5 @@
 """mlcourse.compression on tiny models: conversions, LiteRT evaluation, pruning/QAT/clustering, the three
 pitfalls, low rank, MACs, binarized layers, the target table. Speed figures live in the benchmark, not here."""
-import warnings
 
 import numpy as np
 import pandas as pd

@@ -1,10 +1,9 @@
-"""mlcourse.serving (predictor, benchmark, monitor) and mlcourse.workshop (model cache, room check)."""
-import json
+"""Serving: the Predictor checks its input, saves without overwriting, is benchmarked and monitored."""
 
 import numpy as np
 import pytest
 
-from mlcourse import cache, compression, data, drift, models, serving, workshop
+from mlcourse import compression, data, drift, models, serving
 
 
 @pytest.fixture(scope="module")
@@ -71,39 +70,3 @@ def test_deployment_hp_prefers_your_own_tuning(tmp_path):
     models.save(mine, tmp_path / "best_model")
     hp, where = serving.deployment_hp(tmp_path)
     assert hp["hidden_units"] == [8] and where.endswith("spec.json")
-
-
-def test_cached_model_trains_once_and_keys_on_the_recipe(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path))
-    x, y = np.zeros((10, 28, 28), np.uint8), np.arange(10) % 10
-    calls = []
-
-    def train():
-        calls.append(1)
-        return models.build_model({"arch": "mlp", "hidden_units": [4]})
-
-    a = cache.cached_model("m", train, x, y, epochs=1)
-    b = cache.cached_model("m", train, x, y, epochs=1)
-    assert len(calls) == 1 and "loaded from the workshop cache" in capsys.readouterr().out
-    assert all(np.array_equal(u, v) for u, v in zip(a.get_weights(), b.get_weights()))
-    cache.cached_model("m", train, x, y, epochs=2)                       # another recipe: trained
-    cache.cached_model("m", train, x, (y + 1) % 10, epochs=1)            # other data: trained
-    assert len(calls) == 3
-    entry = next(p for p in tmp_path.iterdir() if (p / "recipe.json").exists())
-    assert json.loads((entry / "recipe.json").read_text())["name"] == "m"
-    for p in tmp_path.iterdir():                                             # damage every entry
-        (p / "weights.npz").write_bytes(b"garbage")
-    cache.cached_model("m", train, x, y, epochs=1)
-    assert len(calls) == 4 and "unreadable" in capsys.readouterr().out
-    assert any("previous" in p.name for p in tmp_path.iterdir())            # the damaged entry was kept aside
-
-
-def test_prepare_smoke_fills_the_cache_and_check_reports_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path))
-    seconds = workshop.prepare(smoke=True)
-    assert set(seconds) == set(workshop.RECIPES)
-    names = {p.name.rsplit("-", 1)[0] for p in tmp_path.glob("*/spec.json") for p in [p.parent]}
-    assert names == {"compression-baseline", "teacher", "deployment"}
-    info = workshop.check()
-    assert info["tensorflow"] and "3 in" in info["cached models"]
-    assert "--port=9999" in workshop.lab_command(9999) and "--no-browser" in workshop.lab_command()
