@@ -2,7 +2,7 @@
 #   make course   execute every solution notebook (full run) into build/, write build/report.md
 #   make test     the test suite (CI runs exactly this): package tests, student notebooks via papermill,
 #                 solution notebooks via nbval, all in smoke mode
-#   make lab      open the course in JupyterLab
+#   make lab      open the course in JupyterLab (make lab IP=0.0.0.0 PORT=8888 serves a room)
 #   make workshop prepare a room ahead of time, offline: data checked, slow models pre-trained and cached
 #   make smoke    the course command on tiny data (a few minutes): checks a set-up
 #   make notebooks  regenerate notebooks/ from solutions/ (after editing a solution)
@@ -25,7 +25,7 @@ test: setup
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:randomly -rs --durations=10
 
 lab: setup
-	$(PYTHON) -m mlcourse.workshop lab
+	$(PYTHON) -m mlcourse.workshop lab $(if $(IP),--ip $(IP)) $(if $(PORT),--port $(PORT))
 
 workshop: setup
 	$(QUIET) $(PYTHON) -m mlcourse.workshop prepare

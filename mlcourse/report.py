@@ -2,24 +2,41 @@
 
 :func:`headlines` picks, from every notebook's recorded results (:mod:`mlcourse.results`), the numbers a
 reader wants first (ROC-AUC vs PR-AUC, tuned accuracy, NAS, compression ratios, fault tolerance,
-pipeline speed-up, distillation gap, ensembles, the deployed model, monitoring) and pairs each with the public reference figure it should meet, where one exists.
+pipeline speed-up, distillation gap, ensembles, the deployed model, monitoring) and pairs each with the public
+reference figure it should meet, where one exists, with a verdict (meets / misses, and by how much).
+:func:`write` turns a course run into ``report.md`` and a self-contained ``report.html``.
 :func:`figures` draws the plots the report embeds. A notebook that did not run, or recorded something
 else, simply leaves its headline out: the report never invents a number.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["REFERENCES", "headlines", "figures"]
+__all__ = [
+    "REFERENCES",
+    "TARGETS",
+    "verdict",
+    "headlines",
+    "figures",
+    "environment",
+    "write_markdown",
+    "write_html",
+    "notebook_html",
+    "write",
+]
 
 #: Public reference figures the course measures itself against (see shared/STACK.md and the notebooks).
 REFERENCES = {
     "Fashion-MNIST small CNN": "0.888 test accuracy (a 2-conv CNN, 3 epochs, on 2 CPU cores)",
-    "keras-tuner on Fashion-MNIST": "0.87-0.88 test accuracy (best-known public keras-tuner lab, Hyperband, 30 trials)",
-    "post-training quantization": "84,452 B -> 23,840 B (3.5x), accuracy 0.9624 -> 0.9626 (TF dynamic-range PTQ tutorial, MNIST)",
+    "keras-tuner on Fashion-MNIST": "0.87-0.88 test accuracy "
+    "(best-known public keras-tuner lab, Hyperband, 30 trials)",
+    "post-training quantization": "84,452 B -> 23,840 B (3.5x), accuracy 0.9624 -> 0.9626 "
+    "(TF dynamic-range PTQ tutorial, MNIST)",
     "pruning + quantization": "78,104 B -> 8,268 B gzipped, about 9.5x (public run of the pruning + quantization lab)",
     "depthwise-separable convolutions": "8-9x less computation (MobileNet)",
-    "knowledge distillation": "91 % of the gap (Hinton et al. 2015, MNIST errors: small net 146, distilled 74, teacher 67)",
+    "knowledge distillation": "91 % of the gap "
+    "(Hinton et al. 2015, MNIST errors: small net 146, distilled 74, teacher 67)",
 }
 
 
@@ -41,66 +58,154 @@ def _row(rows, **match):
     return None
 
 
+def verdict(value, target, unit: str = "", higher_is_better: bool = True, scale: float = 1.0) -> str:
+    """ "meets (+0.4x)" or "misses (-1.2 pp)": ``value`` against the reference ``target``, with the margin.
+
+    ``scale`` multiplies the margin for display (100 for accuracies shown in percentage points).
+    """
+    if not isinstance(value, (int, float)) or not isinstance(target, (int, float)) or value != value:
+        return ""
+    margin = (value - target) if higher_is_better else (target - value)
+    return f"{'meets' if margin >= 0 else 'misses'} ({margin * scale:+.{1 if scale == 1 else 2}f}{unit})"
+
+
+#: The number each reference figure stands for, for the verdict column: (value, how the margin is shown).
+TARGETS = {
+    "Fashion-MNIST small CNN": 0.888,  # test accuracy
+    "keras-tuner on Fashion-MNIST": 0.87,  # lower end of the lab's 0.87-0.88 test accuracy
+    "post-training quantization": 84_452 / 23_840,  # size ratio of dynamic-range PTQ
+    "pruning + quantization": 78_104 / 8_268,  # gzipped size ratio, pruned + quantized
+    "depthwise-separable convolutions": 8.0,  # x fewer multiply-adds
+    "knowledge distillation": (146 - 74) / (146 - 67),  # share of the teacher-student gap closed
+}
+
+
 def headlines(rec: dict) -> list[dict]:
-    """One dict per headline: ``{"topic", "measured", "reference", "notebook"}``."""
+    """One dict per headline: ``{"topic", "measured", "reference", "verdict", "notebook"}``.
+
+    ``verdict`` says whether this run meets the public reference figure, with the margin ("" where there is
+    no reference or nothing to compare).
+    """
     out = []
 
-    def add(topic, measured, reference, notebook):
-        out.append({"topic": topic, "measured": measured, "reference": reference or "", "notebook": notebook})
+    def add(topic, measured, reference, notebook, verdict=""):
+        out.append(
+            {
+                "topic": topic,
+                "measured": measured,
+                "reference": reference or "",
+                "verdict": verdict,
+                "notebook": notebook,
+            }
+        )
 
     rare = _rows(rec, "00_workflow", "ROC-AUC vs PR-AUC as positives get rarer")
     if rare:
         a, b = max(rare, key=lambda r: r["positive_rate"]), min(rare, key=lambda r: r["positive_rate"])
-        add("ROC-AUC vs PR-AUC as positives get rarer (one model)",
+        add(
+            "ROC-AUC vs PR-AUC as positives get rarer (one model)",
             f"{a['positive_rate']:.0%} positives: ROC-AUC {a['roc_auc']:.3f}, PR-AUC {a['pr_auc']:.3f}; "
-            f"{b['positive_rate']:.0%}: ROC-AUC {b['roc_auc']:.3f}, PR-AUC {b['pr_auc']:.3f}", "", "00_workflow")
+            f"{b['positive_rate']:.0%}: ROC-AUC {b['roc_auc']:.3f}, PR-AUC {b['pr_auc']:.3f}",
+            "",
+            "00_workflow",
+        )
     final = _rows(rec, "01_tuning", "baseline vs tuned winner (test set)")
     if final:
         base, tuned = final[0], final[-1]
-        add("untuned baseline CNN, test accuracy", f"{base['test_accuracy']:.4f}", REFERENCES["Fashion-MNIST small CNN"], "01_tuning")
-        add("tuned model, test accuracy", f"{tuned['test_accuracy']:.4f} ({tuned['model']})", REFERENCES["keras-tuner on Fashion-MNIST"],
-            "01_tuning")
+        add(
+            "untuned baseline CNN, test accuracy",
+            f"{base['test_accuracy']:.4f}",
+            REFERENCES["Fashion-MNIST small CNN"],
+            "01_tuning",
+            verdict(base["test_accuracy"], TARGETS["Fashion-MNIST small CNN"], " pp", scale=100),
+        )
+        add(
+            "tuned model, test accuracy",
+            f"{tuned['test_accuracy']:.4f} ({tuned['model']})",
+            REFERENCES["keras-tuner on Fashion-MNIST"],
+            "01_tuning",
+            verdict(tuned["test_accuracy"], TARGETS["keras-tuner on Fashion-MNIST"], " pp", scale=100),
+        )
     tuners = _rows(rec, "01_tuning", "tuner comparison (same space, same number of trials)")
     if tuners:
-        add("tuners, best validation accuracy / wall time",
+        add(
+            "tuners, best validation accuracy / wall time",
             "; ".join(f"{r['tuner']} {r['best val accuracy']:.4f} in {r['wall time (s)']:.0f} s" for r in tuners),
-            "", "01_tuning")
+            "",
+            "01_tuning",
+        )
     nas = _rows(rec, "02_nas", "NAS strategies under one budget")
     if nas:
         best = max(nas, key=lambda r: r["best val accuracy"])
-        add("NAS: best strategy under one budget", f"{best['strategy']}: {best['best val accuracy']:.4f} validation "
-            f"accuracy in {best['evaluations']} evaluations (of {len(nas)} strategies)", "", "02_nas")
+        add(
+            "NAS: best strategy under one budget",
+            f"{best['strategy']}: {best['best val accuracy']:.4f} validation "
+            f"accuracy in {best['evaluations']} evaluations (of {len(nas)} strategies)",
+            "",
+            "02_nas",
+        )
     cheap = _row(_rows(rec, "02_nas", "performance estimation: rank agreement and time saved"), estimator="1 epoch")
     if cheap:
-        add("NAS: 1-epoch performance estimate", f"rank agreement with full training (Spearman) "
-            f"{cheap['spearman vs full']:.2f}, {cheap['time saved']:.0%} of the time saved", "", "02_nas")
+        add(
+            "NAS: 1-epoch performance estimate",
+            f"rank agreement with full training (Spearman) "
+            f"{cheap['spearman vs full']:.2f}, {cheap['time saved']:.0%} of the time saved",
+            "",
+            "02_nas",
+        )
     table = _rows(rec, "04_compression", "compression table")
     base = _row(table, variant="float32")
     if base:
         int8 = _row(table, variant="int8 (per-channel)")
         if int8:
-            add("int8 post-training quantization: size, accuracy change",
+            add(
+                "int8 post-training quantization: size, accuracy change",
                 f"{base['bytes']:,} B -> {int8['bytes']:,} B ({base['bytes'] / int8['bytes']:.2f}x), "
-                f"{100 * (int8['accuracy'] - base['accuracy']):+.2f} pp", REFERENCES["post-training quantization"], "04_compression")
+                f"{100 * (int8['accuracy'] - base['accuracy']):+.2f} pp",
+                REFERENCES["post-training quantization"],
+                "04_compression",
+                verdict(base["bytes"] / int8["bytes"], TARGETS["post-training quantization"], "x smaller"),
+            )
         pruned = next((r for r in table if "pruned" in r["variant"] and "int8" in r["variant"]), None)
         if pruned:
-            add("pruned + int8, gzipped", f"{base['gzipped']:,} B -> {pruned['gzipped']:,} B "
-                f"({base['gzipped'] / pruned['gzipped']:.1f}x), {100 * (pruned['accuracy'] - base['accuracy']):+.2f} pp",
-                REFERENCES["pruning + quantization"], "04_compression")
+            add(
+                "pruned + int8, gzipped",
+                f"{base['gzipped']:,} B -> {pruned['gzipped']:,} B "
+                f"({base['gzipped'] / pruned['gzipped']:.1f}x), "
+                f"{100 * (pruned['accuracy'] - base['accuracy']):+.2f} pp",
+                REFERENCES["pruning + quantization"],
+                "04_compression",
+                verdict(base["gzipped"] / pruned["gzipped"], TARGETS["pruning + quantization"], "x smaller"),
+            )
     macs = rec.get("04_compression", {}).get("conv MACs ratio standard/separable")
     if isinstance(macs, (int, float)):
-        add("separable vs standard convolutions, conv MACs", f"{macs:.1f}x fewer", REFERENCES["depthwise-separable convolutions"],
-            "04_compression")
-    ft = rec.get("05_distributed_training", {}).get("fault tolerance: worker killed mid-training, resumed from BackupAndRestore")
+        add(
+            "separable vs standard convolutions, conv MACs",
+            f"{macs:.1f}x fewer",
+            REFERENCES["depthwise-separable convolutions"],
+            "04_compression",
+            verdict(macs, TARGETS["depthwise-separable convolutions"], "x"),
+        )
+    ft = rec.get("05_distributed_training", {}).get(
+        "fault tolerance: worker killed mid-training, resumed from BackupAndRestore"
+    )
     if isinstance(ft, dict) and ft.get("resumed at epoch"):
-        add("fault tolerance (MultiWorkerMirroredStrategy)", f"worker killed after epoch {ft['killed after epoch']}, "
-            f"resumed at epoch {ft['resumed at epoch']}, epochs finished {ft['epochs finished']}", "", "05_distributed_training")
+        add(
+            "fault tolerance (MultiWorkerMirroredStrategy)",
+            f"worker killed after epoch {ft['killed after epoch']}, "
+            f"resumed at epoch {ft['resumed at epoch']}, epochs finished {ft['epochs finished']}",
+            "",
+            "05_distributed_training",
+        )
     pipe = _rows(rec, "05_distributed_training", "tf.data: epoch time as each step is added")
     if pipe:
-        add("tf.data: epoch time, sequential -> all steps",
+        add(
+            "tf.data: epoch time, sequential -> all steps",
             f"{pipe[0]['epoch time (s)']:.2f} s -> {pipe[-1]['epoch time (s)']:.2f} s "
             f"({pipe[-1]['speed-up']:.2f}x; biggest single step: {_biggest_step(pipe)})",
-            "", "05_distributed_training")
+            "",
+            "05_distributed_training",
+        )
     gap = rec.get("06_distillation_ensembles", {}).get("distillation gap closed (mean over seeds)")
     if isinstance(gap, dict) and gap.get("gap closed") is not None:
         how = ""
@@ -108,30 +213,48 @@ def headlines(rec: dict) -> list[dict]:
             how = f" with a transfer set of {gap['transfer']:,} unlabelled images"
             if gap.get("gap closed (labelled only)") is not None:
                 how += f" ({gap['gap closed (labelled only)']:.0%} on the labelled images alone)"
-        add("distillation: share of the teacher-student gap closed",
+        add(
+            "distillation: share of the teacher-student gap closed",
             f"{gap['gap closed']:.0%}{how}, mean of {gap['seeds']} seed(s) (teacher {gap['teacher']:.4f}, "
-            f"scratch {gap['scratch']:.4f}, distilled {gap['distilled']:.4f})", REFERENCES["knowledge distillation"],
-            "06_distillation_ensembles")
+            f"scratch {gap['scratch']:.4f}, distilled {gap['distilled']:.4f})",
+            REFERENCES["knowledge distillation"] + " (a different set-up: MNIST, a large net, no transfer set)",
+            "06_distillation_ensembles",
+            verdict(gap["gap closed"], TARGETS["knowledge distillation"], " pp", scale=100),
+        )
     ens = _rows(rec, "06_distillation_ensembles", "ensembles on Fashion-MNIST (40 PCA components)")
     if ens:
         best = max(ens, key=lambda r: r["test accuracy"])
-        add("best scikit-learn ensemble", f"{best['model']}: {best['test accuracy']:.4f} "
-            f"(train {best['train time (s)']:.1f} s)", "", "06_distillation_ensembles")
+        add(
+            "best scikit-learn ensemble",
+            f"{best['model']}: {best['test accuracy']:.4f} (train {best['train time (s)']:.1f} s)",
+            "",
+            "06_distillation_ensembles",
+        )
     dep = _rows(rec, "07_deployment", "deployed model: float32 vs int8 (LiteRT)")
     f32, i8 = _row(dep, variant="float32"), _row(dep, variant="int8")
     if f32 and i8:
         serve = _rows(rec, "07_deployment", "serving benchmark (int8, LiteRT, 1 thread)") or []
         fastest = max(serve, key=lambda r: r["images/s"], default=None)
-        add("deployed model: int8 vs float32 (LiteRT)", f"accuracy {i8['accuracy']:.4f} vs {f32['accuracy']:.4f}, "
+        add(
+            "deployed model: int8 vs float32 (LiteRT)",
+            f"accuracy {i8['accuracy']:.4f} vs {f32['accuracy']:.4f}, "
             f"{f32['bytes'] / i8['bytes']:.1f}x smaller, {i8['latency_ms']:.3f} vs {f32['latency_ms']:.3f} ms per image"
             + (f"; {fastest['images/s']:,.0f} images/s at batch {fastest['batch size']}" if fastest else ""),
-            REFERENCES["post-training quantization"], "07_deployment")
+            REFERENCES["post-training quantization"],
+            "07_deployment",
+            verdict(f32["bytes"] / i8["bytes"], TARGETS["post-training quantization"], "x smaller"),
+        )
     mon = _rows(rec, "07_deployment", "monitoring: alarms per traffic window")
     if mon:
         normal = [r for r in mon if "normal" in r["window"]]
         drifted = [r for r in mon if "normal" not in r["window"]]
-        add("monitoring rehearsal: alarms", f"{sum(r['alarm'] for r in normal)}/{len(normal)} false alarms on normal "
-            f"days, {sum(r['alarm'] for r in drifted)}/{len(drifted)} drifted days caught", "", "07_deployment")
+        add(
+            "monitoring rehearsal: alarms",
+            f"{sum(r['alarm'] for r in normal)}/{len(normal)} false alarms on normal "
+            f"days, {sum(r['alarm'] for r in drifted)}/{len(drifted)} drifted days caught",
+            "",
+            "07_deployment",
+        )
     return out
 
 
@@ -161,15 +284,24 @@ def figures(rec: dict, runs: list[dict], out_dir: Path) -> list[tuple[str, Path]
         save(fig, name, caption)
 
     if runs:
-        bars([r["notebook"] for r in runs], [r["seconds"] / 60 for r in runs], "run_times.png",
-             "Run time of each notebook", ["tab:green" if r["status"] == "ok" else "tab:red" for r in runs],
-             xlabel="run time (minutes)", ylabel="notebook", title="Run time per notebook (red: failed)")
+        bars(
+            [r["notebook"] for r in runs],
+            [r["seconds"] / 60 for r in runs],
+            "run_times.png",
+            "Run time of each notebook",
+            ["tab:green" if r["status"] == "ok" else "tab:red" for r in runs],
+            xlabel="run time (minutes)",
+            ylabel="notebook",
+            title="Run time per notebook (red: failed)",
+        )
     tuners = _rows(rec, "01_tuning", "tuner comparison (same space, same number of trials)")
     if tuners:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for r in tuners:
             ax.scatter(r["wall time (s)"], r["best val accuracy"], s=60)
-            ax.annotate(r["tuner"], (r["wall time (s)"], r["best val accuracy"]), xytext=(5, 3), textcoords="offset points")
+            ax.annotate(
+                r["tuner"], (r["wall time (s)"], r["best val accuracy"]), xytext=(5, 3), textcoords="offset points"
+            )
         ax.set(xlabel="wall time (s)", ylabel="best validation accuracy", title="Tuners: same space, same trials")
         save(fig, "tuners.png", "Tuners: best validation accuracy against wall time")
     table = _rows(rec, "04_compression", "compression table")
@@ -177,15 +309,26 @@ def figures(rec: dict, runs: list[dict], out_dir: Path) -> list[tuple[str, Path]
         fig, ax = plt.subplots(figsize=(7, 4))
         for r in table:
             ax.scatter(r["gzipped"] / 1024, 100 * r["accuracy"])
-            ax.annotate(r["variant"], (r["gzipped"] / 1024, 100 * r["accuracy"]), fontsize=7, xytext=(4, 2),
-                        textcoords="offset points")
+            ax.annotate(
+                r["variant"],
+                (r["gzipped"] / 1024, 100 * r["accuracy"]),
+                fontsize=7,
+                xytext=(4, 2),
+                textcoords="offset points",
+            )
         ax.set(xscale="log", xlabel="gzipped size (KiB, log)", ylabel="test accuracy (%)", title="Compression")
         save(fig, "compression.png", "Compression: size against accuracy")
     pipe = _rows(rec, "05_distributed_training", "tf.data: epoch time as each step is added")
     if pipe:
-        bars([r["pipeline"] for r in pipe], [r["epoch time (s)"] for r in pipe], "pipeline.png",
-             "Input pipeline: epoch time as each tf.data step is added", xlabel="epoch time (s)",
-             ylabel="pipeline", title="tf.data: each step added")
+        bars(
+            [r["pipeline"] for r in pipe],
+            [r["epoch time (s)"] for r in pipe],
+            "pipeline.png",
+            "Input pipeline: epoch time as each tf.data step is added",
+            xlabel="epoch time (s)",
+            ylabel="pipeline",
+            title="tf.data: each step added",
+        )
     seeds = _rows(rec, "06_distillation_ensembles", "distillation over seeds (test accuracy)")
     if seeds:
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -196,3 +339,269 @@ def figures(rec: dict, runs: list[dict], out_dir: Path) -> list[tuple[str, Path]
         ax.legend(fontsize=8)
         save(fig, "distillation.png", "Distillation: student from scratch, distilled student, teacher")
     return made
+
+
+# ----------------------------------------------------------------------------------------------- writing
+def environment() -> dict:
+    """Where the results were measured: Python and library versions, CPU (cores, model, the instruction sets
+    that matter for int8 / bfloat16), GPU or not, and where Fashion-MNIST came from."""
+    import os
+    import platform
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    info = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in (
+        "tensorflow",
+        "keras",
+        "tf-keras",
+        "tensorflow-model-optimization",
+        "keras-tuner",
+        "ai-edge-litert",
+        "scikit-learn",
+        "jupyterlab",
+    ):
+        try:
+            info[pkg] = version(pkg)
+        except PackageNotFoundError:
+            info[pkg] = "MISSING: run `make setup`"
+    info["cpu cores"] = os.cpu_count()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        text = cpuinfo.read_text(errors="replace")
+        model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+        flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+        wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+        info["cpu"] = model
+        info["cpu features"] = ", ".join(f for f in wanted if f in flags) or "none of " + ", ".join(wanted)
+    gpu = Path("/proc/driver/nvidia/gpus")
+    info["gpu"] = (
+        ", ".join(sorted(p.name for p in gpu.iterdir())) if gpu.is_dir() and any(gpu.iterdir()) else "none (CPU only)"
+    )
+    from mlcourse import data
+
+    found = data.find_fashion_mnist()
+    info["fashion-mnist"] = (
+        f"full data set, {found}"
+        if found
+        else "only the embedded 6,000/1,000-image subset (sudo apt-get install dataset-fashion-mnist)"
+    )
+    return info
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list) and v and isinstance(v[0], dict):
+        cols = list(v[0])
+        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in v]
+        return "\n\n" + "\n".join(lines) + "\n"
+    if isinstance(v, dict):
+        return "; ".join(f"{k} = {_fmt(x)}" for k, x in v.items())
+    return str(v)
+
+
+def _minutes(seconds) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def _failure(run: dict) -> str:
+    """The failing cell and the tail of its traceback, as much as the runner kept."""
+    parts = []
+    if run.get("cell") is not None:
+        parts.append(f"cell {run['cell']}")
+    if run.get("source"):
+        parts.append(run["source"].strip())
+    parts.append(run.get("traceback") or run.get("error") or "")
+    return "\n".join(p for p in parts if p)
+
+
+def write_markdown(runs: list[dict], recorded: dict, path: Path, smoke: bool, figs=(), env: dict | None = None) -> Path:
+    """The Markdown report: notebooks (status, minutes), headlines with verdicts, figures, environment,
+    every recorded result, the public reference figures."""
+    import datetime as _dt
+
+    path = Path(path)
+    lines = [
+        f"# mlcourse results report ({'SMOKE run: tiny data, not the course results' if smoke else 'full run'})",
+        "",
+        f"Generated {_dt.datetime.now():%Y-%m-%d %H:%M}. Every number below was measured by this run.",
+        "",
+        "## Notebooks",
+        "",
+        "| notebook | status | run time | error |",
+        "|---|---|---|---|",
+    ]
+    for r in runs:
+        link = f"[{r['notebook']}](notebooks/{r['notebook']}.html)" if r.get("html") else r["notebook"]
+        err = (r.get("error") or "").splitlines()[0] if r.get("error") else ""
+        lines.append(f"| {link} | {r['status']} | {_minutes(r['seconds'])} | {err} |")
+    total = sum(r["seconds"] for r in runs)
+    lines += ["", f"Total: {_minutes(total)}.", ""]
+    for r in runs:
+        if r["status"] != "ok":
+            lines += [f"### {r['notebook']} failed", "", "```", _failure(r)[-3000:], "```", ""]
+    heads = headlines(recorded)
+    if heads:
+        lines += [
+            "## Headlines, next to the public reference figures",
+            "",
+            "| topic | measured here | public reference | verdict | notebook |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {h['topic']} | {h['measured']} | {h['reference'] or '-'} | {h['verdict'] or '-'} | {h['notebook']} |"
+            for h in heads
+        ]
+        lines.append("")
+    if figs:
+        lines += ["## Figures", ""]
+        lines += [f"![{caption}](figures/{Path(p).name})\n\n*{caption}*\n" for caption, p in figs]
+    if env:
+        lines += ["## Environment", "", "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in env.items()] + [""]
+    lines += ["## All recorded results", ""]
+    for nb, values in recorded.items():
+        lines += [f"### {nb}", ""]
+        for k, v in values.items():
+            text = _fmt(v)
+            lines.append(f"- **{k}**: {text}" if not text.startswith("\n") else f"- **{k}**:{text}")
+        lines.append("")
+    lines += ["## Public reference figures", "", "| reference | figure |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in REFERENCES.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+_CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}table{border-collapse:collapse;margin:.8em 0;font-size:.92em}
+td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}th{background:#f3f3f3}
+.ok{color:#1a7f37;font-weight:600}.failed{color:#b3261e;font-weight:600}.meets{color:#1a7f37}.misses{color:#b3261e}
+pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:.85em}figure{margin:1.2em 0}figcaption{font-style:italic}
+img{max-width:100%}.smoke{background:#fff4ce;padding:.6em;border:1px solid #e0c200}"""
+
+
+def write_html(runs: list[dict], recorded: dict, path: Path, smoke: bool, figs=(), env: dict | None = None) -> Path:
+    """The report as one self-contained page (figures embedded, no network): notebooks with links to their
+    executed copies, verdicts against the public references, figures, environment, every recorded result."""
+    import base64
+    import datetime as _dt
+    from html import escape as e
+
+    path = Path(path)
+
+    def table(header, body_rows):
+        head = "".join(f"<th>{e(str(h))}</th>" for h in header)
+        return (
+            f"<table><tr>{head}</tr>"
+            + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body_rows)
+            + "</table>"
+        )
+
+    def value_html(v):
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            cols = list(v[0])
+            return table(cols, [[e(_fmt(r.get(c))) for c in cols] for r in v])
+        return e(_fmt(v))
+
+    html = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>mlcourse results report</title>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>mlcourse results report: {'SMOKE run' if smoke else 'full run'}</h1>",
+        f"<p>Generated {_dt.datetime.now():%Y-%m-%d %H:%M}. Every number below was measured by this run.</p>",
+    ]
+    if smoke:
+        html.append("<p class='smoke'>A smoke run: tiny data, so the numbers are <b>not</b> the course's results.</p>")
+    rows = []
+    for r in runs:
+        link = (
+            f"<a href='notebooks/{e(r['notebook'])}.html'>{e(r['notebook'])}</a>" if r.get("html") else e(r["notebook"])
+        )
+        err = e((r.get("error") or "").splitlines()[0]) if r.get("error") else ""
+        rows.append([link, f"<span class='{e(r['status'])}'>{e(r['status'])}</span>", _minutes(r["seconds"]), err])
+    html += [
+        "<h2>Notebooks</h2>",
+        table(["notebook", "status", "run time", "error"], rows),
+        f"<p>Total: {_minutes(sum(r['seconds'] for r in runs))}.</p>",
+    ]
+    for r in runs:
+        if r["status"] != "ok":
+            html += [f"<h3>{e(r['notebook'])} failed</h3>", f"<pre>{e(_failure(r)[-3000:])}</pre>"]
+    heads = headlines(recorded)
+    if heads:
+
+        def verdict_cell(v):
+            return f"<span class='{v.split()[0]}'>{e(v)}</span>" if v else "-"
+
+        html += [
+            "<h2>Headlines, next to the public reference figures</h2>",
+            table(
+                ["topic", "measured here", "public reference", "verdict", "notebook"],
+                [
+                    [
+                        e(h["topic"]),
+                        e(h["measured"]),
+                        e(h["reference"] or "-"),
+                        verdict_cell(h["verdict"]),
+                        e(h["notebook"]),
+                    ]
+                    for h in heads
+                ],
+            ),
+        ]
+    if figs:
+        html.append("<h2>Figures</h2>")
+        for caption, p in figs:
+            data = base64.b64encode(Path(p).read_bytes()).decode()
+            html.append(
+                f"<figure><img alt='{e(caption)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{e(caption)}</figcaption></figure>"
+            )
+    if env:
+        html += ["<h2>Environment</h2>", table(["", ""], [[e(str(k)), e(str(v))] for k, v in env.items()])]
+    html.append("<h2>All recorded results</h2>")
+    for nb, values in recorded.items():
+        html.append(f"<h3>{e(nb)}</h3><ul>")
+        html += [f"<li><b>{e(k)}</b>: {value_html(v)}</li>" for k, v in values.items()]
+        html.append("</ul>")
+    html += [
+        "<h2>Public reference figures</h2>",
+        table(["reference", "figure"], [[e(k), e(v)] for k, v in REFERENCES.items()]),
+        "</body></html>",
+    ]
+    path.write_text("\n".join(html) + "\n")
+    return path
+
+
+def notebook_html(executed: Path, out: Path) -> Path | None:
+    """An executed notebook as a standalone HTML page (its figures are already embedded); None if unreadable."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    try:
+        nb = nbformat.read(executed, as_version=4)
+        body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    except Exception as exc:  # noqa: BLE001 - a broken notebook must not lose the report
+        Path(out).write_text(f"<!doctype html><p>Could not render {executed.name}: {type(exc).__name__}: {exc}</p>")
+        return None
+    Path(out).write_text(body)
+    return Path(out)
+
+
+def write(runs: list[dict], results_dir: Path, out_dir: Path, smoke: bool) -> Path:
+    """Write the whole report into ``out_dir``: ``report.md``, ``report.html``, ``figures/`` and every executed
+    notebook as ``notebooks/<name>.html`` (from ``run["output"]``). Returns the path of ``report.md``."""
+    from mlcourse import results
+
+    out_dir = Path(out_dir)
+    recorded = results.load_all(results_dir) if Path(results_dir).is_dir() else {}
+    figs = figures(recorded, runs, out_dir / "figures")
+    env = environment()
+    (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+    runs = [dict(r) for r in runs]
+    for r in runs:
+        executed = Path(r.get("output") or "")
+        if executed.is_file():  # a notebook that never started has no executed copy to link to
+            r["html"] = bool(notebook_html(executed, out_dir / "notebooks" / f"{r['notebook']}.html"))
+    write_html(runs, recorded, out_dir / "report.html", smoke, figs, env)
+    return write_markdown(runs, recorded, out_dir / "report.md", smoke, figs, env)

@@ -1,0 +1,236 @@
+"""The course at a glance: one table of notebooks that the landing notebook and the README are written from.
+
+:data:`COURSE` holds what an author writes by hand (each notebook's topic and what a learner can do after
+it). Everything else is read from the files it describes, so it cannot drift: the exercises from the solution
+notebooks (their ``# Exercise N.M: title`` lines), the times from the measured table in ``INSTRUCTOR.md``.
+
+    python -m mlcourse.catalog write     # write notebooks/index.ipynb and the README's course table
+    python -m mlcourse.catalog check     # exit 1 if either is out of date (the tests run this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+from mlcourse.runtime import ROOT
+
+__all__ = ["COURSE", "exercises", "timings", "rows", "index_notebook", "readme_table", "write", "main"]
+
+#: One entry per numbered notebook: its topic and what a learner is able to do after it.
+COURSE = {
+    "00_workflow": (
+        "The ML workflow: one metric, honest splits, baselines, error analysis, monitoring",
+        "choose the one metric for a use case (ROC-AUC or PR-AUC under imbalance), build leak-free "
+        "splits and pipelines in scikit-learn, diagnose under- and over-fitting, read a confusion "
+        "matrix to decide what to fix next, and rehearse drift monitoring before deployment",
+    ),
+    "01_tuning": (
+        "Hyperparameter tuning and AutoML with keras-tuner",
+        "write a hypermodel and run keras-tuner's RandomSearch, Hyperband and BayesianOptimization, "
+        "compare grid and random search, read and retrain the winner fairly against a baseline, and "
+        "run a small AutoML search over preprocessing and model family",
+    ),
+    "02_nas": (
+        "Neural architecture search",
+        "define macro and micro search spaces, write random search, regularized evolution and a "
+        "REINFORCE controller, estimate performance cheaply (low fidelity, learning-curve "
+        "extrapolation, weight inheritance) and judge each estimate by rank agreement",
+    ),
+    "03_dimensionality_reduction": (
+        "Dimensionality reduction",
+        "measure the curse of dimensionality, and apply PCA, LDA, PLS, truncated "
+        "SVD, ICA and NMF inside scikit-learn pipelines, choosing the number of "
+        "components by cross-validation",
+    ),
+    "04_compression": (
+        "Model compression: quantization, pruning, clustering, low rank, compact and binary nets",
+        "convert a Keras model with the TFLite converter (dynamic, float16, int8 with a "
+        "representative dataset), run it in LiteRT, prune, quantization-aware train and cluster "
+        "with tfmot, and measure size, accuracy and latency side by side",
+    ),
+    "05_distributed_training": (
+        "Distributed training and input pipelines",
+        "train with MirroredStrategy, MultiWorkerMirroredStrategy and "
+        "ParameterServerStrategy on real processes from a TF_CONFIG, survive a worker "
+        "failure with BackupAndRestore, split a model across devices, train in mixed "
+        "precision, and build a fast tf.data pipeline",
+    ),
+    "06_distillation_ensembles": (
+        "Knowledge distillation and ensembles",
+        "write a Keras Distiller, choose temperature and alpha on validation data, "
+        "measure how much of the teacher-student gap distillation closes over seeds, "
+        "and compare bagging, boosting and stacking with scikit-learn",
+    ),
+    "07_deployment": (
+        "Deployment and monitoring",
+        "take the chosen model to an int8 LiteRT file behind a prediction function that rejects "
+        "bad input, benchmark it by batch size, and monitor inputs and predictions for drift",
+    ),
+    "08_runtimes": (
+        "Runtimes that take a model to hardware: LiteRT, ONNX Runtime, OpenVINO, TVM",
+        "export one model to several runtimes, quantize it with each runtime's own tools, and pick a "
+        "runtime for a latency and size budget from measurements on your machine",
+    ),
+}
+
+_EXERCISE = re.compile(r"#\s*Exercise\s+(\d+\.\d+)\s*:\s*(.+)")
+BEGIN = "### BEGIN SOLUTION"
+README_START, README_END = (
+    "<!-- course table: written by `python -m mlcourse.catalog write` -->",
+    "<!-- end of course table -->",
+)
+
+
+def exercises(name: str, root: Path = ROOT) -> list[tuple[str, str]]:
+    """``[(number, title)]`` of one notebook's exercises, read from its solution notebook."""
+    path = Path(root) / "solutions" / f"{name}.ipynb"
+    if not path.is_file():
+        return []
+    found = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code" and BEGIN in cell.source:
+            m = _EXERCISE.search(cell.source)
+            if m:
+                found.append((m.group(1), m.group(2).strip()))
+    return found
+
+
+def timings(root: Path = ROOT) -> dict[str, dict[str, str]]:
+    """The measured times per notebook from INSTRUCTOR.md's table: ``{name: {"full", "prepared", "smoke"}}``."""
+    path = Path(root) / "INSTRUCTOR.md"
+    out = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and re.fullmatch(r"\d\d_\w+", cells[0]):
+            out[cells[0]] = {"full": cells[1], "prepared": cells[2], "smoke": cells[3]}
+    return out
+
+
+def rows(root: Path = ROOT) -> list[dict]:
+    """One dict per notebook that exists in ``solutions/``: name, title, outcome, exercises, times."""
+    times = timings(root)
+    out = []
+    for path in sorted((Path(root) / "solutions").glob("[0-9][0-9]_*.ipynb")):
+        name = path.stem
+        if name not in COURSE:
+            raise ValueError(f"{name} has no entry in mlcourse.catalog.COURSE: add its topic and outcome there.")
+        title, outcome = COURSE[name]
+        out.append(
+            {
+                "name": name,
+                "title": title,
+                "outcome": outcome,
+                "exercises": exercises(name, root),
+                "times": times.get(name, {}),
+            }
+        )
+    return out
+
+
+def _times_text(t: dict) -> str:
+    if not t:
+        return "not measured yet"
+    return f"full run {t['full']}, in a prepared room {t['prepared']}, smoke mode {t['smoke']}"
+
+
+def index_notebook(root: Path = ROOT):
+    """The landing notebook (``notebooks/index.ipynb``): the course map with links, times and exercises."""
+    md = nbformat.v4.new_markdown_cell
+    cells = [
+        md(
+            "# ML modeling in production: start here\n\n"
+            "A course on making models **good, small, fast and scalable**, one notebook per week. Every notebook "
+            "runs on this machine, offline, and prints what *it* measured: your numbers may differ from a "
+            "classmate's, and the notebook's conclusions are built from yours.\n\n"
+            "**How to work.** Open a notebook, read top to bottom, run each cell (Shift+Enter). Exercises are "
+            "marked ✏️: replace `raise NotImplementedError(...)` with your code and run the checker cell under it; "
+            "it says what is wrong. The worked answers are in `solutions/` (linked at each notebook below; try "
+            "first).\n\n"
+            "**Short on time?** Every notebook's first code cell has `SMOKE = None`: set it to `True` to run the "
+            "whole story on tiny data in about a minute (the numbers are then not the course's results), or run "
+            "the room with `MLCOURSE_SMOKE=1`.\n\n"
+            "**The course's own measurements**: the results report of a full run, `build/report.html` after "
+            "`make course` ([open it](../build/report.html)); the measured times per notebook are in "
+            "[INSTRUCTOR.md](../INSTRUCTOR.md); set-up and commands in the [README](../README.md)."
+        )
+    ]
+    for r in rows(root):
+        ex = "\n".join(f"  - ✏️ Exercise {n}: {t}" for n, t in r["exercises"]) or "  - (none yet)"
+        cells.append(
+            md(
+                f"## [{r['name']}]({r['name']}.ipynb): {r['title']}\n\n"
+                f"**After it you can** {r['outcome']}.\n\n"
+                f"**Time** (2-core laptop, no GPU): {_times_text(r['times'])}.\n\n"
+                f"**Exercises**:\n{ex}\n\n"
+                f"Solutions, when you want them: [solutions/{r['name']}.ipynb](../solutions/{r['name']}.ipynb)."
+            )
+        )
+    for i, cell in enumerate(cells):  # stable ids: the file changes only when its content does
+        cell.id = f"course-map-{i}"
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def readme_table(root: Path = ROOT) -> str:
+    """The README's course table (between its two markers)."""
+    lines = ["| notebook | topic | exercises | full run |", "|---|---|---|---|"]
+    for r in rows(root):
+        lines.append(
+            f"| `{r['name']}` | {r['title']} | {len(r['exercises'])} | {r['times'].get('full', 'not measured yet')} |"
+        )
+    return "\n".join(lines)
+
+
+def _readme_with_table(text: str, table: str) -> str:
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"README.md has no course-table markers: add the two lines\n{README_START}\n{README_END}")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    return f"{head}{README_START}\n{table}\n{README_END}{tail}"
+
+
+def write(root: Path = ROOT, check: bool = False) -> list[str]:
+    """Write (or with ``check=True`` only compare) ``notebooks/index.ipynb`` and the README's table.
+
+    Returns the files that were (or would be) changed.
+    """
+    root = Path(root)
+    index = root / "notebooks" / "index.ipynb"
+    readme = root / "README.md"
+    wanted = {
+        index: nbformat.writes(index_notebook(root)) + "\n",
+        readme: _readme_with_table(readme.read_text(), readme_table(root)),
+    }
+    changed = []
+    for path, text in wanted.items():
+        if not path.is_file() or path.read_text() != text:
+            changed.append(str(path.relative_to(root)))
+            if not check:
+                path.write_text(text)
+    return changed
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m mlcourse.catalog", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("cmd", choices=("write", "check"))
+    args = p.parse_args(argv)
+    changed = write(check=args.cmd == "check")
+    if args.cmd == "check" and changed:
+        print(f"out of date: {', '.join(changed)}; run `python -m mlcourse.catalog write` and commit the result.")
+        return 1
+    print(("up to date" if args.cmd == "check" else f"wrote {', '.join(changed) or 'nothing (up to date)'}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The course report: verdicts against the public references, minutes, links to the executed notebooks, an
+environment block, failures with their cell and traceback; the HTML page renders in a real browser."""
+import json
+
+import nbformat
+import pytest
+from _chromium import Chromium, needs_chromium
+
+from mlcourse import report
+
+RESULTS = {
+    "01_tuning": {"baseline vs tuned winner (test set)": [
+        {"model": "baseline (untuned)", "test_accuracy": 0.9, "params": 1},
+        {"model": "tuned (bayesian)", "test_accuracy": 0.86, "params": 1}]},
+    "04_compression": {"compression table": [
+        {"variant": "float32 baseline", "bytes": 4000, "gzipped": 3000, "accuracy": 0.90},
+        {"variant": "int8 (per-channel)", "bytes": 1000, "gzipped": 800, "accuracy": 0.899}]},
+}
+
+
+@pytest.fixture
+def built(tmp_path):
+    res = tmp_path / "results"
+    res.mkdir()
+    for nb, values in RESULTS.items():
+        (res / f"{nb}.json").write_text(json.dumps(values))
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello from 01')")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="hello from 01\n")]
+    nbformat.write(nb, executed / "01_tuning.ipynb")
+    runs = [{"notebook": "01_tuning", "status": "ok", "seconds": 150.0, "error": "",
+             "output": str(executed / "01_tuning.ipynb")},
+            {"notebook": "04_compression", "status": "failed", "seconds": 30.0, "error": "ValueError: boom",
+             "cell": 7, "source": "compress(model)", "traceback": "Traceback ...\nValueError: boom",
+             "output": str(executed / "missing.ipynb")}]
+    out = tmp_path / "build"
+    out.mkdir()
+    md = report.write(runs, res, out, smoke=False)
+    return out, md
+
+
+def test_verdicts_say_meets_or_misses_with_the_margin():
+    assert report.verdict(0.9, 0.888, " pp", scale=100) == "meets (+1.20 pp)"
+    assert report.verdict(0.86, 0.87, " pp", scale=100) == "misses (-1.00 pp)"
+    assert report.verdict(4.0, 3.54, "x smaller") == "meets (+0.5x smaller)"
+    assert report.verdict(None, 3.5) == "" and report.verdict(float("nan"), 3.5) == ""
+    heads = {h["topic"]: h for h in report.headlines(RESULTS)}
+    assert heads["untuned baseline CNN, test accuracy"]["verdict"] == "meets (+1.20 pp)"
+    assert heads["tuned model, test accuracy"]["verdict"] == "misses (-1.00 pp)"
+    assert heads["int8 post-training quantization: size, accuracy change"]["verdict"].startswith("meets (+0.5")
+
+
+def test_markdown_report_has_minutes_links_environment_and_the_failure(built):
+    out, md = built
+    text = md.read_text()
+    assert "| [01_tuning](notebooks/01_tuning.html) | ok | 2.5 min |" in text
+    assert "| 04_compression | failed | 0.5 min |" in text  # no executed copy: no dead link
+    assert "### 04_compression failed" in text and "cell 7" in text and "compress(model)" in text
+    assert "ValueError: boom" in text.split("### 04_compression failed")[1]
+    assert "## Environment" in text and "| tensorflow |" in text and "| cpu cores |" in text
+    assert "| verdict |" in text and "misses (-1.00 pp)" in text
+    assert (out / "notebooks" / "01_tuning.html").read_text().count("hello from 01") >= 1
+
+
+def test_html_report_is_self_contained(built):
+    out, _ = built
+    page = (out / "report.html").read_text()
+    assert "<img" in page and "data:image/png;base64," in page  # figures embedded
+    assert "http://" not in page and "https://" not in page      # nothing to fetch
+    assert "href='notebooks/01_tuning.html'" in page and "class='misses'" in page
+
+
+@needs_chromium
+def test_html_report_renders_in_a_real_browser_with_figures_and_working_links(built, tmp_path):
+    out, _ = built
+    with Chromium() as browser:
+        page = browser.open((out / "report.html").as_uri())
+        page.wait_for("document.readyState === 'complete'", what="the report loaded")
+        images = page.wait_for("Array.from(document.images).every(i => i.complete) && "
+                               "Array.from(document.images).map(i => i.naturalWidth)", what="the figures")
+        assert images and all(w > 100 for w in images), f"a figure did not render: widths {images}"
+        assert "mlcourse results report" in page.evaluate("document.title")
+        assert page.evaluate("document.querySelectorAll('.misses').length") >= 1
+        links = page.evaluate("Array.from(document.links).map(a => a.href)")
+        local = [href for href in links if href.startswith("file://")]
+        assert local, "the report links no executed notebook"
+        target = out / "notebooks" / "01_tuning.html"
+        assert target.as_uri() in local
+        page.goto(target.as_uri())
+        page.wait_for("document.body && document.body.innerText.includes('hello from 01')",
+                      what="the executed notebook behind the report's link")
+        page.screenshot(tmp_path / "notebook.png")
