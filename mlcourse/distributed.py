@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -78,7 +77,10 @@ def train_mirrored(x, y, x_test, y_test, hp: dict | None = None, devices: list[s
     devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
     if global_batch_size % len(devices):
         raise ValueError(f"global_batch_size {global_batch_size} must divide evenly over {len(devices)} replicas.")
-    strategy = tf.distribute.MirroredStrategy(devices) if len(devices) > 1 else tf.distribute.OneDeviceStrategy(devices[0])
+    if len(devices) > 1:
+        strategy = tf.distribute.MirroredStrategy(devices)
+    else:
+        strategy = tf.distribute.OneDeviceStrategy(devices[0])
     hp = {**SMALL_CNN, **(hp or {})}
     if learning_rate:
         hp["learning_rate"] = learning_rate
@@ -121,20 +123,28 @@ def tf_config(cluster: dict[str, list[str]], task_type: str, index: int) -> dict
 
 
 class LocalCluster:
-    """Processes on localhost that form one ``tf.distribute`` cluster.
+    """Processes on localhost that form one ``tf.distribute`` cluster (started by :class:`runtime.ProcessGroup`).
 
     ``tasks`` maps a job name to a count, e.g. ``{"worker": 2}`` or ``{"chief": 1, "worker": 2, "ps": 1}``.
     Each task gets a free port, its ``TF_CONFIG``, the environment variable ``MLCOURSE_TASK_CONFIG`` (the
     training configuration file) and a log file ``directory/logs/<job>-<index>.log``. Use it as a context
-    manager: on leaving, every process still running is terminated (then killed), whatever happened::
+    manager: on leaving, every process still running is terminated (then killed), whatever happened; if this
+    process dies, the tasks die with it (parent-death signal)::
 
         with LocalCluster({"worker": 2}, directory, config) as cluster:
             cluster.start()
             cluster.wait()
+
+    **Security.** TensorFlow's task servers listen on *every* network interface (its gRPC server binds
+    ``0.0.0.0``/``[::]`` whatever ``TF_CONFIG`` names; there is no option to bind loopback) and run any graph
+    they are sent, unauthenticated. So by default (``private_network=True``) the tasks run in a private
+    network namespace that holds only loopback (Linux); where that is impossible a warning is printed at
+    start. :attr:`isolated` says which; :meth:`listening` shows what each task listens on.
     """
 
-    def __init__(self, tasks: dict[str, int], directory, config: dict, threads_per_task: int = 1):
-        from mlcourse.runtime import free_port
+    def __init__(self, tasks: dict[str, int], directory, config: dict, threads_per_task: int = 1,
+                 private_network: bool = True):
+        from mlcourse.runtime import ProcessGroup, free_port
 
         if not tasks or any(int(n) < 1 for n in tasks.values()):
             raise ValueError(f"tasks must map job names to counts >= 1, got {tasks}.")
@@ -144,8 +154,17 @@ class LocalCluster:
         self.config_path.write_text(json.dumps(config, indent=1))
         self.cluster = {job: [f"localhost:{free_port()}" for _ in range(int(n))] for job, n in tasks.items()}
         self.threads = threads_per_task
-        self.procs: dict[str, subprocess.Popen] = {}
-        self._files = []
+        self.group = ProcessGroup(self.directory / "logs", private_network=private_network, grace=3.0)
+        self.isolated = self.group.isolated
+        if not self.isolated:
+            print("WARNING: the tf.distribute tasks listen on every network interface of this machine, "
+                  "unauthenticated (no private network namespace here). Run on a trusted network only; the "
+                  "tasks are stopped as soon as training ends.", file=sys.stderr)
+
+    @property
+    def procs(self) -> dict[str, subprocess.Popen]:
+        """The task processes by name (``"worker:0"``...)."""
+        return self.group.procs
 
     @property
     def names(self) -> list[str]:
@@ -153,33 +172,23 @@ class LocalCluster:
         return [f"{job}:{i}" for job, addrs in self.cluster.items() for i in range(len(addrs))]
 
     def log_path(self, name: str) -> Path:
-        return self.directory / "logs" / (name.replace(":", "-") + ".log")
+        """The log file of task ``name``."""
+        return self.group.log_path(name)
 
     def start(self, names: list[str] | None = None) -> "LocalCluster":
         """Start the given tasks (default: all); a task's log is appended to, so restarts keep the history."""
-        here = str(Path(__file__).resolve().parent.parent)  # tasks import this very mlcourse
         for name in names or self.names:
             job, index = name.split(":")
-            env = {**os.environ, "TF_CONFIG": json.dumps(tf_config(self.cluster, job, int(index))),
-                   "MLCOURSE_TASK_CONFIG": str(self.config_path), "TF_CPP_MIN_LOG_LEVEL": "2",
-                   "GRPC_VERBOSITY": "ERROR", "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": "-1",
-                   "TF_NUM_INTRAOP_THREADS": str(self.threads), "TF_NUM_INTEROP_THREADS": "2",
-                   "OMP_NUM_THREADS": str(self.threads),
-                   "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)}
-            f = open(self.log_path(name), "a")
-            f.write(f"\n===== {time.strftime('%H:%M:%S')} start {name}\n")
-            f.flush()
-            self._files.append(f)
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "mlcourse.distributed", "task"], env=env,
-                                                stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+            env = {"TF_CONFIG": json.dumps(tf_config(self.cluster, job, int(index))),
+                   "MLCOURSE_TASK_CONFIG": str(self.config_path), "CUDA_VISIBLE_DEVICES": "-1",
+                   "TF_NUM_INTRAOP_THREADS": self.threads, "TF_NUM_INTEROP_THREADS": 2,
+                   "OMP_NUM_THREADS": self.threads}
+            self.group.start(name, [sys.executable, "-m", "mlcourse.distributed", "task"], env=env)
         return self
 
     def kill(self, name: str) -> None:
         """Kill one task at once (SIGKILL: no clean-up, as when a machine dies)."""
-        p = self.procs.get(name)
-        if p is not None and p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+        self.group.kill(name)
 
     def wait(self, names: list[str] | None = None, timeout: float = 600, on_poll=None) -> dict[str, int]:
         """Wait until the given tasks (default: all but ``ps``) exit; returns their exit codes.
@@ -189,47 +198,27 @@ class LocalCluster:
         """
         servers = ("ps:", "worker:") if "chief" in self.cluster else ("ps:",)  # they serve until stopped
         names = names or [n for n in self.procs if not n.startswith(servers)]
-        end = time.perf_counter() + timeout
-        for n in names:
-            while True:
-                try:
-                    self.procs[n].wait(timeout=min(0.5, max(0.1, end - time.perf_counter())))
-                    break
-                except subprocess.TimeoutExpired:
-                    if time.perf_counter() >= end:
-                        raise TimeoutError(f"task {n} still runs after {timeout} s; see {self.log_path(n)}") from None
-                    if on_poll:
-                        on_poll()
-        return {n: self.procs[n].returncode for n in names}
+        return self.group.wait(names, timeout=timeout, on_poll=on_poll)
 
     def stop(self) -> None:
-        """Terminate every task still running (then kill what does not stop within 10 s); close the logs."""
-        for p in self.procs.values():
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-        for f in self._files:
-            f.close()
-        self._files = []
+        """Terminate every task still running (SIGTERM, then SIGKILL after 3 s)."""
+        self.group.stop()
+
+    def listening(self) -> dict[str, list[tuple[str, int]]]:
+        """What each running task listens on (address, port), read from ``/proc`` in the task's own network."""
+        from mlcourse.runtime import listening_ports
+
+        return {n: listening_ports(p.pid) for n, p in self.procs.items() if p.poll() is None}
 
     def log(self, name: str, tail: int = 30) -> str:
         """The last ``tail`` lines of a task's log."""
-        path = self.log_path(name)
-        return "\n".join(path.read_text(errors="replace").splitlines()[-tail:]) if path.exists() else ""
+        return self.group.log(name, tail)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.stop()
+        self.group.close()
         return False
 
 
@@ -402,7 +391,8 @@ def _load_data(cfg):
 
     ds = data.load_fashion_mnist(source=cfg["source"])
     x, y = data.stratified_subset(ds.x_train, ds.y_train, cfg["n_train"], seed=cfg["seed"])
-    return x.astype("float32"), y.astype("int64"), ds.x_test[: cfg["n_test"]].astype("float32"), ds.y_test[: cfg["n_test"]]
+    n = cfg["n_test"]
+    return x.astype("float32"), y.astype("int64"), ds.x_test[:n].astype("float32"), ds.y_test[:n]
 
 
 def _progress_callback(tf_keras, path: Path, enabled: bool):
@@ -424,12 +414,21 @@ def _progress_callback(tf_keras, path: Path, enabled: bool):
     return Progress()
 
 
+def _terminate_on_sigterm() -> None:
+    """TensorFlow's coordination service installs its own SIGTERM handler (a preemption notice) that keeps the
+    task running; a course task should end at once when its launcher stops it, so restore the default."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _task_main() -> int:
     cfg = json.loads(Path(os.environ["MLCOURSE_TASK_CONFIG"]).read_text())
     tf_cfg = json.loads(os.environ["TF_CONFIG"])
     job, index = tf_cfg["task"]["type"], tf_cfg["task"]["index"]
-    from mlcourse.runtime import quiet_tensorflow
+    from mlcourse.runtime import exit_with_parent, quiet_tensorflow
 
+    exit_with_parent()
     quiet_tensorflow()
     import tensorflow as tf
     import tf_keras
@@ -443,6 +442,7 @@ def _task_main() -> int:
         resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
         server = tf.distribute.Server(resolver.cluster_spec(), job_name=job, task_index=index, protocol="grpc",
                                       start=True)
+        _terminate_on_sigterm()
         server.join()  # serves until the coordinator is done and the cluster stops it
         return 0
     x, y, xt, yt = _load_data(cfg)
@@ -450,6 +450,7 @@ def _task_main() -> int:
     progress = _progress_callback(tf_keras, directory / f"progress-{job}-{index}.jsonl", is_chief)
     if cfg["mode"] == "multi_worker":
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        _terminate_on_sigterm()
         global_batch = cfg["batch_size"] * strategy.num_replicas_in_sync
         opts = tf.data.Options()
         opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -466,6 +467,7 @@ def _task_main() -> int:
     elif cfg["mode"] == "parameter_server" and job == "chief":
         resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
         strategy = tf.distribute.ParameterServerStrategy(resolver)
+        _terminate_on_sigterm()
         steps = int(np.ceil(len(x) / cfg["batch_size"]))
 
         def dataset_fn(input_context):

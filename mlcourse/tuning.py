@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -213,9 +212,13 @@ def distributed_search(n_workers: int, directory, project: str, kind: str = "ran
     """Tune with keras-tuner's chief/worker mode: one chief process (the oracle) and ``n_workers`` workers.
 
     Every process gets ``KERASTUNER_TUNER_ID`` (``chief``, ``tuner0``, ...), ``KERASTUNER_ORACLE_IP`` and a
-    free ``KERASTUNER_ORACLE_PORT``. Returns ``{"seconds", "trials", "best_score", "logs"}``; the processes
-    are killed on any error or timeout, and each one's output is kept in ``directory/logs-<project>/``.
+    free ``KERASTUNER_ORACLE_PORT`` (the oracle listens on loopback only). The processes are started by
+    :class:`mlcourse.runtime.ProcessGroup`: they die with this process, are stopped on any error or timeout,
+    and each one's output is kept in ``directory/logs-<project>/``. Returns ``{"seconds", "trials",
+    "best_score", "logs"}``.
     """
+    from mlcourse.runtime import ProcessGroup
+
     if n_workers < 1:
         raise ValueError("n_workers must be at least 1.")
     directory = Path(directory)
@@ -226,40 +229,25 @@ def distributed_search(n_workers: int, directory, project: str, kind: str = "ran
                                   "max_trials": max_trials, "epochs": epochs, "n_train": n_train,
                                   "n_val": n_val, "source": source, "seed": seed}))
     port = free_port()
-    here = str(Path(__file__).resolve().parent.parent)  # workers import this very mlcourse
-    base_env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port),
-                "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1",
-                "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)}
+    base_env = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port}
     if threads_per_worker:
-        base_env.update(TF_NUM_INTRAOP_THREADS=str(threads_per_worker), TF_NUM_INTEROP_THREADS="1",
-                        OMP_NUM_THREADS=str(threads_per_worker))
+        base_env.update(TF_NUM_INTRAOP_THREADS=threads_per_worker, TF_NUM_INTEROP_THREADS=1,
+                        OMP_NUM_THREADS=threads_per_worker)
     cmd = [sys.executable, "-m", "mlcourse.tuning", "worker", "--config", str(config)]
-    procs, files = [], []
+    workers = [f"tuner{i}" for i in range(n_workers)]
+    for tid in ["chief"] + workers:  # each run starts its logs afresh
+        (logs / f"{tid}.log").unlink(missing_ok=True)
     start = time.perf_counter()
-    try:
-        for tid in ["chief"] + [f"tuner{i}" for i in range(n_workers)]:
-            f = open(logs / f"{tid}.log", "w")
-            files.append(f)
-            procs.append(subprocess.Popen(cmd, env={**base_env, "KERASTUNER_TUNER_ID": tid}, stdout=f,
-                                          stderr=subprocess.STDOUT))
-            if tid == "chief":
-                _wait_for_port(port, procs[0], logs / "chief.log")
-        for p in procs[1:]:
-            p.wait(timeout=max(1.0, timeout - (time.perf_counter() - start)))
-            if p.returncode != 0:
-                raise RuntimeError(f"a tuning worker failed (exit {p.returncode}); see {logs}")
+    with ProcessGroup(logs, grace=3.0) as group:
+        chief = group.start("chief", cmd, env={**base_env, "KERASTUNER_TUNER_ID": "chief"})
+        _wait_for_port(port, chief, logs / "chief.log")
+        for tid in workers:
+            group.start(tid, cmd, env={**base_env, "KERASTUNER_TUNER_ID": tid})
+        codes = group.wait(workers, timeout=max(1.0, timeout - (time.perf_counter() - start)))
+        bad = [t for t, c in codes.items() if c != 0]
+        if bad:
+            raise RuntimeError(f"tuning worker {bad[0]} failed (exit {codes[bad[0]]}):\n{group.log(bad[0])}")
         seconds = time.perf_counter() - start
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        for f in files:
-            f.close()
     trials = [json.loads(t.read_text()) for t in (directory / project).glob("trial_*/trial.json")]
     scores = [t["score"] for t in trials if t.get("score") is not None]
     return {"seconds": seconds, "trials": len(scores), "best_score": max(scores) if scores else np.nan,
@@ -267,6 +255,8 @@ def distributed_search(n_workers: int, directory, project: str, kind: str = "ran
 
 
 def _wait_for_port(port: int, proc, log: Path, timeout: float = 120) -> None:
+    """Wait until the chief ``proc`` accepts connections on ``127.0.0.1:port``; a clear error if it exits first
+    or does not open the port within ``timeout`` seconds."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
         if proc.poll() is not None:
@@ -274,7 +264,7 @@ def _wait_for_port(port: int, proc, log: Path, timeout: float = 120) -> None:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise TimeoutError(f"the tuning chief did not open port {port} within {timeout} s; see {log}")
 
 

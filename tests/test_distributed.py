@@ -2,13 +2,16 @@
 training; mlcourse.pipelines: shards and tf.data steps."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
 
-from mlcourse import data, distributed, pipelines
+from mlcourse import data, distributed, pipelines, runtime
 
 
 def _alive(cluster):
@@ -33,6 +36,104 @@ def test_local_cluster_gives_each_task_its_own_port_and_always_cleans_up(tmp_pat
             raise RuntimeError("boom")
     assert _alive(cluster) == []
     assert all(cluster.log_path(n).exists() for n in cluster.names)
+
+
+def _servers(tmp_path):
+    """A cluster whose two tasks only serve (parameter-server mode: ps and worker start a tf.distribute.Server)."""
+    return distributed.LocalCluster({"ps": 1, "worker": 1}, tmp_path, {"mode": "parameter_server", "seed": 0,
+                                                                      "directory": str(tmp_path)})
+
+
+def _wait_listening(cluster, timeout=120):
+    end = time.time() + timeout
+    while time.time() < end:
+        ports = cluster.listening()
+        if len(ports) == 2 and all(ports.values()):
+            return ports
+        assert _alive(cluster) == sorted(cluster.procs), {n: cluster.log(n) for n in cluster.procs}
+        time.sleep(0.3)
+    raise AssertionError(f"the servers did not listen within {timeout} s")
+
+
+def _netns(pid):
+    return os.readlink(f"/proc/{pid}/ns/net")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_task_servers_are_unreachable_from_the_network_and_stop_promptly(tmp_path):
+    with _servers(tmp_path) as cluster:
+        cluster.start()
+        ports = _wait_listening(cluster)
+        own = {n: int(a.split(":")[1]) for job, addrs in cluster.cluster.items() for n, a in
+               ((f"{job}:{i}", a) for i, a in enumerate(addrs))}
+        for name, sockets in ports.items():
+            assert own[name] in [p for _, p in sockets], f"{name} does not listen on its TF_CONFIG port"
+        if not runtime.private_network_available():
+            pytest.skip("no private network namespace here: LocalCluster warned instead (tasks on every interface)")
+        assert cluster.isolated
+        for name, p in cluster.procs.items():
+            # TensorFlow binds every interface (0.0.0.0 / ::) ...
+            assert any(addr in ("0.0.0.0", "::") for addr, _ in ports[name])
+            # ... but inside a namespace whose only interface is loopback, not the machine's network
+            assert _netns(p.pid) != _netns(os.getpid())
+            devices = [line.split(":")[0].strip() for line in open(f"/proc/{p.pid}/net/dev").read().splitlines()[2:]]
+            assert devices == ["lo"], devices
+        host = [int(line.split()[1].split(":")[1], 16) for name in ("tcp", "tcp6")
+                for line in open(f"/proc/net/{name}").read().splitlines()[1:] if line.split()[3] == "0A"]
+        assert not set(own.values()) & set(host), "a task port is open in the machine's own network"
+        t0 = time.perf_counter()
+        cluster.stop()
+        assert time.perf_counter() - t0 < 2.5, "the tasks ignored SIGTERM (the stop waited for the SIGKILL)"
+        assert _alive(cluster) == []
+
+
+PARENT = textwrap.dedent("""
+    import json, sys, time
+    from mlcourse import distributed
+    cluster = distributed.LocalCluster({"ps": 1, "worker": 1}, sys.argv[1], {"mode": "parameter_server",
+                                       "seed": 0, "directory": sys.argv[1]}).start()
+    print(json.dumps([p.pid for p in cluster.procs.values()]), flush=True)
+    time.sleep(600)
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux; elsewhere a watchdog")
+def test_tasks_die_with_a_sigkilled_parent(tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                              env=runtime.child_env())
+    try:
+        pids = json.loads(parent.stdout.readline())
+        time.sleep(1.0)  # let the tasks get going (importing TensorFlow)
+        assert all(os.path.exists(f"/proc/{pid}") for pid in pids)
+    finally:
+        parent.kill()  # SIGKILL: no clean-up code in the parent runs, as when Jupyter restarts a busy kernel
+        parent.wait()
+    end = time.time() + 10
+    while time.time() < end and any(_running(pid) for pid in pids):
+        time.sleep(0.1)
+    assert not [pid for pid in pids if _running(pid)], "a task outlived its parent"
+
+
+def _running(pid):
+    try:
+        return open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_process_group_stops_a_child_that_ignores_sigterm(tmp_path):
+    stubborn = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); "
+                "time.sleep(60)")
+    with runtime.ProcessGroup(tmp_path, grace=0.5) as group:
+        group.start("stubborn", [sys.executable, "-c", stubborn])
+        end = time.time() + 30
+        while "up" not in group.log("stubborn") and time.time() < end:
+            time.sleep(0.05)
+        t0 = time.perf_counter()
+        group.stop()
+        assert time.perf_counter() - t0 < 3 and group.alive() == []
+    assert group.procs["stubborn"].returncode == -signal.SIGKILL
+    assert "start stubborn" in (tmp_path / "stubborn.log").read_text()
 
 
 def test_task_reports_a_bad_config_in_its_log(tmp_path):
