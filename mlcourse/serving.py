@@ -64,38 +64,71 @@ class Predictor:
         if not isinstance(tflite, (bytes, bytearray)) or len(tflite) < 16:
             raise ValueError("tflite must be the bytes of a .tflite model (from compression.to_tflite).")
         self.tflite = bytes(tflite)
-        self.input_shape = tuple(int(v) for v in input_shape)
+        try:
+            self.input_shape = tuple(int(v) for v in input_shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"input_shape must be a tuple of whole numbers such as (28, 28), got {input_shape!r}.") \
+                from None
         self._interp = interpreter(self.tflite, threads=threads)
         self._in = self._interp.get_input_details()[0]
         self._out = self._interp.get_output_details()[0]
+        model_shape = tuple(int(v) for v in self._in["shape"][1:])
+        if self.input_shape != model_shape:  # else: garbage predictions or a raw RESHAPE error later
+            raise ValueError(f"input_shape {self.input_shape} does not match the model, whose input is one image of "
+                             f"{model_shape}: pass input_shape={model_shape} (or leave it out).")
         n_classes = int(self._out["shape"][-1])
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(n_classes)]
         if len(self.class_names) != n_classes:
             raise ValueError(f"the model has {n_classes} outputs but {len(self.class_names)} class names were given.")
 
     def _check(self, images) -> np.ndarray:
+        """The request as a float32 batch, or a ValueError/TypeError that says what is wrong (checked per image)."""
         x = np.asarray(images)
         if x.shape == self.input_shape:
             x = x[None]
         if x.ndim != len(self.input_shape) + 1 or x.shape[1:] != self.input_shape:
             raise ValueError(f"expected images of shape {self.input_shape} or a batch (N, {', '.join(map(str, self.input_shape))}), "
                              f"got {x.shape}. Resize or crop the images to {self.input_shape} first.")
-        if not np.issubdtype(x.dtype, np.number):
+        if len(x) == 0:
+            raise ValueError(f"the batch is empty (shape {x.shape}): send at least one image.")
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
             raise TypeError(f"images must be numbers (uint8 pixels), got dtype {x.dtype}.")
         x = x.astype("float32")
-        if not np.isfinite(x).all():
-            raise ValueError("images contain NaN or infinite pixels; reject or repair them before predicting.")
-        if x.min() < 0 or x.max() > 255:
-            raise ValueError(f"pixels must be in 0..255 (raw values), got {x.min():.3g}..{x.max():.3g}.")
-        if x.size and x.max() <= 1.0 and np.any(x % 1 != 0):  # raw uint8 pixels are whole numbers
-            raise ValueError("every pixel is <= 1: these images look already scaled to 0..1. Pass raw 0..255 "
-                             "pixels: the model rescales them itself.")
+        flat = x.reshape(len(x), -1)
+        bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
+        if bad.size:
+            raise ValueError(f"image {bad[0]} ({bad.size} in all) contains NaN or infinite pixels; reject or repair "
+                             "them before predicting.")
+        bad = np.flatnonzero((flat.min(axis=1) < 0) | (flat.max(axis=1) > 255))
+        if bad.size:
+            raise ValueError(f"pixels must be in 0..255 (raw values): image {bad[0]} ({bad.size} in all) has "
+                             f"{flat[bad[0]].min():.3g}..{flat[bad[0]].max():.3g}.")
+        # per image, so that one wrongly prepared image inside a good batch is caught too
+        top = flat.max(axis=1)
+        small = (top <= 1.0) & (top > 0)
+        whole = (flat % 1 == 0).all(axis=1)
+        scaled = np.flatnonzero(small & ~whole)
+        if scaled.size:
+            raise ValueError(f"image {scaled[0]} ({scaled.size} in all) has every pixel <= 1: it looks already "
+                             "scaled to 0..1. Pass raw 0..255 pixels: the model rescales them itself.")
+        binary = np.flatnonzero(small & whole)
+        if binary.size:
+            raise ValueError(f"image {binary[0]} ({binary.size} in all) holds only 0 and 1: it looks binarised (a "
+                             "mask, not a photo). Pass the raw 0..255 grey image; the model was never trained on "
+                             "masks.")
         return x
+
+    @staticmethod
+    def _batch_size(batch_size) -> int:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
+        return int(batch_size)
 
     def predict_proba(self, images, batch_size: int = 256) -> np.ndarray:
         """Class probabilities, N x classes."""
         from mlcourse.compression import run_interpreter
 
+        batch_size = self._batch_size(batch_size)
         return run_interpreter(self._interp, self._check(images), batch_size=batch_size)
 
     def predict(self, images, batch_size: int = 256) -> pd.DataFrame:
@@ -123,8 +156,24 @@ class Predictor:
         model, meta = directory / "model.tflite", directory / "predictor.json"
         if not model.is_file() or not meta.is_file():
             raise FileNotFoundError(f"{directory} needs model.tflite and predictor.json (written by Predictor.save).")
-        m = json.loads(meta.read_text())
-        return cls(model.read_bytes(), m["class_names"], m["input_shape"], threads=threads)
+        try:
+            m = json.loads(meta.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{meta} is not valid JSON ({exc}): save the predictor again with Predictor.save.") \
+                from None
+        if not isinstance(m, dict) or not {"class_names", "input_shape"} <= set(m):
+            raise ValueError(f"{meta} must be a JSON object with 'class_names' and 'input_shape' (as "
+                             f"Predictor.save writes it), got {str(m)[:80]}.")
+        names, shape = m["class_names"], m["input_shape"]
+        if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
+            raise ValueError(f"{meta}: 'class_names' must be a list of strings, got {names!r}.")
+        if not isinstance(shape, list) or not shape or not all(isinstance(v, int) and v > 0 for v in shape):
+            raise ValueError(f"{meta}: 'input_shape' must be a list of positive whole numbers such as [28, 28], "
+                             f"got {shape!r}.")
+        try:
+            return cls(model.read_bytes(), names, shape, threads=threads)
+        except ValueError as exc:
+            raise ValueError(f"{directory} (model.tflite, predictor.json): {exc}") from None
 
 
 def benchmark(predictor: Predictor, x, batch_sizes=(1, 8, 64, 256), repeats: int = 20) -> pd.DataFrame:

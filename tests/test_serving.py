@@ -70,3 +70,52 @@ def test_deployment_hp_prefers_your_own_tuning(tmp_path):
     models.save(mine, tmp_path / "best_model")
     hp, where = serving.deployment_hp(tmp_path)
     assert hp["hidden_units"] == [8] and where.endswith("spec.json")
+
+
+# --- issue 17 item 7: the Predictor's gaps, each probed as an adversarial learner would ---
+
+def test_predictor_rejects_an_input_shape_the_model_does_not_have(deployed):
+    _, _, blob = deployed
+    with pytest.raises(ValueError, match=r"input_shape \(32, 32\).*model.*\(28, 28\)"):
+        serving.Predictor(blob, input_shape=(32, 32))
+    with pytest.raises(ValueError, match="input_shape"):
+        serving.Predictor(blob, input_shape=(784,))
+    assert serving.Predictor(blob, input_shape=[28, 28]).input_shape == (28, 28)
+
+
+def test_predictor_catches_scaled_and_binarised_images_one_by_one(deployed):
+    ds, _, blob = deployed
+    p = serving.Predictor(blob)
+    batch = ds.x_test[:6].astype("float32")
+    batch[3] = batch[3] / 255.0                                  # one image scaled to 0..1 in a 0..255 batch
+    with pytest.raises(ValueError, match=r"image 3 .*0\.\.1"):
+        p.predict(batch)
+    binary = (ds.x_test[:4] > 127).astype("uint8")               # binarised to 0/1
+    with pytest.raises(ValueError, match=r"image 0 .*0 and 1"):
+        p.predict(binary)
+    mixed = ds.x_test[:4].copy()
+    mixed[2] = (mixed[2] > 127)
+    with pytest.raises(ValueError, match="image 2"):
+        p.predict(mixed)
+    assert len(p.predict(np.zeros((3, 28, 28), np.uint8))) == 3  # black images are still valid
+
+
+def test_predictor_empty_batch_and_bad_batch_size(deployed):
+    ds, _, blob = deployed
+    p = serving.Predictor(blob)
+    with pytest.raises(ValueError, match="empty"):
+        p.predict(np.zeros((0, 28, 28), np.uint8))
+    for bad in (0, -1, 2.5, "8"):
+        with pytest.raises(ValueError, match="batch_size"):
+            p.predict(ds.x_test[:4], batch_size=bad)
+
+
+def test_predictor_load_names_the_bad_file(deployed, tmp_path):
+    _, _, blob = deployed
+    folder = serving.Predictor(blob).save(tmp_path / "p")
+    meta = folder / "predictor.json"
+    for text in ("{not json", "[1, 2]", '{"class_names": ["a"]}', '{"class_names": "abc", "input_shape": [28, 28]}',
+                 '{"class_names": [], "input_shape": "28x28"}'):
+        meta.write_text(text)
+        with pytest.raises(ValueError, match="predictor.json"):
+            serving.Predictor.load(folder)
