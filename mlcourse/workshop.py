@@ -100,12 +100,13 @@ def check() -> dict:
 LANDING = "notebooks/index.ipynb"
 
 
-def lab_command(port: int = 8888, ip: str = "127.0.0.1", token: str | None = None) -> list[str]:
+def lab_command(port: int = 8888, ip: str = "127.0.0.1", token: str | None = None, root=ROOT) -> list[str]:
     """The command that starts JupyterLab on the course: the whole checkout is reachable (notebooks/,
     solutions/, README, the report), and it opens on the landing notebook, :data:`LANDING`.
 
     It listens on ``ip`` (loopback unless you say otherwise: ``0.0.0.0`` serves a room from this machine) and
-    needs ``token`` to be opened (a new random one when None). No browser is started.
+    needs ``token`` to be opened (a new random one when None). ``root`` is the folder it serves (the checkout).
+    No browser is started.
     """
     import secrets
 
@@ -117,8 +118,8 @@ def lab_command(port: int = 8888, ip: str = "127.0.0.1", token: str | None = Non
         "--no-browser",
         f"--port={port}",
         f"--ip={ip}",
-        f"--ServerApp.root_dir={ROOT}",
-        f"--ServerApp.default_url=/lab/tree/{LANDING}",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.default_url=/lab/tree/{LANDING}",
         f"--IdentityProvider.token={token}",
         "--ServerApp.port_retries=0",
         # offline rooms: no news feed, no update check (both would call out to the internet)

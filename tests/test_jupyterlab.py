@@ -1,19 +1,22 @@
-"""JupyterLab really opens the course: start the server, list the notebooks through its REST API, start a
-kernel and execute a whole notebook through the kernel's websocket, as the browser would."""
+"""JupyterLab really opens the course, started by the same command as `make lab`: the landing notebook opens
+in a real browser, its links reach a solution and the results report; through the REST API, a kernel
+executes a whole notebook over its websocket, as the browser would."""
 import asyncio
 import json
 import os
-import secrets
+import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import nbformat
 import pytest
+from _chromium import Chromium, needs_chromium
 
+from mlcourse import report, workshop
 from mlcourse.runtime import ROOT, free_port
 
 NOTEBOOK = "solutions/00_workflow.ipynb"
@@ -69,15 +72,23 @@ async def _execute_all(ws_url, cells, timeout=300):
     return transcript
 
 
-def test_jupyterlab_serves_the_course_and_runs_a_notebook_through_its_kernel_api(tmp_path):
-    port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_DATA_DIR": str(tmp_path / "data"),
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}"]
-    if os.geteuid() == 0:  # CI runs as root; JupyterLab refuses that without this flag
-        cmd.append("--allow-root")
-    log = open(tmp_path / "lab.log", "w")
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """`make lab`'s command on a copy of the course (with a results report in build/), on loopback."""
+    tmp = tmp_path_factory.mktemp("lab")
+    root = tmp / "course"
+    for name in ("notebooks", "solutions"):
+        shutil.copytree(ROOT / name, root / name)
+    for name in ("README.md", "INSTRUCTOR.md"):
+        shutil.copy(ROOT / name, root / name)
+    (root / "build").mkdir()
+    report.write([{"notebook": "00_workflow", "status": "ok", "seconds": 60.0, "error": "", "output": ""}],
+                 tmp / "no-results", root / "build", smoke=True)
+    port, token = free_port(), "course-test-token"
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "JUPYTER_DATA_DIR": str(tmp / "data"),
+           "JUPYTER_CONFIG_DIR": str(tmp / "config")}
+    cmd = workshop.lab_command(port, "127.0.0.1", token, root=root)
+    log = open(tmp / "lab.log", "w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -86,31 +97,11 @@ def test_jupyterlab_serves_the_course_and_runs_a_notebook_through_its_kernel_api
                 if _get(f"{base}/api/status", token)[0] == 200:
                     break
             except OSError:
-                assert proc.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
+                assert proc.poll() is None, (tmp / "lab.log").read_text()[-3000:]
                 time.sleep(0.5)
         else:
-            pytest.fail("JupyterLab did not answer within 60 s:\n" + (tmp_path / "lab.log").read_text()[-3000:])
-        status, page = _get(f"{base}/lab", token)
-        assert status == 200 and "JupyterLab" in page
-        listing = json.loads(_get(f"{base}/api/contents/notebooks", token)[1])
-        names = {c["name"] for c in listing["content"]}
-        expected = {p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
-        assert expected and expected <= names
-        # open a notebook the way the browser does: a session with a Python kernel, then its websocket
-        session = json.loads(_get(f"{base}/api/sessions", token, "POST",
-                                  {"path": NOTEBOOK, "type": "notebook", "name": "", "kernel": {"name": "python3"}})[1])
-        kernel = session["kernel"]["id"]
-        model = json.loads(_get(f"{base}/api/contents/{NOTEBOOK}", token)[1])  # the notebook, as the browser gets it
-        nb = nbformat.reads(json.dumps(model["content"]), as_version=4)
-        cells = [c.source for c in nb.cells if c.cell_type == "code"]
-        ws = f"ws://127.0.0.1:{port}/api/kernels/{kernel}/channels?token={token}"
-        transcript = asyncio.run(_execute_all(ws, cells))
-        failed = [t for t in transcript if t["errors"]]
-        assert not failed, f"cell failed through JupyterLab: {failed[0]['code'][:300]}\n{failed[0]['errors']}"
-        assert len(transcript) == len(cells)
-        assert any("mlcourse: seed 0, SMOKE run" in t["text"] for t in transcript)  # the kernel got smoke mode
-        assert any("✅ Exercise 0.1 passed" in t["text"] for t in transcript)
-        assert _get(f"{base}/api/sessions/{session['id']}", token, "DELETE")[0] == 204
+            pytest.fail("JupyterLab did not answer within 60 s:\n" + (tmp / "lab.log").read_text()[-3000:])
+        yield {"base": base, "token": token, "port": port, "root": root, "tmp": tmp}
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -119,3 +110,67 @@ def test_jupyterlab_serves_the_course_and_runs_a_notebook_through_its_kernel_api
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+def test_lab_listens_on_loopback_only(lab):
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.read().splitlines()[1:]]
+    mine = [r[1] for r in rows if r[3] == "0A" and int(r[1].split(":")[1], 16) == lab["port"]]
+    assert mine and all(addr.split(":")[0] == "0100007F" for addr in mine), f"JupyterLab listens on {mine}"
+
+
+def test_jupyterlab_serves_the_course_and_runs_a_notebook_through_its_kernel_api(lab):
+    base, token, port = lab["base"], lab["token"], lab["port"]
+    status, page = _get(f"{base}/lab", token)
+    assert status == 200 and "JupyterLab" in page
+    listing = json.loads(_get(f"{base}/api/contents/notebooks", token)[1])
+    names = {c["name"] for c in listing["content"]}
+    expected = {p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")} | {"index.ipynb"}
+    assert expected <= names
+    # open a notebook the way the browser does: a session with a Python kernel, then its websocket
+    session = json.loads(_get(f"{base}/api/sessions", token, "POST",
+                              {"path": NOTEBOOK, "type": "notebook", "name": "", "kernel": {"name": "python3"}})[1])
+    kernel = session["kernel"]["id"]
+    model = json.loads(_get(f"{base}/api/contents/{NOTEBOOK}", token)[1])  # the notebook, as the browser gets it
+    nb = nbformat.reads(json.dumps(model["content"]), as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "code"]
+    ws = f"ws://127.0.0.1:{port}/api/kernels/{kernel}/channels?token={token}"
+    transcript = asyncio.run(_execute_all(ws, cells))
+    failed = [t for t in transcript if t["errors"]]
+    assert not failed, f"cell failed through JupyterLab: {failed[0]['code'][:300]}\n{failed[0]['errors']}"
+    assert len(transcript) == len(cells)
+    assert any("mlcourse: seed 0, SMOKE run" in t["text"] for t in transcript)  # the kernel got smoke mode
+    assert any("✅ Exercise 0.1 passed" in t["text"] for t in transcript)
+    assert _get(f"{base}/api/sessions/{session['id']}", token, "DELETE")[0] == 204
+
+
+@needs_chromium
+def test_a_browser_opens_the_landing_notebook_and_reaches_a_solution_and_the_report(lab):
+    """The learner's path: the URL `make lab` prints -> the landing notebook -> a solution -> the report."""
+    base, token = lab["base"], lab["token"]
+    shots = Path(os.environ.get("MLCOURSE_SCREENSHOTS") or lab["tmp"])
+    with Chromium() as browser:
+        page = browser.open(f"{base}/?token={token}")  # the default URL leads to the landing notebook
+        page.wait_for("document.querySelector('.jp-RenderedMarkdown h1') && "
+                      "document.querySelector('.jp-RenderedMarkdown h1').innerText.includes('start here')",
+                      timeout=90, what="the landing notebook's title")
+        assert "/lab/tree/notebooks/index.ipynb" in page.evaluate("location.href")
+        page.screenshot(shots / "lab-landing.png")
+        # JupyterLab resolves the markdown's relative links against the served root
+        links = page.evaluate("Array.from(document.querySelectorAll('.jp-RenderedMarkdown a')).map(a => a.href)")
+        assert any("solutions/00_workflow.ipynb" in h for h in links), links
+        assert any("/files/build/report.html" in h for h in links), links
+        page.evaluate("Array.from(document.querySelectorAll('.jp-RenderedMarkdown a'))"
+                      ".find(a => a.href.includes('solutions/00_workflow.ipynb')).click()")
+        page.wait_for("Array.from(document.querySelectorAll('.lm-TabBar-tabLabel'))"
+                      ".some(t => t.innerText.includes('00_workflow.ipynb'))", timeout=60, what="the solution's tab")
+        page.wait_for("location.href.includes('/lab/tree/solutions/00_workflow.ipynb') && "
+                      "Array.from(document.querySelectorAll('.jp-Notebook:not(.lm-mod-hidden) .jp-Cell'))"
+                      ".some(c => c.innerText.includes('import mlcourse'))", timeout=60,
+                      what="the solution notebook's cells")
+        page.screenshot(shots / "lab-solution.png")
+        report_page = browser.open(f"{base}/files/build/report.html?token={token}")  # where the link leads
+        report_page.wait_for("document.title.includes('mlcourse results report')", what="the results report")
+        assert report_page.evaluate("document.querySelectorAll('h2').length") >= 3
+    for name in ("README.md", "INSTRUCTOR.md"):  # the course root is reachable, not only notebooks/
+        assert _get(f"{base}/api/contents/{name}", token)[0] == 200
