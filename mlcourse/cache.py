@@ -4,21 +4,32 @@ Notebooks train their slow models through :func:`cached_model`: the first run tr
 under the cache folder (``MLCOURSE_CACHE_DIR``, default ``runs/cache`` in the checkout); every later run
 with the *same* recipe (name, hyperparameters, epochs, seed and a fingerprint of the training data) loads
 it in a second. A different recipe is a different entry, so a cached model is never used by mistake, and
-an entry is never overwritten. ``make workshop`` (:mod:`mlcourse.workshop`) fills it ahead of a session.
+an entry is never overwritten. ``make workshop`` (:mod:`mlcourse.workshop`) fills it ahead of a session and
+``workshop check`` counts its :func:`entries`; notebooks 04, 06 and 07 load from it.
+
+The cache repairs itself: an entry is written into a temporary folder beside it and renamed into place in
+one step (two processes caching the same recipe at once: the first rename wins, the other loads the
+winner's entry); an entry that cannot be read, or whose weights are not finite, is moved aside (to
+``<entry>-previous-<time>``, never deleted) and trained again.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 
 from mlcourse.runtime import ROOT, keep_aside
 
-__all__ = ["cache_dir", "fingerprint", "cached_model"]
+__all__ = ["cache_dir", "fingerprint", "cached_model", "entries", "load_entry"]
+
+_FILES = ("spec.json", "weights.npz", "recipe.json")
+_TMP = ".tmp-"
 
 
 def cache_dir() -> Path:
@@ -27,13 +38,60 @@ def cache_dir() -> Path:
 
 
 def fingerprint(*arrays) -> str:
-    """A short SHA-1 of the arrays' shapes, types and bytes: the same data gives the same fingerprint."""
+    """A short SHA-1 of the arrays' shapes, types and full content: the same data gives the same fingerprint.
+
+    Views are keyed by what they show (``x[::2]`` like its copy), the byte order by value; ``None`` is a
+    value of its own. Object arrays (whose bytes are memory addresses) are refused.
+    """
     h = hashlib.sha1()
     for a in arrays:
+        if a is None:
+            h.update(b"None;")
+            continue
+        a = np.asarray(a)
+        if a.dtype.hasobject:
+            raise TypeError(f"fingerprint needs numeric arrays, got dtype {a.dtype} (its bytes are memory "
+                            "addresses, not the data): convert the data to a numeric NumPy array first.")
+        if not a.dtype.isnative:
+            a = a.astype(a.dtype.newbyteorder("="))
         a = np.ascontiguousarray(a)
-        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(f"{a.shape}{a.dtype.str};".encode())
         h.update(a.tobytes())
     return h.hexdigest()[:16]
+
+
+def entries(folder=None) -> list[Path]:
+    """The complete cache entries in ``folder`` (default :func:`cache_dir`), sorted: folders holding
+    ``spec.json``, ``weights.npz`` and ``recipe.json``; entries moved aside and unfinished writes are left out."""
+    folder = Path(folder) if folder is not None else cache_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_dir() and not p.name.startswith(_TMP) and "-previous-" not in p.name
+                  and all((p / f).is_file() for f in _FILES))
+
+
+def load_entry(folder):
+    """Load the model of one cache entry; raise ValueError if it cannot be read or its weights are not finite."""
+    from mlcourse import models
+
+    folder = Path(folder)
+    try:
+        json.loads((folder / "recipe.json").read_text())
+        model = models.load(folder)
+    except Exception as exc:  # truncated zip, EOF, bad JSON, missing key or file: all mean "damaged"
+        raise ValueError(f"unreadable: {type(exc).__name__}: {exc}") from exc
+    if not all(np.isfinite(w).all() for w in model.get_weights()):
+        raise ValueError("unreadable: its weights are not finite (NaN or inf)")
+    return model
+
+
+def _set_aside(folder: Path, name: str, why: str) -> None:
+    try:
+        kept = keep_aside(folder)
+    except (FileNotFoundError, OSError):  # another process moved or replaced it meanwhile
+        kept = "(already moved by another process)"
+    print(f"{name}: the cache entry {folder} is unreadable ({why}); moved aside to {kept}, training again")
 
 
 def cached_model(name: str, train, x, y, verbose: bool = True, **recipe):
@@ -41,27 +99,43 @@ def cached_model(name: str, train, x, y, verbose: bool = True, **recipe):
 
     ``recipe`` holds everything that decides the result besides the data (hyperparameters, epochs, seed);
     the training data ``x, y`` enter through their :func:`fingerprint`. ``train`` must return a model built
-    by :func:`mlcourse.models.build_model`. A cache entry that cannot be read is moved aside and retrained.
+    by :func:`mlcourse.models.build_model`. A cache entry that cannot be read, or holds weights that are not
+    finite, is moved aside and retrained; the new entry is written atomically (see the module docstring).
     """
     from mlcourse import models
 
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise ValueError(f"name must be a plain non-empty folder name, got {name!r}.")
     key = {"name": name, "data": fingerprint(x, y), **recipe}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    folder = cache_dir() / f"{name}-{digest}"
-    if (folder / "spec.json").exists():
+    root = cache_dir()
+    folder = root / f"{name}-{digest}"
+    if folder.exists():
         try:
-            model = models.load(folder)
+            model = load_entry(folder)
             if verbose:
                 print(f"{name}: loaded from the workshop cache ({folder})")
             return model
-        except (ValueError, FileNotFoundError) as exc:
-            print(f"{name}: the cache entry {folder} is unreadable ({exc}); moved aside to "
-                  f"{keep_aside(folder)}, training again")
+        except ValueError as exc:
+            _set_aside(folder, name, str(exc).removeprefix("unreadable: "))
     t0 = time.perf_counter()
     model = train()
-    folder.mkdir(parents=True, exist_ok=True)
-    models.save(model, folder)
-    (folder / "recipe.json").write_text(json.dumps(key, indent=1, sort_keys=True, default=str))
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f"{_TMP}{folder.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        models.save(model, tmp)
+        (tmp / "recipe.json").write_text(json.dumps(key, indent=1, sort_keys=True, default=str))
+        try:
+            os.rename(tmp, folder)  # atomic: the entry appears whole or not at all
+        except OSError:  # another process wrote this entry meanwhile: keep its copy, drop ours
+            if verbose:
+                print(f"{name}: trained, but another process cached the same recipe first; using its entry")
+            try:
+                return load_entry(folder)
+            except ValueError:
+                return model
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if verbose:
         print(f"{name}: trained in {time.perf_counter() - t0:.0f} s and cached in {folder}")
     return model

@@ -1,9 +1,12 @@
 """The model cache trains once per recipe and data."""
 import json
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
-from mlcourse import cache, models
+from mlcourse import cache, models, runtime
 
 
 def test_cached_model_trains_once_and_keys_on_the_recipe(tmp_path, monkeypatch, capsys):
@@ -29,3 +32,121 @@ def test_cached_model_trains_once_and_keys_on_the_recipe(tmp_path, monkeypatch, 
     cache.cached_model("m", train, x, y, epochs=1)
     assert len(calls) == 4 and "unreadable" in capsys.readouterr().out
     assert any("previous" in p.name for p in tmp_path.iterdir())            # the damaged entry was kept aside
+
+
+def _mlp():
+    return models.build_model({"arch": "mlp", "hidden_units": [4]})
+
+
+XY = (np.zeros((10, 28, 28), np.uint8), np.arange(10) % 10)
+
+
+def _one_entry(tmp_path):
+    [entry] = cache.entries(tmp_path)
+    return entry
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not a zip", "bad json", "missing key", "no weights"])
+def test_any_unreadable_entry_is_moved_aside_and_retrained(tmp_path, monkeypatch, capsys, damage):
+    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path))
+    calls = []
+    train = lambda: calls.append(1) or _mlp()  # noqa: E731
+    cache.cached_model("m", train, *XY, epochs=1)
+    entry = _one_entry(tmp_path)
+    weights, spec = entry / "weights.npz", entry / "spec.json"
+    if damage == "empty":
+        weights.write_bytes(b"")
+    elif damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "not a zip":
+        weights.write_bytes(b"garbage")
+    elif damage == "bad json":
+        spec.write_text("{not json")
+    elif damage == "missing key":
+        spec.write_text(json.dumps({"hp": {"arch": "mlp"}}))
+    else:
+        weights.unlink()
+    model = cache.cached_model("m", train, *XY, epochs=1)
+    assert len(calls) == 2 and "unreadable" in capsys.readouterr().out
+    assert model.predict(XY[0][:2], verbose=0).shape == (2, 10)
+    assert len(cache.entries(tmp_path)) == 1                  # the moved-aside copy is not counted as cached
+    assert len(list(tmp_path.glob("*-previous-*"))) == 1      # ... but kept for a look
+    cache.cached_model("m", train, *XY, epochs=1)             # and the new entry loads
+    assert len(calls) == 2
+
+
+def test_nan_weights_are_damage(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def train():
+        calls.append(1)
+        m = _mlp()
+        if len(calls) == 1:
+            m.set_weights([np.full_like(w, np.nan) for w in m.get_weights()])
+        return m
+
+    cache.cached_model("m", train, *XY, epochs=1)
+    model = cache.cached_model("m", train, *XY, epochs=1)
+    assert len(calls) == 2 and "not finite" in capsys.readouterr().out
+    assert np.isfinite(model.predict(XY[0][:2], verbose=0)).all()
+
+
+def test_entries_lists_only_complete_entries(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path))
+    assert cache.entries() == [] and cache.entries(tmp_path / "absent") == []
+    cache.cached_model("m", _mlp, *XY, epochs=1)
+    (tmp_path / "m-abc-previous-20260101-000000-000000").mkdir()
+    (tmp_path / "m-abc-previous-20260101-000000-000000" / "spec.json").write_text("{}")
+    (tmp_path / ".tmp-m-123").mkdir()
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "spec.json").write_text("{}")
+    assert [p.name.split("-")[0] for p in cache.entries()] == ["m"]
+
+
+def test_fingerprint_keys_arrays_by_full_content():
+    a = np.arange(24, dtype=np.int64).reshape(4, 6)
+    assert cache.fingerprint(a[:, ::2]) == cache.fingerprint(a[:, ::2].copy())      # a view = its content
+    assert cache.fingerprint(np.asfortranarray(a)) == cache.fingerprint(a)
+    assert cache.fingerprint(a) != cache.fingerprint(a.reshape(6, 4))               # shape
+    assert cache.fingerprint(a) != cache.fingerprint(a.view(np.float64))            # dtype, same bytes
+    b = a.copy()
+    b[-1, -1] += 1
+    assert cache.fingerprint(a) != cache.fingerprint(b)                             # the last element counts
+    assert cache.fingerprint(a, None) != cache.fingerprint(a)
+    assert cache.fingerprint([1, 2]) == cache.fingerprint(np.array([1, 2]))
+    with pytest.raises(TypeError, match="numeric"):
+        cache.fingerprint(np.array([{"a": 1}], dtype=object))
+
+
+_RACE = """
+import os, pathlib, sys, time
+import numpy as np
+from mlcourse import cache, models
+x, y = np.zeros((10, 28, 28), np.uint8), np.arange(10) % 10
+meet = pathlib.Path(sys.argv[1])
+def train():
+    m = models.build_model({"arch": "mlp", "hidden_units": [4]})
+    (meet / str(os.getpid())).touch()
+    t0 = time.time()
+    while len(list(meet.iterdir())) < 2 and time.time() - t0 < 120:  # both finish training at the same moment
+        time.sleep(0.01)
+    return m
+m = cache.cached_model("race", train, x, y, epochs=1)
+assert np.isfinite(m.predict(x[:1], verbose=0)).all()
+print("OK")
+"""
+
+
+def test_two_processes_caching_the_same_recipe(tmp_path):
+    env = runtime.child_env(MLCOURSE_CACHE_DIR=str(tmp_path / "cache"))
+    (tmp_path / "meet").mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", _RACE, str(tmp_path / "meet")], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=240)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0 and "OK" in out, out[-2000:]
+    [entry] = cache.entries(tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob(".tmp-*")) and not list((tmp_path / "cache").glob("*-previous-*"))
+    models.load(entry)                                        # the one entry is whole
+    assert sum("another process cached the same recipe first" in out for out in outs) == 1, outs
