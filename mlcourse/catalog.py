@@ -219,6 +219,7 @@ def write(root: Path = ROOT, check: bool = False) -> list[str]:
 
 
 def main(argv=None) -> int:
+    """``python -m mlcourse.catalog write|check``: write the landing notebook and README table, or check them."""
     p = argparse.ArgumentParser(
         prog="python -m mlcourse.catalog", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -1,19 +1,132 @@
-"""The package imports lazily and every module has a docstring a learner can read with `?`."""
+"""The package's shape: it imports lazily, every public name is exported and documented, the modules keep
+the floors of ARCHITECTURE.md (nothing imports upward, no circle), and each imports on its own."""
+import ast
 import importlib
 import subprocess
 import sys
 
 import mlcourse
+from mlcourse.runtime import ROOT
+
+# ../shared/ARCHITECTURE.md: 1 ground, 2 the weeks, 3 what a person runs
+FLOORS = {
+    1: {"runtime", "data", "models", "cache", "results", "plots", "notebooks", "timing"},
+    2: {"evaluation", "drift", "tuning", "nas", "reduction", "compression", "distributed", "pipelines",
+        "distillation", "ensembles", "serving", "runtimes"},
+    3: {"course", "report", "workshop", "checks", "catalog", "__main__"},
+}
+FLOOR = {m: f for f, mods in FLOORS.items() for m in mods}
 
 
-def test_every_module_is_documented():
+def _imports(path) -> set[str]:
+    """The mlcourse modules a file imports, anywhere in it (function-local imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "mlcourse":
+            parts = node.module.split(".")
+            if len(parts) > 1:
+                found.add(parts[1])
+            else:
+                found.update(a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("mlcourse."))
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    graph = {}
+    for path in sorted((ROOT / "mlcourse").rglob("*.py")):
+        rel = path.relative_to(ROOT / "mlcourse")
+        name = rel.parts[0].removesuffix(".py")
+        if name == "__init__":
+            continue
+        graph.setdefault(name, set()).update(_imports(path) - {name})
+    return graph
+
+
+def _cycle(graph):
+    state = {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt):] + [nxt] if nxt in stack else [node, nxt]
+            if nxt not in state:
+                found = visit(nxt, stack + [nxt])
+                if found:
+                    return found
+        state[node] = "done"
+        return None
+
+    for n in sorted(graph):
+        if n not in state:
+            found = visit(n, [n])
+            if found:
+                return found
+    return None
+
+
+def test_every_module_has_a_floor():
+    missing = set(_graph()) - set(FLOOR)
+    assert not missing, f"modules with no floor in ARCHITECTURE.md (add them to FLOORS here and there): {missing}"
+
+
+def test_no_import_runs_up_a_floor():
+    up = [f"{a} (floor {FLOOR[a]}) imports {b} (floor {FLOOR[b]})" for a, deps in _graph().items()
+          for b in deps if b in FLOOR and a in FLOOR and FLOOR[b] > FLOOR[a]]
+    assert not up, "imports that run up a floor:\n" + "\n".join(up)
+
+
+def test_no_import_circle():
+    assert _cycle(_graph()) is None, f"import circle: {' -> '.join(_cycle(_graph()))}"
+
+
+def test_the_circle_test_finds_a_circle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_each_module_imports_on_its_own():
+    """In one fresh interpreter, each mlcourse module is imported first, with every other mlcourse module
+    forgotten before it (third-party libraries stay loaded: only the course's own import order matters)."""
+    code = """
+import importlib, sys, traceback
+failed = []
+for name in sys.argv[1:]:
+    for m in [m for m in sys.modules if m == "mlcourse" or m.startswith("mlcourse.")]:
+        del sys.modules[m]
+    try:
+        importlib.import_module("mlcourse." + name)
+    except Exception:
+        failed.append(name + ": " + traceback.format_exc(limit=3))
+print("\\n".join(failed))
+"""
+    proc = subprocess.run([sys.executable, "-c", code, *mlcourse._MODULES], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert proc.returncode == 0 and not proc.stdout.strip(), (
+        f"modules that fail on their own:\n{proc.stdout}{proc.stderr[-2000:]}")
+
+
+def test_every_module_and_public_name_is_exported_and_documented():
     for name in mlcourse._MODULES:
-        mod = importlib.import_module(f"mlcourse.{name}")
+        mod = getattr(mlcourse, name)  # reachable as mlcourse.<name>, as `mlcourse.serving?` needs
         assert mod.__doc__ and len(mod.__doc__) > 80, f"mlcourse.{name} needs a docstring"
-        for fn in getattr(mod, "__all__", []):
-            obj = getattr(mod, fn)
-            if callable(obj) and not isinstance(obj, type(None)):
-                assert obj.__doc__, f"mlcourse.{name}.{fn} needs a docstring"
+        for public in getattr(mod, "__all__", []):
+            assert hasattr(mod, public), f"mlcourse.{name}.__all__ names {public!r}, which does not exist"
+            obj = getattr(mod, public)
+            if callable(obj):
+                assert obj.__doc__, f"mlcourse.{name}.{public} needs a docstring"
+    assert set(mlcourse._MODULES) <= set(dir(mlcourse))
+
+
+def test_every_checker_is_exported():
+    from mlcourse import checks
+
+    defined = {n for f in (ROOT / "mlcourse" / "checks").glob("[a-z]*.py")
+               for n in importlib.import_module(f"mlcourse.checks.{f.stem}").__dict__ if n.startswith("check_")}
+    missing = defined - set(checks.__all__)
+    assert defined and not missing, f"checkers missing from checks.__all__: {missing}"
 
 
 def test_import_is_light():
