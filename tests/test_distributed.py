@@ -1,5 +1,5 @@
-"""mlcourse.distributed: real worker processes, fault tolerance, clean-up; mirrored and parameter-server
-training; mlcourse.pipelines: shards and tf.data steps."""
+"""mlcourse.distributed: real worker processes, fault tolerance, clean-up, what the tasks listen on, no orphans;
+mirrored and parameter-server training. (tf.data pipelines: test_pipelines.py.)"""
 import json
 import os
 import signal
@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from mlcourse import data, distributed, pipelines, runtime
+from mlcourse import distributed, runtime
 
 
 def _alive(cluster):
@@ -188,41 +188,3 @@ def test_mirrored_rejects_uneven_batches():
     with pytest.raises(ValueError, match="divide evenly"):
         distributed.train_mirrored(np.zeros((4, 28, 28)), np.zeros(4), np.zeros((4, 28, 28)), np.zeros(4),
                                    devices=["/cpu:0", "/cpu:1"], global_batch_size=63)
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    ds = data.load_fashion_mnist(source="embedded")
-    return ds, pipelines.write_shards(ds.x_train[:300], ds.y_train[:300], tmp_path_factory.mktemp("s"), n_shards=4)
-
-
-def test_shards_round_trip_with_every_step(shards):
-    ds, files = shards
-    assert len(files) == 4
-    for steps in ((), pipelines.STEPS):
-        xs, ys = zip(*[(bx.numpy(), by.numpy()) for bx, by in pipelines.make_dataset(files, steps, batch_size=64)])
-        x, y = np.concatenate(xs), np.concatenate(ys)
-        assert x.shape == (300, 28, 28) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 255
-        assert sorted(y.tolist()) == sorted(ds.y_train[:300].tolist())  # every image once per epoch
-        # augmentation only flips and shifts: the mean brightness per class stays close
-        assert abs(x.mean() - ds.x_train[:300].mean()) < 5
-
-
-def test_shards_are_reused_never_overwritten(shards, tmp_path):
-    ds, files = shards
-    assert pipelines.write_shards(ds.x_train[:300], ds.y_train[:300], files[0].parent, n_shards=4) == files
-    with pytest.raises(FileExistsError, match="other data"):
-        pipelines.write_shards(ds.x_train[:200], ds.y_train[:200], files[0].parent, n_shards=4)
-    with pytest.raises(ValueError, match="uint8"):
-        pipelines.write_shards(ds.x_train[:10].astype(float), ds.y_train[:10], tmp_path)
-    with pytest.raises(ValueError, match="unknown pipeline steps"):
-        pipelines.make_dataset(files, ["turbo"])
-    with pytest.raises(FileNotFoundError, match="write_shards"):
-        pipelines.make_dataset([tmp_path / "nope.tfrecord"])
-
-
-def test_epoch_time_table_has_every_step(shards):
-    _, files = shards
-    table = pipelines.epoch_time_table(files, batch_size=64, epochs=2)
-    assert table.pipeline.tolist() == ["baseline (sequential)"] + [f"+ {s}" for s in pipelines.STEPS]
-    assert (table["epoch time (s)"] > 0).all() and table["speed-up"].iloc[0] == 1.0

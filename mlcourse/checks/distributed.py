@@ -1,35 +1,194 @@
-"""Checkers of the exercises of notebook 05 distributed training."""
+"""Checkers of the exercises of notebook 05 distributed training (``solutions/05_distributed_training.ipynb``).
+
+Each runs the learner's code with the real library on tiny data in seconds: ``TF_CONFIG`` is parsed by
+TensorFlow's own ``TFConfigClusterResolver``, the strategy-scope model is trained under a real
+``MirroredStrategy``, the ``tf.data`` pipeline is timed against the naive one with
+:func:`mlcourse.timing.interleaved`, and the mixed-precision model is trained one step.
+"""
 from __future__ import annotations
 
-from mlcourse.checks._common import _close, _passed
+import json
+import os
 
-__all__ = ["check_tf_config", "check_scaled_learning_rate"]
+import numpy as np
+
+from mlcourse.checks._common import _passed
+
+__all__ = ["check_tf_config", "check_strategy_scope", "check_input_pipeline", "check_mixed_precision"]
 
 
 def check_tf_config(fn) -> None:
-    """Exercise 5.1: ``fn(n_workers, index, base_port) -> dict``: the TF_CONFIG of worker ``index`` of
-    ``n_workers`` workers on localhost, ports ``base_port``, ``base_port + 1``, ..."""
-    from mlcourse.distributed import tf_config
+    """Exercise 5.1: ``fn(hosts, index) -> dict``: the ``TF_CONFIG`` of worker ``index`` of a cluster whose
+    workers are the ``"host:port"`` strings ``hosts`` (one per machine), read back by TensorFlow's resolver."""
+    from mlcourse.runtime import quiet_tensorflow
 
-    for n, i, port in ((2, 0, 12345), (3, 2, 20000), (1, 0, 5000)):
-        got = fn(n, i, port)
-        want = tf_config({"worker": [f"localhost:{port + k}" for k in range(n)]}, "worker", i)
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    cases = ((["10.0.0.1:2222", "10.0.0.2:2222", "10.0.0.3:2222"], 0),
+             (["10.0.0.1:2222", "10.0.0.2:2222", "10.0.0.3:2222"], 2),
+             (["gpu-a.lab:12345", "gpu-b.lab:12345"], 1))
+    for hosts, index in cases:
+        got = fn(list(hosts), index)
         assert isinstance(got, dict), f"Return a dict (json.dumps of it goes into TF_CONFIG); got {type(got).__name__}."
         assert set(got) == {"cluster", "task"}, f"TF_CONFIG has two keys, 'cluster' and 'task'; got {sorted(got)}."
-        assert got["cluster"] == want["cluster"], (
-            f"For {n} workers from port {port}, 'cluster' should be {want['cluster']}; got {got['cluster']}. "
-            "Every worker sees the same cluster: all addresses, in order.")
-        assert got["task"] == want["task"], (
-            f"'task' should be {want['task']} for worker {i}; got {got['task']}. Only 'task' differs per worker.")
-    _passed("5.1", "the TF_CONFIG of every worker names the whole cluster and the worker itself.")
+        try:
+            text = json.dumps(got)
+        except TypeError as exc:
+            raise AssertionError(f"TF_CONFIG must be plain JSON (dicts, lists, str, int): {exc}") from None
+        saved = os.environ.get("TF_CONFIG")
+        os.environ["TF_CONFIG"] = text
+        try:
+            r = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+            spec, task_type, task_id = r.cluster_spec().as_dict(), r.task_type, r.task_id
+        except Exception as exc:  # what a worker would hit at start-up
+            raise AssertionError(f"TensorFlow cannot read this TF_CONFIG: {exc}") from None
+        finally:
+            if saved is None:
+                os.environ.pop("TF_CONFIG", None)
+            else:
+                os.environ["TF_CONFIG"] = saved
+        assert spec == {"worker": list(hosts)}, (
+            f"For machines {hosts}, TensorFlow read the cluster as {spec}; it should be {{'worker': {hosts}}}. "
+            "Every machine gets the same cluster: all addresses, in the same order.")
+        assert (task_type, task_id) == ("worker", index), (
+            f"For machine {index}, TensorFlow read the task as {task_type}:{task_id}; want worker:{index}. Only "
+            "'task' differs from machine to machine: {'type': 'worker', 'index': i}.")
+    _passed("5.1", "TensorFlow's resolver reads the whole cluster and the right task on every machine.")
 
 
-def check_scaled_learning_rate(fn) -> None:
-    """Exercise 5.2: ``fn(base_lr, base_batch, global_batch) -> lr`` by the linear scaling rule."""
-    for base_lr, base_batch, batch in ((1e-3, 128, 512), (0.1, 256, 256), (0.01, 64, 32)):
-        got = fn(base_lr, base_batch, batch)
-        want = base_lr * batch / base_batch
-        assert got is not None and _close(got, want, 1e-12), (
-            f"fn({base_lr}, {base_batch}, {batch}) = {got}; expected {want}: k times the batch, k times the "
-            "learning rate (Goyal et al. 2017), so each epoch moves the weights about as far.")
-    _passed("5.2", "the learning rate grows in proportion to the global batch.")
+def check_strategy_scope(fn) -> None:
+    """Exercise 5.2: ``fn(strategy, x, y) -> model``: a Keras model created *and compiled* inside
+    ``strategy.scope()``, trained one epoch on ``x, y``. Checked under a real MirroredStrategy."""
+    from mlcourse.runtime import quiet_tensorflow
+
+    quiet_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    strategy = tf.distribute.MirroredStrategy(devices)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (64, 28, 28)).astype("float32")
+    y = rng.integers(0, 10, 64)
+    model = fn(strategy, x, y)
+    assert isinstance(model, keras.Model), f"Return the Keras model; got {type(model).__name__}."
+    assert model.trainable_variables, "The model has no trainable variables: was it built (Input layer or a fit)?"
+    outside = [v.path for v in model.trainable_variables
+               if not strategy.extended.variable_created_in_scope(getattr(v, "value", v))]
+    assert not outside, (
+        f"{len(outside)} variable(s) (e.g. {outside[0]}) were created outside strategy.scope(): build the model "
+        "inside `with strategy.scope():` so every variable is mirrored on each replica.")
+    assert getattr(model, "optimizer", None) is not None, "Compile the model (inside the scope) before fit."
+    it = model.optimizer.iterations
+    assert strategy.extended.variable_created_in_scope(getattr(it, "value", it)), (
+        "The optimizer was created outside the scope: call model.compile(...) inside `with strategy.scope():` too.")
+    assert int(it.numpy()) > 0, "The model was not trained: call model.fit(x, y, ...) (outside or inside the scope)."
+    _passed("5.2", f"every variable and the optimizer live in the strategy ({strategy.num_replicas_in_sync} "
+                   "replica(s)), and the model trained.")
+
+
+_SHARDS = {}
+
+
+def _shards():
+    if "files" not in _SHARDS:
+        import tempfile
+
+        from mlcourse import data, pipelines
+
+        ds = data.load_fashion_mnist(source="embedded")
+        x, y = ds.x_train[:384], ds.y_train[:384]
+        _SHARDS["files"] = pipelines.write_shards(x, y, tempfile.mkdtemp(prefix="mlcourse-check-shards-"), n_shards=4)
+        _SHARDS["y"] = y
+    return _SHARDS["files"], _SHARDS["y"]
+
+
+def check_input_pipeline(fn) -> None:
+    """Exercise 5.3: ``fn(files, batch_size) -> tf.data.Dataset`` of ``(images float32 N x 28 x 28, labels)``
+    with interleave, parallel map, cache and prefetch, and faster than the naive chain on a fixed dataset."""
+    import tensorflow as tf
+
+    from mlcourse import pipelines, timing
+
+    files, labels = _shards()
+    ds = fn([str(f) for f in files], 64)
+    assert isinstance(ds, tf.data.Dataset), f"Return the tf.data.Dataset itself; got {type(ds).__name__}."
+    ops = pipelines.dataset_ops(ds)
+    for op, hint in (("PrefetchDataset", ".prefetch(tf.data.AUTOTUNE) as the last step"),
+                     ("CacheDataset", ".cache() right after decoding (before the random augmentation)"),
+                     ("ParallelMapDataset", ".map(..., num_parallel_calls=tf.data.AUTOTUNE)"),
+                     ("ParallelInterleaveDataset",
+                      ".interleave(tf.data.TFRecordDataset, cycle_length=..., num_parallel_calls=tf.data.AUTOTUNE)")):
+        assert op in ops, f"No {op} in your pipeline (it has {ops}): add {hint}."
+    xs, ys = [], []
+    for bx, by in ds:
+        xs.append(bx.numpy())
+        ys.append(by.numpy())
+    assert xs and xs[0].shape == (64, 28, 28) and xs[0].dtype == np.float32, (
+        f"Batches should be float32 images of shape (64, 28, 28) for batch_size 64; the first is "
+        f"{xs[0].dtype if xs else None} {xs[0].shape if xs else None}. Decode, augment (it squeezes the channel), "
+        "then .batch(batch_size).")
+    got = np.concatenate(ys)
+    assert sorted(got.tolist()) == sorted(labels.tolist()), (
+        f"One epoch should hold every image exactly once ({len(labels)}); got {len(got)} labels that differ. "
+        "Do not .repeat() or .take(); shuffle and cache do not change the contents.")
+    naive = pipelines.make_dataset(files, (), batch_size=64)
+
+    def run(d):
+        def go():
+            for _ in d:
+                pass
+        return go
+
+    table = timing.interleaved({"naive": run(naive), "yours": run(ds)}, rounds=3, number=1, warmup=1)
+    yours, base = table.loc["yours", "median_ms"], table.loc["naive", "median_ms"]
+    assert yours < base, (
+        f"Your pipeline took {yours:.0f} ms per epoch, the naive one {base:.0f} ms (median of 3 interleaved "
+        "rounds): it should be faster. Is .cache() placed after the decoding map, so later epochs skip reading "
+        "and decoding?")
+    _passed("5.3", f"interleave, parallel map, cache and prefetch present; batches (64, 28, 28) float32; "
+                   f"faster than the naive chain ({base / yours:.1f}x in this check).")
+
+
+def check_mixed_precision(fn) -> None:
+    """Exercise 5.4: ``fn(policy) -> compiled model`` for ``"mixed_float16"`` and ``"mixed_bfloat16"``: hidden
+    layers compute in 16 bits with float32 variables, the output is float32, float16 uses a LossScaleOptimizer."""
+    from mlcourse.runtime import quiet_tensorflow
+
+    quiet_tensorflow()
+    import keras
+
+    saved = keras.mixed_precision.global_policy()
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (32, 28, 28)).astype("float32")
+    y = rng.integers(0, 10, 32)
+    try:
+        for policy, low in (("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")):
+            model = fn(policy)
+            assert isinstance(model, keras.Model), f"Return the Keras model; got {type(model).__name__}."
+            weighted = [layer for layer in model.layers if layer.weights]
+            assert weighted, "The model has no layers with weights."
+            wrong = [(layer.name, layer.compute_dtype) for layer in weighted[:-1] if layer.compute_dtype != low]
+            assert not wrong, (f"With {policy}, hidden layers should compute in {low}; {wrong[0][0]} computes in "
+                               f"{wrong[0][1]}. Set keras.mixed_precision.set_global_policy('{policy}') before "
+                               "building (or pass dtype=policy to each layer).")
+            master = [(v.path, v.dtype) for v in model.trainable_variables if v.dtype != "float32"]
+            assert not master, (f"Variables must stay float32 (the 'master weights'); {master[0][0]} is "
+                                f"{master[0][1]}. Use the mixed_* policy, not dtype='{low}'.")
+            out = model.outputs[0].dtype
+            assert str(out).endswith("float32"), (
+                f"The model's output is {out}: end with a float32 softmax (e.g. "
+                "keras.layers.Activation('softmax', dtype='float32')) so the loss is computed in float32.")
+            opt = getattr(model, "optimizer", None)
+            assert opt is not None, "Compile the model."
+            is_scaled = isinstance(opt, keras.mixed_precision.LossScaleOptimizer)
+            if low == "float16":
+                assert is_scaled, ("float16 needs loss scaling: small gradients underflow to 0 in float16. Wrap the "
+                                   "optimizer: keras.mixed_precision.LossScaleOptimizer(keras.optimizers.Adam()).")
+            hist = model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+            loss = hist.history["loss"][-1]
+            assert np.isfinite(loss), f"Training with {policy} gave a non-finite loss ({loss})."
+    finally:
+        keras.mixed_precision.set_global_policy(saved)
+    _passed("5.4", "16-bit compute, float32 master weights and output, loss scaling for float16; both train.")
