@@ -6,16 +6,24 @@ keras-tuner only accepts Keras 3 models; :func:`build_hypermodel` builds them th
 
 * :func:`make_tuner`: ``"random"``, ``"hyperband"`` or ``"bayesian"``. An existing project **resumes**
   (finished trials are not run again); ``fresh=True`` starts over and keeps the old one aside, renamed;
-* :func:`search`: run a tuner, recording every trial's score, epochs and finish time
-  (:func:`trial_table`: best-so-far against trials and wall time);
+* :func:`search`: run a tuner, recording every trial's score, epochs and time, keyed by trial id (a trial
+  redone after a crash gets its own time; :func:`trial_table`: best-so-far against trials and wall time);
+* :func:`split_for_tuning`: tuning and validation images, both from the *training* set (the test set is
+  kept for the final verdict); :func:`score_hp`: one point of the space scored exactly as a trial is (the
+  fair baseline); :func:`hyperband_brackets`: the brackets keras-tuner's Hyperband runs, computed;
+* :func:`automl_search`: a small AutoML run (preprocessing and model family searched together, scikit-learn);
 * :func:`distributed_search`: keras-tuner's own chief/worker mode, with worker *processes* on this machine
   (``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``), logs collected,
   processes always cleaned up.
+
+Taught in notebook ``01_tuning``, which writes the keras-tuner calls in plain sight; this module is their
+tested version.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import sys
@@ -28,14 +36,14 @@ import pandas as pd
 from mlcourse.runtime import free_port, keep_aside
 
 __all__ = ["SPACE", "hp_from_trial", "build_hypermodel", "make_tuner", "search", "trial_table", "best_hp",
-           "distributed_search", "TUNERS"]
+           "distributed_search", "TUNERS", "split_for_tuning", "score_hp", "hyperband_brackets", "automl_search"]
 
 TUNERS = ("random", "hyperband", "bayesian")
 #: The search space: name -> (kind, values). Shared by all tuners so that comparisons are fair.
 SPACE = {
     "filters0": ("choice", [16, 32, 64]),
     "filters1": ("choice", [32, 64, 128]),
-    "dense_units": ("choice", [64, 128, 256]),
+    "dense_units": ("int", (64, 256, 64)),
     "dropout": ("float", (0.0, 0.5, 0.1)),
     "learning_rate": ("log", (1e-4, 1e-2)),
 }
@@ -56,12 +64,14 @@ def hp_from_trial(hp) -> dict:
     for name, (kind, spec) in SPACE.items():
         if kind == "choice":
             values[name] = hp.Choice(name, spec)
+        elif kind == "int":
+            values[name] = hp.Int(name, spec[0], spec[1], step=spec[2])
         elif kind == "float":
             values[name] = hp.Float(name, spec[0], spec[1], step=spec[2])
         else:
             values[name] = hp.Float(name, spec[0], spec[1], sampling="log")
     return {"arch": "cnn", "filters": [values["filters0"], values["filters1"]],
-            "dense_units": values["dense_units"], "dropout": round(float(values["dropout"]), 2),
+            "dense_units": int(values["dense_units"]), "dropout": round(float(values["dropout"]), 2),
             "learning_rate": float(values["learning_rate"])}
 
 
@@ -73,22 +83,47 @@ def build_hypermodel(hp):
 
 
 class _Clock:
-    """Records when each trial's training ends (a Keras callback; keras-tuner copies callbacks per trial,
-    so records go to a class-level list)."""
+    """Per-trial timings keyed by **trial id**: when each trial began and ended (hooks on the tuner) and how
+    many epochs it trained (a Keras callback; keras-tuner deep-copies callbacks per trial, so the callback
+    writes to the class-level ``current`` trial set by the hooks). A trial redone after a crash keeps its
+    id and gets its own time; no trial can inherit another's."""
 
-    records: list = []
+    current: str | None = None
+    epochs: dict = {}
 
     def __init__(self):
         import keras
 
         class Cb(keras.callbacks.Callback):
-            def on_train_end(cb_self, logs=None):
-                h = cb_self.model.history.history if cb_self.model.history else {}
-                _Clock.records.append({"finished": time.perf_counter(),
-                                       "epochs": len(h.get("val_accuracy", [])),
-                                       "val_accuracy": max(h.get("val_accuracy", [np.nan]))})
+            def on_epoch_end(cb_self, epoch, logs=None):
+                if _Clock.current is not None:
+                    _Clock.epochs[_Clock.current] = _Clock.epochs.get(_Clock.current, 0) + 1
 
         self.callback = Cb()
+        self.began, self.ended = {}, {}
+        _Clock.current, _Clock.epochs = None, {}
+
+    @contextlib.contextmanager
+    def hooked(self, tuner):
+        """Wrap ``tuner.on_trial_begin/on_trial_end`` for the duration of one search."""
+        begin, end = tuner.on_trial_begin, tuner.on_trial_end
+
+        def on_trial_begin(trial):
+            _Clock.current = trial.trial_id
+            _Clock.epochs[trial.trial_id] = 0  # a redone trial starts counting afresh
+            self.began[trial.trial_id] = time.perf_counter()
+            return begin(trial)
+
+        def on_trial_end(trial):
+            self.ended[trial.trial_id] = time.perf_counter()
+            _Clock.current = None
+            return end(trial)
+
+        tuner.on_trial_begin, tuner.on_trial_end = on_trial_begin, on_trial_end
+        try:
+            yield self
+        finally:
+            del tuner.on_trial_begin, tuner.on_trial_end  # back to the class's methods
 
 
 def _project_dir(directory, project) -> Path:
@@ -128,30 +163,33 @@ def make_tuner(kind: str, directory, project: str, max_trials: int = 10, max_epo
     return tuner
 
 
-def search(tuner, x, y, x_val, y_val, epochs: int = 4, batch_size: int = 128, verbose: int = 0) -> pd.DataFrame:
+def search(tuner, x, y, x_val, y_val, epochs: int = 4, batch_size: int = 128, verbose: int = 0,
+           callbacks=None) -> pd.DataFrame:
     """Run ``tuner.search``; return every trial of the project, in order, with best-so-far.
 
-    Trials run now get ``seconds`` (since this call started) and ``epochs``; trials found on disk from an
-    earlier run (resumed) are marked ``resumed=True`` and have no timing.
+    Timings are keyed by trial id. Trials run by this call get ``seconds`` (from this call's start to the
+    trial's end: the wall-time axis), ``trial_seconds`` (the trial alone) and ``epochs``. Trials finished by
+    an earlier run are ``resumed=True`` and have no timing; a trial that was running when an earlier
+    process died is redone now and is timed like any other. ``callbacks`` (e.g. EarlyStopping) are passed
+    to every trial's ``fit``.
     """
     from mlcourse.runtime import silenced
 
     clock = _Clock()
-    _Clock.records = []
     start = time.perf_counter()
-    before = set(tuner.oracle.trials)
-    with (silenced() if not verbose else contextlib.nullcontext()):
+    with clock.hooked(tuner), (silenced() if not verbose else contextlib.nullcontext()):
         tuner.search(x, y, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
-                     callbacks=[clock.callback], verbose=verbose)
+                     callbacks=[clock.callback, *(callbacks or [])], verbose=verbose)
     trials = sorted(tuner.oracle.trials.values(),  # run order (ids are numbers, as strings)
                     key=lambda t: (len(t.trial_id), t.trial_id))
     table = trial_table(trials)
-    table["resumed"] = [t.trial_id in before for t in trials]
-    new = ~table["resumed"]
-    records = _Clock.records[: int(new.sum())]
-    table["seconds"], table["epochs"] = np.nan, np.nan
-    table.loc[new[new].index[: len(records)], "seconds"] = [r["finished"] - start for r in records]
-    table.loc[new[new].index[: len(records)], "epochs"] = [r["epochs"] for r in records]
+    ids = [t.trial_id for t in trials]
+    table.insert(1, "trial_id", ids)
+    done = [i in clock.ended for i in ids]
+    table["resumed"] = [not d for d in done]
+    table["seconds"] = [clock.ended[i] - start if d else np.nan for i, d in zip(ids, done)]
+    table["trial_seconds"] = [clock.ended[i] - clock.began[i] if d else np.nan for i, d in zip(ids, done)]
+    table["epochs"] = [_Clock.epochs.get(i, np.nan) if d else np.nan for i, d in zip(ids, done)]
     return table
 
 
@@ -183,7 +221,101 @@ class _Fixed:
     def Choice(self, name, *a, **k):
         return self.values[name]
 
-    Float = Choice
+    Float = Int = Choice
+
+
+def split_for_tuning(x_train, y_train, n_tune: int, n_val: int, seed: int = 0):
+    """Tuning and validation images, **both from the training set**; the test set stays untouched.
+
+    Returns ``(x_tune, y_tune, x_val, y_val, x_rest, y_rest)``: ``n_val`` stratified validation images,
+    ``n_tune`` stratified tuning images from the rest, and the whole rest (for retraining the winner).
+    """
+    from sklearn.model_selection import train_test_split
+
+    from mlcourse import data
+
+    if n_val < 10 or n_tune < 10:
+        raise ValueError(f"n_tune and n_val must be at least 10 (got {n_tune}, {n_val}).")
+    if n_val + n_tune > len(x_train):
+        raise ValueError(f"n_tune + n_val = {n_tune + n_val} exceeds the {len(x_train)} training images: ask for "
+                         "fewer.")
+    x_rest, x_val, y_rest, y_val = train_test_split(x_train, y_train, test_size=n_val, stratify=y_train,
+                                                    random_state=seed)
+    x_tune, y_tune = data.stratified_subset(x_rest, y_rest, n_tune, seed=seed)
+    return x_tune, y_tune, x_val, y_val, x_rest, y_rest
+
+
+def score_hp(hp: dict, x, y, x_val, y_val, epochs: int, batch_size: int = 128, seed: int = 0) -> float:
+    """Score one point of the space **as a trial is scored**: train ``epochs`` epochs on ``(x, y)`` and
+    return the best ``val_accuracy`` over the epochs (keras-tuner's objective). Used for a fair baseline."""
+    from mlcourse import models
+    from mlcourse.runtime import set_seed
+
+    set_seed(seed)
+    model = models.build_model(hp, flavor="keras3")
+    h = model.fit(x, y, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size, verbose=0)
+    return float(max(h.history["val_accuracy"]))
+
+
+def hyperband_brackets(max_epochs: int, factor: int = 3) -> pd.DataFrame:
+    """The brackets keras-tuner's ``Hyperband(max_epochs, factor)`` runs in one iteration, in run order.
+
+    One row per round: ``bracket``, ``round``, ``trials`` (models trained in that round) and ``epochs`` (the
+    epoch each of them is trained up to). Bracket ``s`` starts ``ceil(ceil(1 + log_f(max_epochs)) / (s+1)
+    * f**s)`` models at ``ceil(max_epochs / f**s)`` epochs and keeps the best ``1/f`` each round;
+    the most aggressive bracket runs first. Same formulas as ``keras_tuner``'s ``HyperbandOracle``.
+    """
+    if int(max_epochs) != max_epochs or max_epochs < 1 or int(factor) != factor or factor < 2:
+        raise ValueError(f"max_epochs must be an integer >= 1 and factor an integer >= 2 (got {max_epochs}, "
+                         f"{factor}).")
+    n_brackets, e = 0, float(max_epochs)
+    while e >= 1:
+        e, n_brackets = e / factor, n_brackets + 1
+    end_size = math.ceil(1 + math.log(max_epochs, factor))
+    rows = []
+    for b in range(n_brackets - 1, -1, -1):
+        for r in range(b + 1):
+            rows.append({"bracket": b, "round": r,
+                         "trials": math.ceil(end_size / (b + 1) * factor ** (b - r)),
+                         "epochs": math.ceil(max_epochs / factor ** (b - r))})
+    return pd.DataFrame(rows)
+
+
+def automl_search(x, y, n_iter: int = 10, cv: int = 3, seed: int = 0, n_jobs: int = 1):
+    """A small AutoML run: preprocessing **and** model family searched together (scikit-learn).
+
+    A ``Pipeline(scale -> reduce -> model)`` whose steps are themselves hyperparameters: scaling or not,
+    PCA of several sizes or none, and logistic regression, a random forest, k-nearest neighbours or an RBF
+    SVM, each with its own hyperparameters. ``RandomizedSearchCV`` draws ``n_iter`` pipelines (images are
+    flattened). Returns the fitted search (``best_estimator_`` is refit on all of ``x``).
+    """
+    from scipy.stats import loguniform, randint
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import RandomizedSearchCV
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1) / 255.0
+    if n_iter < 1 or cv < 2:
+        raise ValueError(f"n_iter must be >= 1 and cv >= 2 (got {n_iter}, {cv}).")
+    pipe = Pipeline([("scale", StandardScaler()), ("reduce", PCA(random_state=seed)),
+                     ("model", LogisticRegression())])
+    prep = {"scale": [StandardScaler(), "passthrough"],
+            "reduce": [PCA(n_components=k, random_state=seed) for k in (20, 50)] + ["passthrough"]}
+    space = [
+        {**prep, "model": [LogisticRegression(max_iter=300)], "model__C": loguniform(1e-3, 1e2)},
+        {**prep, "model": [RandomForestClassifier(random_state=seed, n_jobs=n_jobs)],
+         "model__n_estimators": randint(50, 200), "model__max_depth": [8, 16, None]},
+        {**prep, "model": [KNeighborsClassifier()], "model__n_neighbors": randint(1, 15)},
+        {**prep, "model": [SVC()], "model__C": loguniform(1e-1, 1e2), "model__gamma": ["scale"]},
+    ]
+    search = RandomizedSearchCV(pipe, space, n_iter=n_iter, cv=cv, random_state=seed, n_jobs=n_jobs,
+                                error_score="raise")
+    return search.fit(x, np.asarray(y))
 
 
 # ----------------------------------------------------------------------------------------- distributed
@@ -198,8 +330,9 @@ def _worker_main(argv):
     from mlcourse import data
 
     ds = data.load_fashion_mnist(source=cfg["source"])
-    x, y = data.stratified_subset(ds.x_train, ds.y_train, cfg["n_train"], seed=0)
-    xv, yv = ds.x_test[: cfg["n_val"]], ds.y_test[: cfg["n_val"]]
+    # validation comes out of the training set, as in the notebook: the test set is never used for tuning
+    x, y, xv, yv, _, _ = split_for_tuning(ds.x_train, ds.y_train, cfg["n_train"], cfg["n_val"],
+                                          seed=cfg.get("seed", 0))
     tuner = make_tuner(cfg["kind"], cfg["directory"], cfg["project"], max_trials=cfg["max_trials"],
                        max_epochs=cfg["epochs"], seed=cfg["seed"], verbose=False)
     tuner.search(x, y, validation_data=(xv, yv), epochs=cfg["epochs"], batch_size=128, verbose=0)

@@ -1,38 +1,87 @@
-"""The checkers of notebook tuning: each passes a right answer and rejects typical wrong ones with an explanation."""
-import numpy as np
+"""The checkers of notebook 01_tuning: each passes a right answer and rejects typical wrong ones with an
+explanation."""
+import math
+
 import pytest
 
 from mlcourse import checks
 
 
-def test_sample_point_checker():
+def hypermodel(hp, lr_sampling="log", filters=("Int", 16, 64, 16)):
+    import keras
 
-    def right(space, rng):
-        out = {}
-        for name, (kind, spec) in space.items():
-            if kind == "choice":
-                out[name] = spec[int(rng.integers(len(spec)))]
-            elif kind == "float":
-                lo, hi, step = spec
-                out[name] = lo + step * int(rng.integers(0, round((hi - lo) / step) + 1))
-            else:
-                out[name] = float(10 ** rng.uniform(np.log10(spec[0]), np.log10(spec[1])))
-        return out
-
-    checks.check_sample_point(right)
-
-    def linear_lr(space, rng):
-        p = right(space, rng)
-        p["learning_rate"] = float(rng.uniform(*space["learning_rate"][1]))
-        return p
-
-    with pytest.raises(AssertionError, match="log scale|log sampling"):
-        checks.check_sample_point(linear_lr)
-    with pytest.raises(AssertionError, match="rng you are given"):
-        checks.check_sample_point(lambda space, rng: right(space, np.random.default_rng()))
+    f = hp.Int("filters", filters[1], filters[2], step=filters[3]) if filters[0] == "Int" else \
+        hp.Choice("filters", [16, 32, 48, 64])
+    units = hp.Choice("dense_units", [32, 64, 128])
+    dropout = hp.Float("dropout", 0.0, 0.5, step=0.1)
+    lr = hp.Float("learning_rate", 1e-4, 1e-2, sampling=lr_sampling)
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Rescaling(1 / 255), keras.layers.Reshape((28, 28, 1)),
+                              keras.layers.Conv2D(f, 3, activation="relu"), keras.layers.MaxPooling2D(),
+                              keras.layers.Flatten(), keras.layers.Dropout(dropout),
+                              keras.layers.Dense(units, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
 
 
-def test_successive_halving_checker():
-    checks.check_successive_halving(lambda s, f: list(np.argsort(-np.asarray(s))[: max(1, len(s) // f)]))
-    with pytest.raises(AssertionError, match="best first"):
-        checks.check_successive_halving(lambda s, f: list(np.argsort(np.asarray(s))[: max(1, len(s) // f)]))
+def test_hypermodel_tuner_checker():
+    import keras_tuner as kt
+
+    def make_tuner(directory, max_trials):
+        return kt.RandomSearch(hypermodel, objective="val_accuracy", max_trials=max_trials, seed=0,
+                               directory=directory, project_name="ex11")
+
+    checks.check_hypermodel_tuner(hypermodel, make_tuner)
+    with pytest.raises(AssertionError, match="sampling"):
+        checks.check_hypermodel_tuner(lambda hp: hypermodel(hp, lr_sampling="linear"), make_tuner)
+    with pytest.raises(AssertionError, match="hp.Int"):
+        checks.check_hypermodel_tuner(lambda hp: hypermodel(hp, filters=("Choice",)), make_tuner)
+    with pytest.raises(AssertionError, match="RandomSearch"):
+        checks.check_hypermodel_tuner(hypermodel, lambda d, n: kt.BayesianOptimization(
+            hypermodel, objective="val_accuracy", max_trials=n, directory=d, project_name="b"))
+    with pytest.raises(AssertionError, match="val_accuracy"):
+        checks.check_hypermodel_tuner(hypermodel, lambda d, n: kt.RandomSearch(
+            hypermodel, objective="val_loss", max_trials=n, directory=d, project_name="c"))
+
+
+def brackets(max_epochs, factor):
+    n, e = 0, max_epochs
+    while e >= 1:
+        e, n = e / factor, n + 1
+    end = math.ceil(1 + math.log(max_epochs, factor))
+    return [(s, r, math.ceil(end / (s + 1) * factor ** (s - r)), math.ceil(max_epochs / factor ** (s - r)))
+            for s in range(n - 1, -1, -1) for r in range(s + 1)]
+
+
+def test_hyperband_brackets_checker():
+    checks.check_hyperband_brackets(brackets)
+    with pytest.raises(AssertionError, match="highest bracket|math.ceil"):
+        checks.check_hyperband_brackets(lambda m, f: list(reversed(brackets(m, f))))
+    with pytest.raises(AssertionError, match="rounds, expected"):
+        checks.check_hyperband_brackets(lambda m, f: brackets(m, f)[1:])
+
+
+def test_retrain_best_checker():
+    def right(tuner, x, y, epochs):
+        best = tuner.get_best_hyperparameters(1)[0]
+        model = tuner.hypermodel.build(best)
+        model.fit(x, y, epochs=epochs, verbose=0)
+        return best.values, model
+
+    checks.check_retrain_best(right)
+
+    def not_retrained(tuner, x, y, epochs):
+        return tuner.get_best_hyperparameters(1)[0].values, tuner.get_best_models(1)[0]
+
+    with pytest.raises(AssertionError, match="fresh model"):
+        checks.check_retrain_best(not_retrained)
+
+    def worst(tuner, x, y, epochs):
+        trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.score)
+        hp = trials[0].hyperparameters
+        model = tuner.hypermodel.build(hp)
+        model.fit(x, y, epochs=epochs, verbose=0)
+        return hp.values, model
+
+    with pytest.raises(AssertionError, match="get_best_hyperparameters"):
+        checks.check_retrain_best(worst)

@@ -1,4 +1,7 @@
 """keras-tuner searches: every tuner on the shared space, resuming, distributed chief/worker tuning."""
+import json
+
+import numpy as np
 import pytest
 
 from mlcourse import data, models, tuning
@@ -16,6 +19,9 @@ def test_each_tuner_searches_the_shared_space(kind, small, tmp_path):
     table = tuning.search(t, *small, epochs=1 if kind != "hyperband" else 2)
     assert len(table) >= 1 and table.score.between(0, 1).all() and not table.resumed.any()
     assert table.best_so_far.is_monotonic_increasing and (table.seconds > 0).all()
+    assert (table.trial_seconds > 0).all() and table.seconds.is_monotonic_increasing
+    if kind == "hyperband":  # as many trials as its brackets say
+        assert len(table) == tuning.hyperband_brackets(2, 3).trials.sum()
     hp = tuning.best_hp(t)
     assert set(hp) == {"arch", "filters", "dense_units", "dropout", "learning_rate"}
     assert models.count_params(models.build_model(hp)) > 0
@@ -29,6 +35,93 @@ def test_resume_runs_only_missing_trials_and_fresh_keeps_old(small, tmp_path, ca
     tuning.make_tuner("random", tmp_path, "p", max_trials=1, fresh=True)
     kept = list(tmp_path.glob("p-previous-*"))
     assert len(kept) == 1 and len(list(kept[0].glob("trial_*/trial.json"))) == 3
+
+
+class _Crash(BaseException):
+    """Stands for the process dying mid-trial (not an Exception: keras-tuner must not catch it)."""
+
+
+def test_times_after_a_resume_are_keyed_by_trial_id(small, tmp_path):
+    """#17.8: the trial running when the process died is redone and timed; later trials keep their own times."""
+    import keras
+
+    class DieInSecondTrial(keras.callbacks.Callback):
+        started = 0
+
+        def on_train_begin(self, logs=None):
+            DieInSecondTrial.started += 1
+            if DieInSecondTrial.started == 2:
+                raise _Crash()
+
+    with pytest.raises(_Crash):
+        tuning.search(tuning.make_tuner("random", tmp_path, "p", max_trials=3, verbose=False), *small, epochs=1,
+                      callbacks=[DieInSecondTrial()])
+    t = tuning.search(tuning.make_tuner("random", tmp_path, "p", max_trials=3, verbose=False), *small, epochs=1)
+    assert t.trial_id.tolist() == ["0", "1", "2"] and t.resumed.tolist() == [True, False, False]
+    assert np.isnan(t.seconds[0]) and (t.trial_seconds[1:] > 0).all() and (t.epochs[1:] == 1).all()
+    assert t.seconds[1] < t.seconds[2], "the redone trial ran first; the next one must not show its time"
+    assert t.seconds[2] - t.seconds[1] == pytest.approx(t.trial_seconds[2], abs=0.5)
+
+
+def test_split_for_tuning_never_touches_the_test_set():
+    ds = data.load_fashion_mnist(source="embedded")
+    xt, yt, xv, yv, xr, yr = tuning.split_for_tuning(ds.x_train, ds.y_train, 300, 200, seed=0)
+    assert len(xt) == 300 and len(xv) == 200 and len(xr) == len(ds.x_train) - 200
+    train = {x.tobytes() for x in ds.x_train}
+    assert all(x.tobytes() in train for x in xv) and not {x.tobytes() for x in xv} & {x.tobytes() for x in xt}
+    assert np.bincount(yv).min() >= 15, "validation should be stratified"
+    with pytest.raises(ValueError, match="exceeds"):
+        tuning.split_for_tuning(ds.x_train, ds.y_train, len(ds.x_train), 200)
+
+
+def test_distributed_worker_validates_on_training_images(tmp_path, monkeypatch):
+    """#12.3: a distributed-tuning worker takes its validation images from the training set, not the test set."""
+    ds = data.load_fashion_mnist(source="embedded")
+    seen = {}
+
+    class FakeTuner:
+        def search(self, x, y, validation_data, **kw):
+            seen["x"], seen["val"] = x, validation_data[0]
+
+    monkeypatch.setattr(tuning, "make_tuner", lambda *a, **k: FakeTuner())
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"kind": "random", "directory": str(tmp_path), "project": "p", "max_trials": 1,
+                               "epochs": 1, "n_train": 300, "n_val": 100, "source": "embedded", "seed": 0}))
+    tuning._worker_main(["--config", str(cfg)])
+    test = {x.tobytes() for x in ds.x_test}
+    train = {x.tobytes() for x in ds.x_train}
+    assert len(seen["val"]) == 100 and not any(x.tobytes() in test for x in seen["val"])
+    assert all(x.tobytes() in train for x in seen["val"])
+    assert not {x.tobytes() for x in seen["val"]} & {x.tobytes() for x in seen["x"]}
+
+
+def test_score_hp_scores_a_point_like_a_trial(small):
+    hp = {"arch": "cnn", "filters": [16, 32], "dense_units": 64, "dropout": 0.0, "learning_rate": 1e-3}
+    assert 0 <= tuning.score_hp(hp, *small, epochs=1, seed=3) <= 1
+
+
+def test_hyperband_brackets_match_keras_tuner():
+    import keras_tuner as kt
+
+    for max_epochs, factor in [(2, 3), (4, 3), (9, 3), (10, 2), (1, 3)]:
+        o = kt.oracles.HyperbandOracle(objective=kt.Objective("val_accuracy", "max"), max_epochs=max_epochs,
+                                       factor=factor)
+        want = [(b, r, o._get_size(b, r), o._get_epochs(b, r))
+                for b in range(o._get_num_brackets() - 1, -1, -1) for r in range(o._get_num_rounds(b))]
+        got = tuning.hyperband_brackets(max_epochs, factor)
+        assert [tuple(r) for r in got[["bracket", "round", "trials", "epochs"]].values.tolist()] == want
+    with pytest.raises(ValueError, match="factor"):
+        tuning.hyperband_brackets(9, 1)
+
+
+def test_automl_search_tries_several_families():
+    ds = data.load_fashion_mnist(source="embedded")
+    s = tuning.automl_search(ds.x_train[:300], ds.y_train[:300], n_iter=4, cv=2, seed=0)
+    families = {type(p["model"]).__name__ for p in s.cv_results_["params"]}
+    assert len(families) >= 2 and 0 <= s.best_score_ <= 1
+    assert s.best_estimator_.predict(ds.x_test[:5].reshape(5, -1) / 255.0).shape == (5,)
+    with pytest.raises(ValueError, match="n_iter"):
+        tuning.automl_search(ds.x_train[:50], ds.y_train[:50], n_iter=0)
 
 
 def test_bad_tuner_arguments(tmp_path):

@@ -1,45 +1,147 @@
-"""Checkers of the exercises of notebook 01 tuning."""
+"""Checkers of the exercises of notebook 01_tuning (hyperparameter tuning with keras-tuner).
+
+Each runs in seconds on tiny data (a few hundred images, one epoch, two trials, in a temporary folder) and
+says what is wrong and what to do when it fails.
+"""
 from __future__ import annotations
+
+import tempfile
 
 import numpy as np
 
 from mlcourse.checks._common import _passed
 
-__all__ = ["check_sample_point", "check_successive_halving"]
+__all__ = ["check_hypermodel_tuner", "check_hyperband_brackets", "check_retrain_best"]
+
+#: Exercise 1.1's search space: name -> (keras-tuner class name, what the notebook asks for).
+HYPERMODEL_SPACE = {
+    "filters": ("Int", {"min_value": 16, "max_value": 64, "step": 16}),
+    "dense_units": ("Choice", {"values": [32, 64, 128]}),
+    "dropout": ("Float", {"min_value": 0.0, "max_value": 0.5, "step": 0.1}),
+    "learning_rate": ("Float", {"min_value": 1e-4, "max_value": 1e-2, "sampling": "log"}),
+}
 
 
-def check_sample_point(fn) -> None:
-    """Exercise 1.1: ``fn(space, rng) -> dict``: one random point of a search space like ``tuning.SPACE``."""
-    from mlcourse.tuning import SPACE
+def _tiny_images(n: int = 200, n_val: int = 100):
+    from mlcourse import data
 
-    pts = [fn(SPACE, np.random.default_rng(i)) for i in range(400)]
-    for p in pts[:50]:
-        assert set(p) == set(SPACE), f"Return one value per hyperparameter {sorted(SPACE)}; got {sorted(p)}."
-        for name, (kind, spec) in SPACE.items():
-            if kind == "choice":
-                assert p[name] in spec, f"{name}={p[name]!r} is not one of {spec}."
-            elif kind == "float":
-                lo, hi, step = spec
-                assert lo - 1e-9 <= p[name] <= hi + 1e-9 and abs(round((p[name] - lo) / step) * step + lo - p[name]) < 1e-6, (
-                    f"{name}={p[name]} must be on the grid {lo}, {lo + step}, ..., {hi}.")
-            else:
-                assert spec[0] <= p[name] <= spec[1], f"{name}={p[name]} is outside {spec}."
-    assert fn(SPACE, np.random.default_rng(7)) == fn(SPACE, np.random.default_rng(7)), (
-        "Use the rng you are given (same seed, same point), not np.random or random.")
-    lrs = np.array([p["learning_rate"] for p in pts])
-    share_low = np.mean(lrs < 1e-3)
-    assert 0.38 <= share_low <= 0.62, (
-        f"{share_low:.0%} of learning rates fall below 1e-3, the geometric middle of [1e-4, 1e-2]; log sampling "
-        "gives about 50 % (uniform sampling gives 9 %). Sample the exponent uniformly: 10 ** uniform(-4, -2).")
-    _passed("1.1", "valid points, reproducible by seed, learning rate sampled on a log scale.")
+    ds = data.load_fashion_mnist(source="embedded")
+    return ds.x_train[:n], ds.y_train[:n], ds.x_train[n:n + n_val], ds.y_train[n:n + n_val]
 
 
-def check_successive_halving(fn) -> None:
-    """Exercise 1.2: ``fn(scores, factor) -> indices`` of the trials that go on (best first)."""
-    cases = [([0.5, 0.9, 0.7, 0.1, 0.8, 0.3, 0.6, 0.2, 0.4], 3, [1, 4, 2]),
-             ([0.2, 0.4], 3, [1]), ([0.3, 0.1, 0.2, 0.9], 2, [3, 0])]
-    for scores, factor, want in cases:
-        got = [int(i) for i in fn(np.array(scores), factor)]
-        assert got == want, (f"scores={scores}, factor={factor}: you kept {got}, expected {want}. Keep the best "
-                             "max(1, n // factor) trials, as indices into scores, best first.")
-    _passed("1.2", "the top 1/factor of trials go on to the next rung, best first.")
+def _quiet():
+    from mlcourse.runtime import quiet_tensorflow, silenced
+
+    quiet_tensorflow()
+    return silenced()
+
+
+def check_hypermodel_tuner(hypermodel, make_tuner) -> None:
+    """Exercise 1.1: ``hypermodel(hp)`` declares :data:`HYPERMODEL_SPACE` and returns a compiled Keras 3 model;
+    ``make_tuner(directory, max_trials)`` returns a ``kt.RandomSearch`` on it maximising ``val_accuracy``.
+    Runs two one-epoch trials on 200 images in a temporary folder."""
+    import keras
+    import keras_tuner as kt
+
+    x, y, xv, yv = _tiny_images()
+    hp = kt.HyperParameters()
+    model = hypermodel(hp)
+    assert isinstance(model, keras.Model), (
+        f"hypermodel(hp) returned {type(model).__name__}; return a Keras 3 model (import keras, not tf_keras: "
+        "keras-tuner only accepts Keras 3).")
+    assert model.optimizer is not None and getattr(model, "compiled", True), (
+        "hypermodel(hp) must return a *compiled* model: call model.compile(optimizer=keras.optimizers.Adam("
+        "learning_rate), loss='sparse_categorical_crossentropy', metrics=['accuracy']).")
+    declared = {p.name: p for p in hp.space}
+    missing = sorted(set(HYPERMODEL_SPACE) - set(declared))
+    assert not missing, f"hypermodel does not declare {missing}; declare each with hp.Int/hp.Choice/hp.Float."
+    for name, (cls, want) in HYPERMODEL_SPACE.items():
+        got = declared[name]
+        assert type(got).__name__ == cls, f"{name!r} is hp.{type(got).__name__}; use hp.{cls} as the exercise asks."
+        for attr, value in want.items():
+            have = getattr(got, attr, None)
+            ok = have == value if not isinstance(value, float) else have is not None and np.isclose(have, value)
+            if attr == "values":
+                ok = list(have) == list(value)
+            assert ok, f"{name!r}: {attr}={have!r}, expected {value!r}."
+    assert model.input_shape[1:3] == (28, 28) and model.output_shape[-1] == 10, (
+        f"the model maps {model.input_shape} to {model.output_shape}; it should take (28, 28) images and output "
+        "10 class probabilities.")
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
+        tuner = make_tuner(tmp, 2)
+        assert isinstance(tuner, kt.RandomSearch), (
+            f"make_tuner returned {type(tuner).__name__}; return kt.RandomSearch(hypermodel, ...).")
+        obj = tuner.oracle.objective
+        assert obj.name == "val_accuracy" and obj.direction == "max", (
+            f"the objective is {obj.name} ({obj.direction}); use objective='val_accuracy' (maximised).")
+        assert tuner.oracle.max_trials == 2, f"max_trials is {tuner.oracle.max_trials}; pass max_trials through."
+        tuner.search(x, y, validation_data=(xv, yv), epochs=1, batch_size=64, verbose=0)
+        done = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+        assert len(done) == 2, (f"{len(done)} of 2 trials completed; statuses: "
+                                f"{[t.status for t in tuner.oracle.trials.values()]}. Does the model train?")
+        best = tuner.get_best_hyperparameters(1)[0].values
+        assert set(HYPERMODEL_SPACE) <= set(best), f"the best trial's values {best} miss some hyperparameters."
+    _passed("1.1", "the search space has the right types and ranges; RandomSearch ran 2 trials on val_accuracy.")
+
+
+def check_hyperband_brackets(fn) -> None:
+    """Exercise 1.2: ``fn(max_epochs, factor)`` returns ``[(bracket, round, trials, epochs), ...]`` in run order,
+    the same brackets as keras-tuner's Hyperband (compared with :func:`mlcourse.tuning.hyperband_brackets`)."""
+    from mlcourse.tuning import hyperband_brackets
+
+    for max_epochs, factor in [(9, 3), (2, 3), (4, 3), (27, 3), (10, 2), (1, 3)]:
+        want = [tuple(int(v) for v in r) for r in
+                hyperband_brackets(max_epochs, factor)[["bracket", "round", "trials", "epochs"]].values]
+        got = [tuple(int(v) for v in r) for r in fn(max_epochs, factor)]
+        assert len(got) == len(want), (
+            f"max_epochs={max_epochs}, factor={factor}: you gave {len(got)} rounds, expected {len(want)}. "
+            "There are as many brackets as times max_epochs can be divided by factor and stay >= 1; bracket s "
+            "has s + 1 rounds.")
+        for g, w in zip(got, want):
+            assert g == w, (f"max_epochs={max_epochs}, factor={factor}: round {g} should be {w} "
+                            "(bracket, round, trials, epochs). Start with the highest bracket; trials = "
+                            "ceil(ceil(1 + log_f(max_epochs)) / (s + 1) * f ** (s - r)), epochs = "
+                            "ceil(max_epochs / f ** (s - r)); use math.ceil, not round.")
+    _passed("1.2", "the brackets match keras-tuner's Hyperband for six (max_epochs, factor) pairs.")
+
+
+def _tiny_hypermodel(hp):
+    import keras
+
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                              keras.layers.Dense(hp.Choice("units", [4, 32]), activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(hp.Choice("learning_rate", [1e-3, 1e-2])),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def check_retrain_best(fn) -> None:
+    """Exercise 1.3: ``fn(tuner, x, y, epochs) -> (values, model)``: the best trial's hyperparameter values (a dict)
+    and a **fresh** model built from them and trained ``epochs`` epochs on ``(x, y)``."""
+    import keras_tuner as kt
+
+    x, y, xv, yv = _tiny_images()
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
+        tuner = kt.RandomSearch(_tiny_hypermodel, objective="val_accuracy", max_trials=2, seed=1, directory=tmp,
+                                project_name="check")
+        tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+        want = tuner.oracle.get_best_trials(1)[0].hyperparameters.values
+        out = fn(tuner, x, y, 1)
+    assert isinstance(out, tuple) and len(out) == 2, "return a pair: (best values as a dict, retrained model)."
+    values, model = out
+    if isinstance(values, kt.HyperParameters):  # a HyperParameters object is accepted too
+        values = values.values
+    assert dict(values) == dict(want), (
+        f"you returned {dict(values)}; the best trial has {want}. Use tuner.get_best_hyperparameters(1)[0].")
+    assert model.count_params() == _tiny_hypermodel(kt.HyperParameters.from_config(
+        tuner.get_best_hyperparameters(1)[0].get_config())).count_params(), (
+        "the model's size does not match the best hyperparameters: build it with tuner.hypermodel.build(best_hp).")
+    steps = int(model.optimizer.iterations.numpy()) if model.optimizer is not None else 0
+    history = getattr(getattr(model, "history", None), "history", None) or {}
+    assert steps > 0 and len(history.get("loss", [])) == 1, (
+        f"the model you returned took {steps} optimizer steps and its last fit ran "
+        f"{len(history.get('loss', []))} epochs; asked for 1. Build a fresh model with "
+        "tuner.hypermodel.build(best_hp) and fit it for `epochs` epochs on (x, y): a model from "
+        "get_best_models() was trained during the search, not on the data you are given.")
+    _passed("1.3", "the best trial's values, and a fresh model of that shape trained for the epochs asked.")
