@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import importlib
 
-_WEEKS = ("workflow", "tuning", "nas", "reduction", "compression", "distributed", "distillation", "deployment")
+_WEEKS = ("workflow", "tuning", "nas", "reduction", "compression", "distributed", "distillation", "deployment",
+          "runtimes")
 
 __all__: list[str] = []
 for _week in _WEEKS:

@@ -1,0 +1,153 @@
+"""mlcourse.runtimes on a tiny CNN: every variant exported and run, the table's columns and agreement, telemetry
+off, hardware and energy probes, the budget pick. Speed figures live in the benchmark, not here."""
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcourse import runtimes as R  # first: it switches OpenVINO / NNCF telemetry off before they are imported
+from mlcourse import data, models
+from mlcourse.runtime import set_seed
+
+HP = {"arch": "cnn", "filters": [4, 8], "dense_units": 16, "dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def ds():
+    d = data.load_fashion_mnist(source="embedded")
+    return d.x_train[:600], d.y_train[:600], d.x_test[:96], d.y_test[:96]
+
+
+@pytest.fixture(scope="module")
+def exported(ds, tmp_path_factory):
+    x, y, _, _ = ds
+    set_seed(0)
+    model = models.build_model(HP)
+    model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    paths = R.export_all(model, tmp_path_factory.mktemp("variants") / "tiny", x[:100], tvm=False)
+    return model, paths
+
+
+def test_every_variant_is_written_and_int8_is_smaller(exported):
+    _, paths = exported
+    assert set(paths) == set(R.VARIANTS)
+    for rt in ("LiteRT", "ONNX Runtime", "OpenVINO"):
+        f32, i8 = R.size_on_disk(paths[(rt, "float32")]), R.size_on_disk(paths[(rt, "int8")])
+        assert 0 < i8 < f32, f"{rt}: int8 {i8} B should be smaller than float32 {f32} B"
+    assert paths[("OpenVINO", "float32")].with_suffix(".bin").exists()
+
+
+def test_benchmark_table_columns_and_agreement(exported, ds):
+    model, paths = exported
+    _, _, xt, yt = ds
+    table = R.benchmark(model, paths, xt, yt, rounds=2, number=2, threads=(1, 2), progress=False)
+    assert len(table) == len(paths)
+    for col in ("runtime", "precision", "size_kb", "accuracy", "agreement", "first_call_s", "p50_ms_1t", "p95_ms_1t",
+                "img_s_1t", "p50_ms_2t", "img_s_2t"):
+        assert col in table, col
+    assert table.attrs["threads"] == [1, 2]
+    assert (table[["p50_ms_1t", "img_s_1t", "first_call_s"]] > 0).all().all()
+    assert (table.p95_ms_1t >= table.p50_ms_1t - 1e-9).all()
+    f32 = table[table.precision == "float32"]
+    assert (f32.agreement >= 0.98).all(), f32[["runtime", "agreement"]]  # the same float model everywhere
+    assert (table.agreement >= 0.8).all(), table[["runtime", "precision", "agreement"]]
+    assert all(isinstance(s, str) and s.endswith(".") for s in R.summary(table))
+    ax = R.plot(table)
+    assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+
+
+def test_load_runs_any_batch_size(exported, ds):
+    _, paths = exported
+    _, _, xt, _ = ds
+    for v, p in paths.items():
+        fn = R.load(v, p, threads=1)
+        for n in (1, 5, 64):
+            out = fn(xt[:n])
+            assert out.shape == (n, 10), (v, n, out.shape)
+            assert np.allclose(out.sum(1), 1, atol=0.05), v
+
+
+def test_telemetry_is_off(exported):
+    import nncf.telemetry.wrapper as w
+    from openvino.tools.ovc import convert_impl
+
+    assert R.telemetry_blocked()
+    assert sys.modules["openvino_telemetry"] is None
+    assert type(w.telemetry).__name__ != "NNCFTelemetry"
+    assert convert_impl.tm.__name__.endswith("telemetry_stub")
+
+
+def test_export_never_overwrites(exported, tmp_path):
+    model, paths = exported
+    with pytest.raises(FileExistsError):
+        R.export_onnx(model, paths[("ONNX Runtime", "float32")])
+    with pytest.raises(FileExistsError):
+        R.export_all(model, paths[("ONNX Runtime", "float32")].parent, np.zeros((10, 28, 28)))
+
+
+def test_calibration_reader_hands_out_everything_then_none():
+    x = np.arange(5 * 4, dtype=np.float32).reshape(5, 4)
+    r = R.CalibrationReader(x, "inp", batch_size=2)
+    got = []
+    while (b := r.get_next()) is not None:
+        got.append(b["inp"])
+    assert [len(g) for g in got] == [2, 2, 1] and np.array_equal(np.concatenate(got), x)
+    r.rewind()
+    assert r.get_next()["inp"].shape == (2, 4)
+    with pytest.raises(ValueError, match="non-empty"):
+        R.CalibrationReader(np.zeros((0, 4)))
+
+
+def test_ort_session_threads_and_provider(exported):
+    _, paths = exported
+    s = R.ort_session(paths[("ONNX Runtime", "float32")], threads=2)
+    assert s.get_providers() == ["CPUExecutionProvider"]
+    assert s.get_session_options().intra_op_num_threads == 2
+    with pytest.raises(ValueError, match="threads"):
+        R.ort_session(paths[("ONNX Runtime", "float32")], threads=0)
+
+
+def test_openvino_int8_runs_int8_kernels(exported):
+    _, paths = exported
+    prec = R.openvino_precisions(paths[("OpenVINO", "int8")])
+    assert any(p in prec.index for p in ("i8", "u8")), prec
+
+
+def test_cpu_features_parses_flags():
+    info = "model name\t: Test CPU\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_vnni\n"
+    f = R.cpu_features(info)
+    assert f["cpu"] == "Test CPU" and f["AVX2"] and f["FMA"] and f["AVX-512"]
+    assert f["int8 dot-product instructions"] and not f["AMX int8 (matrix tiles)"]
+    assert not R.cpu_features("flags: sse4_2 avx2\n")["int8 dot-product instructions"]
+    assert isinstance(R.cpu_features()["cores"], int)
+
+
+def test_energy_counter_reads_or_explains():
+    path, why = R.energy_counter()
+    assert (path is None) == (why != "readable")
+    if path is None:
+        assert "RAPL" in why or "rapl" in why
+        assert R.energy_per_image_mj(lambda x: x, np.zeros((1, 28, 28))) is None
+
+
+def test_pick_budget():
+    t = pd.DataFrame({"runtime": ["a", "b", "c"], "precision": ["float32"] * 3, "size_kb": [100.0, 50.0, 10.0],
+                      "accuracy": [0.9, 0.9, 0.8], "p50_ms_1t": [1.0, 0.5, 0.1]})
+    assert R.pick(t, 2.0, 200.0).runtime == "b"  # accuracy ties: the faster
+    assert R.pick(t, 0.1, 10.0).runtime == "c"  # limits are inclusive
+    assert R.pick(t, 0.05, 200.0) is None
+    with pytest.raises(KeyError, match="size_kb"):
+        R.pick(t.drop(columns="size_kb"), 1, 1)
+
+
+def test_tvm_status_is_a_measured_answer():
+    ok, why = R.tvm_status()
+    assert isinstance(ok, bool) and why
+
+
+def test_unknown_kind_and_runtime_are_explained():
+    with pytest.raises(ValueError, match="conv_heavy"):
+        R.trained_model("huge", np.zeros((2, 28, 28)), np.zeros(2))
+    with pytest.raises(ValueError, match="ONNX Runtime"):
+        R.load(("TensorRT", "int8"), "x")
