@@ -1,6 +1,7 @@
 # The course's commands. Each does its own set-up first (idempotent: tools/setup.sh).
 #   make course   execute every solution notebook (full run) into build/, write build/report.md
-#   make test     the test suite (CI runs exactly this): package tests, student notebooks via papermill,
+#   make lint     ruff over the package, tests, tools and solutions; generated files and the lock up to date
+#   make test     lint, then the test suite (CI runs exactly this): package tests, student notebooks via papermill,
 #                 solution notebooks via nbval, all in smoke mode
 #   make lab      open the course in JupyterLab (make lab IP=0.0.0.0 PORT=8888 serves a room)
 #   make workshop prepare a room ahead of time, offline: data checked, slow models pre-trained and cached
@@ -8,8 +9,9 @@
 #   make notebooks  regenerate notebooks/ from solutions/ (after editing a solution)
 PYTHON ?= python3
 export PYTHON
-QUIET := TF_CPP_MIN_LOG_LEVEL=2 MPLBACKEND=Agg
-.PHONY: setup course smoke test lab workshop notebooks
+# No MPLBACKEND here: kernels inherit it, and with Agg an executed notebook keeps no figure (STACK.md).
+QUIET := TF_CPP_MIN_LOG_LEVEL=2
+.PHONY: setup course smoke test lint lab workshop notebooks
 
 setup:
 	@bash tools/setup.sh
@@ -20,7 +22,14 @@ course: setup
 smoke: setup
 	$(QUIET) MLCOURSE_SMOKE=1 $(PYTHON) -m mlcourse.course --smoke --out build/smoke
 
-test: setup
+lint: setup
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mlcourse.notebooks generate --check
+	$(PYTHON) -m mlcourse.catalog check
+	$(PYTHON) tools/lock.py --check
+
+test: lint
+	@bash tools/setup.sh --tests
 	$(QUIET) MLCOURSE_SMOKE=1 TQDM_DISABLE=1 $(PYTHON) -m pytest tests solutions --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:randomly -rs --durations=10
 
