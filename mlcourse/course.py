@@ -5,11 +5,15 @@
     python -m mlcourse.course --only 00_workflow
 
 Each notebook is executed by papermill (its ``parameters`` cell overridden with ``SMOKE``), in its own
-folder, and saved executed under ``build/notebooks/``. Notebooks record headline results with
-:func:`mlcourse.results.record`; the report ``build/report.md`` lists, for each notebook, its status and
-run time, then the headline results next to the public reference figures.
+folder, and saved executed under ``build/notebooks/`` after every cell, so a long run can be followed there.
+Progress is printed per code cell: which notebook, which cell of how many, the time elapsed and the expected
+total (the measured times of INSTRUCTOR.md). Notebooks record headline results with
+:func:`mlcourse.results.record`; the report (``build/report.md`` and ``build/report.html``, by
+:func:`mlcourse.report.write`) lists each notebook's status and run time (a failed one with its cell and
+traceback), then the headline results next to the public reference figures.
 
-A previous build is never overwritten: it is moved aside to ``build/previous-<time>/`` first.
+Arguments are checked before anything is touched. A previous build is never overwritten: it is moved aside
+to ``build/previous-<time>/`` first.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import argparse
 import datetime as _dt
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -26,29 +31,105 @@ from mlcourse import report, results
 from mlcourse.notebooks import SOLUTIONS, solution_notebooks, use_this_checkout
 from mlcourse.runtime import ROOT
 
-__all__ = ["run_notebook", "run_course", "write_report", "REFERENCES"]
+__all__ = ["run_notebook", "run_course", "select_notebooks", "expected_seconds", "write_report", "REFERENCES", "main"]
 
 REFERENCES = report.REFERENCES  # kept here too: the figures the report compares with
 
 
-def run_notebook(path: Path, out_dir: Path, smoke: bool, timeout: int | None = None) -> dict:
-    """Execute one notebook with papermill; return ``{notebook, status, seconds, error, output}``."""
+def expected_seconds(smoke: bool = False, root: Path = ROOT) -> dict[str, float]:
+    """The measured run time of each notebook, in seconds, from INSTRUCTOR.md's timings table: the "full run"
+    column, or the "smoke" column with ``smoke=True``. Notebooks the table lacks are left out."""
+    from mlcourse.catalog import timings
+
+    out = {}
+    for name, row in timings(root).items():
+        m = re.search(r"(\d+(?:\.\d+)?)\s*(min|s)\b", row["smoke" if smoke else "full"])
+        if m:
+            out[name] = float(m.group(1)) * (60 if m.group(2) == "min" else 1)
+    return out
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _head(source: str, lines: int = 6) -> str:
+    text = source.strip("\n").splitlines()
+    return "\n".join(text[:lines] + (["..."] if len(text) > lines else []))
+
+
+class _Progress:
+    """Prints which cell of how many runs, the time elapsed and the expected total (one line per code cell)."""
+
+    def __init__(self, name: str, n_cells: int, expected: float | None):
+        self.name, self.n, self.expected = name, n_cells, expected
+        self.t0, self.done, self.cell, self.index = time.perf_counter(), 0, None, None
+
+    def __call__(self, cell=None, cell_index=None, **_):
+        self.done += 1
+        self.cell, self.index = cell, cell_index
+        exp = f", expected about {_minutes(self.expected)}" if self.expected else ""
+        print(f"  {self.name}: cell {self.done}/{self.n} ({_minutes(time.perf_counter() - self.t0)} elapsed{exp})",
+              flush=True)
+
+
+class _without_env:
+    """Remove variables from ``os.environ`` for the block (the kernel inherits the environment)."""
+
+    def __init__(self, *names):
+        self.names, self.saved = names, {}
+
+    def __enter__(self):
+        self.saved = {n: os.environ.pop(n) for n in self.names if n in os.environ}
+
+    def __exit__(self, *exc):
+        os.environ.update(self.saved)
+        return False
+
+
+def run_notebook(path: Path, out_dir: Path, smoke: bool, timeout: int | None = None,
+                 expected: float | None = None) -> dict:
+    """Execute one notebook with papermill; return ``{notebook, status, seconds, error, output}`` and, when it
+    failed, ``cell`` (index in the executed notebook), ``source`` (the cell's first lines) and ``traceback``
+    (its tail).
+
+    One line per code cell shows progress (which cell of how many, elapsed, ``expected`` seconds as the
+    expected total); the executed notebook is saved after every cell, so a long run can be followed in
+    ``out_dir``. ``MPLBACKEND`` is kept from the kernel (``Agg`` there would strip the figures).
+    """
+    import nbformat
     import papermill as pm
 
+    path, out_dir = Path(path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / path.name
+    source = nbformat.read(path, as_version=4)
+    n_code = sum(c.cell_type == "code" for c in source.cells)
+    n_code += any("parameters" in c.metadata.get("tags", []) for c in source.cells)  # papermill's injected cell
+    progress = _Progress(path.stem, n_code, expected)
+    print(f"{path.stem}: {n_code} code cells" + (f", expected about {_minutes(expected)}" if expected else "")
+          + f"; follow it in {output}", flush=True)
     t0 = time.perf_counter()
-    status, error = "ok", ""
+    record = {"notebook": path.stem, "status": "ok", "seconds": 0.0, "error": "", "output": str(output)}
     try:
-        pm.execute_notebook(str(path), str(output), parameters={"SMOKE": smoke}, cwd=str(path.parent),
-                            kernel_name="python3", progress_bar=False, execution_timeout=timeout,
-                            log_output=False)
+        with _without_env("MPLBACKEND"):
+            pm.execute_notebook(str(path), str(output), parameters={"SMOKE": smoke}, cwd=str(path.parent),
+                                kernel_name="python3", progress_bar=False, log_output=False,
+                                request_save_on_cell_execute=True, autosave_cell_every=10,
+                                execution_timeout=timeout, on_cell_start=progress)
     except pm.PapermillExecutionError as exc:
-        status, error = "failed", f"{exc.ename}: {exc.evalue}"[:500]
+        tb = _ANSI.sub("", "\n".join(exc.traceback or [])).strip().splitlines()
+        record.update(status="failed", error=f"{exc.ename}: {exc.evalue}"[:500], cell=exc.cell_index,
+                      source=_head(exc.source or ""), traceback="\n".join(tb[-20:]))
     except Exception as exc:  # the kernel died, a timeout: still report, never lose the other notebooks
-        status, error = "failed", f"{type(exc).__name__}: {exc}"[:500]
-    return {"notebook": path.stem, "status": status, "seconds": round(time.perf_counter() - t0, 1),
-            "error": error, "output": str(output)}
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:500], cell=progress.index,
+                      source=_head(progress.cell.source) if progress.cell is not None else "",
+                      traceback=f"{type(exc).__name__}: {exc}"[-2000:])
+    record["seconds"] = round(time.perf_counter() - t0, 1)
+    return record
 
 
 def _fmt(v) -> str:
@@ -71,7 +152,8 @@ def write_report(runs: list[dict], results_dir: Path, path: Path, smoke: bool) -
              "", f"Generated {_dt.datetime.now():%Y-%m-%d %H:%M}. Every number below was measured by this run.", "",
              "## Notebooks", "", "| notebook | status | run time (s) | error |", "|---|---|---|---|"]
     for r in runs:
-        lines.append(f"| {r['notebook']} | {r['status']} | {r['seconds']:.1f} | {r['error'].splitlines()[0] if r['error'] else ''} |")
+        err = r["error"].splitlines()[0] if r["error"] else ""
+        lines.append(f"| {r['notebook']} | {r['status']} | {r['seconds']:.1f} | {err} |")
     total = sum(r["seconds"] for r in runs)
     lines += ["", f"Total: {total:.0f} s ({total / 60:.1f} min).", ""]
     heads = report.headlines(recorded)
@@ -97,46 +179,91 @@ def write_report(runs: list[dict], results_dir: Path, path: Path, smoke: bool) -
     return path
 
 
-def run_course(out: Path = ROOT / "build", smoke: bool = False, only: list[str] | None = None,
-               timeout: int | None = None) -> tuple[list[dict], Path]:
-    """Run the solution notebooks (all, or those named in ``only``) and write ``out/report.md``."""
-    from tqdm.auto import tqdm
+def select_notebooks(only: list[str] | None = None, folder: Path = SOLUTIONS) -> list[Path]:
+    """The solution notebooks to run: all, or those named in ``only`` (checked: an empty list or an unknown
+    name is an error that lists the known names)."""
+    paths = solution_notebooks(folder)
+    if only is None:
+        return paths
+    known = [p.stem for p in paths]
+    if isinstance(only, str) or not only:
+        raise ValueError(f"only must name at least one notebook (a list of names), got {only!r}; known: {known}.")
+    unknown = [n for n in only if n not in known]
+    if unknown:
+        raise SystemExit(f"Unknown notebook(s) {unknown}; known: {known}.")
+    return [p for p in paths if p.stem in only]
 
+
+def _move_previous_build(out: Path) -> Path | None:
+    """Move everything in ``out`` (but earlier ``previous-*`` folders) into a new ``out/previous-<time>``.
+
+    The name carries microseconds and, should two runs still collide, a counter: nothing is overwritten."""
+    items = [p for p in out.iterdir() if not p.name.startswith("previous-")] if out.is_dir() else []
+    if not items:
+        return None
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    keep, n = out / f"previous-{stamp}", 1
+    while True:
+        try:
+            keep.mkdir(parents=True)
+            break
+        except FileExistsError:
+            keep, n = out / f"previous-{stamp}-{n}", n + 1
+    for item in items:
+        shutil.move(str(item), str(keep / item.name))
+    return keep
+
+
+def run_course(out: Path = ROOT / "build", smoke: bool = False, only: list[str] | None = None,
+               timeout: int | None = None, expected: dict[str, float] | None = None) -> tuple[list[dict], Path]:
+    """Run the solution notebooks (all, or those named in ``only``) and write the report into ``out``.
+
+    Arguments are checked before anything is touched; a previous build is moved to ``out/previous-<time>/``.
+    ``expected`` (seconds per notebook) is the expected total each notebook's progress shows; by default the
+    measured times of INSTRUCTOR.md (:func:`expected_seconds`). The report is :func:`mlcourse.report.write`'s
+    (``report.md``, ``report.html``, figures, executed notebooks as HTML); ``runs.json`` keeps every run.
+    """
+    paths = select_notebooks(only)
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds per cell, got {timeout}.")
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        keep = out / f"previous-{_dt.datetime.now():%Y%m%d-%H%M%S}"
-        keep.mkdir(parents=True)
-        for item in out.iterdir():
-            if not item.name.startswith("previous-"):
-                shutil.move(str(item), str(keep / item.name))
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out} is a file: choose another --out folder.")
+    if expected is None:
+        expected = expected_seconds(smoke)
+    kept = _move_previous_build(out)
+    if kept:
+        print(f"the previous build was moved to {kept}")
     out.mkdir(parents=True, exist_ok=True)
-    paths = solution_notebooks(SOLUTIONS)
-    if only:
-        unknown = set(only) - {p.stem for p in paths}
-        if unknown:
-            raise SystemExit(f"Unknown notebook(s) {sorted(unknown)}; known: {[p.stem for p in paths]}")
-        paths = [p for p in paths if p.stem in only]
     results_dir = out / "results"
     os.environ["MLCOURSE_RESULTS_DIR"] = str(results_dir)
     use_this_checkout()
-    runs = []
-    for path in tqdm(paths, desc="notebooks"):
-        runs.append(run_notebook(path, out / "notebooks", smoke, timeout))
-        print(f"{runs[-1]['notebook']}: {runs[-1]['status']} in {runs[-1]['seconds']:.0f} s", flush=True)
-    (out / "runs.json").write_text(json.dumps(runs, indent=2))
-    return runs, write_report(runs, results_dir, out / "report.md", smoke)
+    runs, t0 = [], time.perf_counter()
+    total = sum(expected.get(p.stem, 0) for p in paths)
+    for i, path in enumerate(paths, 1):
+        print(f"[{i}/{len(paths)}] {path.stem} ({_minutes(time.perf_counter() - t0)} into the course"
+              + (f", about {_minutes(total)} expected in all" if total else "") + ")", flush=True)
+        runs.append(run_notebook(path, out / "notebooks", smoke, timeout, expected.get(path.stem)))
+        r = runs[-1]
+        print(f"{r['notebook']}: {r['status']} in {_minutes(r['seconds'])}"
+              + (f" (cell {r.get('cell')}: {r['error']})" if r["status"] != "ok" else ""), flush=True)
+        (out / "runs.json").write_text(json.dumps(runs, indent=2))
+    return runs, report.write(runs, results_dir, out, smoke)
 
 
 def main(argv=None) -> int:
+    """``python -m mlcourse.course [--smoke] [--out DIR] [--only NB ...] [--timeout S]``; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m mlcourse.course", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="tiny data: check the set-up in minutes")
-    p.add_argument("--out", type=Path, default=ROOT / "build")
-    p.add_argument("--only", nargs="*", help="notebook names (e.g. 00_workflow)")
+    p.add_argument("--out", type=Path, default=ROOT / "build", help="the build folder (default: build/)")
+    p.add_argument("--only", nargs="+", metavar="NB", help="run only these notebooks (e.g. 00_workflow)")
     p.add_argument("--timeout", type=int, default=None, help="per-cell time limit in seconds")
     args = p.parse_args(argv)
-    runs, report = run_course(args.out, args.smoke, args.only, args.timeout)
-    print(f"report: {report}")
+    if args.timeout is not None and args.timeout <= 0:
+        p.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    runs, written = run_course(args.out, args.smoke, args.only, args.timeout)
+    print(f"report: {written} (and {written.with_suffix('.html')})")
     return 0 if all(r["status"] == "ok" for r in runs) else 1
 
 

@@ -63,7 +63,8 @@ def test_every_solution_notebook_follows_the_conventions():
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         first_code = next(c for c in nb.cells if c.cell_type == "code")
-        assert "parameters" in first_code.metadata.get("tags", []), f"{path.name}: first code cell must be tagged parameters"
+        assert "parameters" in first_code.metadata.get("tags", []), \
+            f"{path.name}: first code cell must be tagged parameters"
         assert "SMOKE" in first_code.source and "SEED" in first_code.source
         assert any(notebooks.BEGIN in c.source for c in nb.cells), f"{path.name} has no exercise"
         assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
@@ -99,19 +100,6 @@ def test_report_lists_runs_results_and_references(tmp_path):
     assert "**acc**: 0.9123" in text and "| a | 1.5 |" in text and "before = 0.9; after = 0.5" in text
     for ref in course.REFERENCES:
         assert ref in text
-
-
-def test_course_never_overwrites_a_previous_build(tmp_path, monkeypatch):
-    out = tmp_path / "build"
-    out.mkdir()
-    (out / "report.md").write_text("my earlier results")
-    monkeypatch.setattr(course, "run_notebook", lambda p, o, s, t: {"notebook": p.stem, "status": "ok", "seconds": 0.0, "error": "", "output": ""})
-    runs, report = course.run_course(out, smoke=True, only=["00_workflow"])
-    kept = list(out.glob("previous-*/report.md"))
-    assert len(kept) == 1 and kept[0].read_text() == "my earlier results"
-    assert report.is_file() and runs[0]["notebook"] == "00_workflow"
-    with pytest.raises(SystemExit, match="Unknown notebook"):
-        course.run_course(tmp_path / "b2", smoke=True, only=["99_nope"])
 
 
 def test_kernels_import_this_checkout(monkeypatch):

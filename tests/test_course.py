@@ -1,0 +1,100 @@
+"""The course command: arguments checked before anything moves, unique aside-names, per-cell progress,
+notebooks saved as they run, failures with their cell and traceback, figures kept."""
+import json
+
+import nbformat
+import pytest
+
+from mlcourse import course
+
+
+def _fake_run(path, out_dir, smoke, timeout=None, expected=None):
+    return {"notebook": path.stem, "status": "ok", "seconds": 0.0, "error": "", "output": ""}
+
+
+def _build(tmp_path):
+    out = tmp_path / "build"
+    out.mkdir()
+    (out / "report.md").write_text("my earlier results")
+    return out
+
+
+def test_only_with_no_names_is_an_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(course, "run_notebook", _fake_run)
+    out = _build(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        course.main(["--only", "--out", str(out)])
+    assert exc.value.code == 2 and "--only" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="at least one"):
+        course.run_course(out, smoke=True, only=[])
+    assert (out / "report.md").read_text() == "my earlier results" and not list(out.glob("previous-*"))
+
+
+def test_unknown_notebook_is_an_error_before_the_build_is_moved(tmp_path, monkeypatch):
+    monkeypatch.setattr(course, "run_notebook", _fake_run)
+    out = _build(tmp_path)
+    with pytest.raises(SystemExit, match="Unknown notebook"):
+        course.main(["--only", "99_nope", "--out", str(out)])
+    assert (out / "report.md").read_text() == "my earlier results" and not list(out.glob("previous-*"))
+
+
+def test_two_runs_in_one_second_keep_both_previous_builds(tmp_path, monkeypatch):
+    monkeypatch.setattr(course, "run_notebook", _fake_run)
+    monkeypatch.setattr(course.report, "write", lambda runs, res, out, smoke: out / "report.md")
+    out = _build(tmp_path)
+    for _ in range(3):
+        course.run_course(out, smoke=True, only=["00_workflow"])
+        (out / "report.md").write_text("a run")
+    kept = sorted(out.glob("previous-*"))
+    assert len(kept) == 3 and (kept[0] / "report.md").read_text() == "my earlier results"
+
+
+def test_expected_times_come_from_instructor_md():
+    full, smoke = course.expected_seconds(smoke=False), course.expected_seconds(smoke=True)
+    assert full["01_tuning"] > 60 * 5 and 0 < smoke["01_tuning"] < full["01_tuning"]
+    assert set(full) >= {"00_workflow", "07_deployment"}
+
+
+def _notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_run_notebook_shows_progress_saves_as_it_goes_and_keeps_figures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # as `make course` sets it: must not reach the kernel
+    out = tmp_path / "out"
+    nb = _notebook(tmp_path / "00_tiny.ipynb", "SMOKE = None", "print('first cell ran')",
+                   "import json\n"
+                   f"saved = json.load(open({str(out / '00_tiny.ipynb')!r}))\n"
+                   "assert 'first cell ran' in json.dumps(saved), 'not saved as it goes'",
+                   "import matplotlib.pyplot as plt\nplt.plot([1, 2], [3, 4])\nplt.title('t')\nplt.show()")
+    run = course.run_notebook(nb, out, smoke=True, timeout=120, expected=60)
+    assert run["status"] == "ok", run
+    text = capsys.readouterr().out
+    assert "00_tiny: cell 5/5" in text and "expected about 1.0 min" in text   # 4 cells + papermill's parameters
+    executed = nbformat.read(run["output"], as_version=4)
+    assert any("image/png" in o.get("data", {}) for c in executed.cells for o in c.get("outputs", []))
+
+
+def test_a_failed_notebook_keeps_its_cell_and_traceback(tmp_path):
+    nb = _notebook(tmp_path / "00_bad.ipynb", "SMOKE = None", "x = 1",
+                   "def broken():\n    return 1 / 0\n\nbroken()", "print('never')")
+    run = course.run_notebook(nb, tmp_path / "out", smoke=True, timeout=120)
+    assert run["status"] == "failed" and run["error"].startswith("ZeroDivisionError")
+    assert run["source"].startswith("def broken():") and run["cell"] == 3   # after papermill's injected cell
+    assert "1 / 0" in run["traceback"] and "\x1b[" not in run["traceback"]
+    json.dumps(run)
+
+
+def test_course_never_overwrites_a_previous_build_and_writes_the_report(tmp_path, monkeypatch):
+    monkeypatch.setattr(course, "run_notebook", _fake_run)
+    out = _build(tmp_path)
+    runs, written = course.run_course(out, smoke=True, only=["00_workflow"])
+    kept = list(out.glob("previous-*/report.md"))
+    assert len(kept) == 1 and kept[0].read_text() == "my earlier results"
+    assert written.is_file() and (out / "report.html").is_file() and runs[0]["notebook"] == "00_workflow"
+    assert json.loads((out / "runs.json").read_text()) == runs
