@@ -26,7 +26,7 @@ __all__ = [
     "write",
 ]
 
-#: Public reference figures the course measures itself against (see shared/STACK.md and the notebooks).
+#: Public reference figures the course measures itself against (each notebook says where it comes from).
 REFERENCES = {
     "Fashion-MNIST small CNN": "0.888 test accuracy (a 2-conv CNN, 3 epochs, on 2 CPU cores)",
     "keras-tuner on Fashion-MNIST": "0.87-0.88 test accuracy "

@@ -91,3 +91,30 @@ def test_html_report_renders_in_a_real_browser_with_figures_and_working_links(bu
         page.wait_for("document.body && document.body.innerText.includes('hello from 01')",
                       what="the executed notebook behind the report's link")
         page.screenshot(tmp_path / "notebook.png")
+
+
+def _keys_the_report_reads():
+    import re
+
+    from mlcourse.runtime import ROOT
+
+    src = (ROOT / "mlcourse" / "report.py").read_text()
+    pairs = re.findall(r'_rows\(rec, "([^"]+)", "([^"]+)"\)', src)
+    pairs += re.findall(r'rec\.get\("([^"]+)", \{\}\)\.get\("([^"]+)"\)', src)
+    return sorted(set(pairs))
+
+
+def test_every_key_the_report_reads_is_recorded_by_its_notebook():
+    """Renaming a recorded key in a notebook must not silently drop a headline: each key the report reads is
+    recorded, as a string, by a `results.record` call of that notebook's solution."""
+    from mlcourse.runtime import ROOT
+
+    pairs = _keys_the_report_reads()
+    assert len(pairs) >= 10, f"the key scan found only {pairs}"
+    missing = []
+    for notebook, key in pairs:
+        path = ROOT / "solutions" / f"{notebook}.ipynb"
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        if "results.record(" not in code or (json.dumps(key) not in code and repr(key) not in code):
+            missing.append(f"{notebook}: {key!r}")
+    assert not missing, "keys the report reads but no notebook records:\n" + "\n".join(missing)
