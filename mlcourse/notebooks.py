@@ -35,6 +35,8 @@ SOLUTIONS, NOTEBOOKS = ROOT / "solutions", ROOT / "notebooks"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CHECK_MARK = "NBVAL_CHECK_OUTPUT"
 _EXERCISE = re.compile(r"Exercise\s+(\d+\.\d+)\s*:?\s*([^\n]*)")
+# Anything that looks like a marker: a comment line with BEGIN/END and SOLUTION, any case, spacing or hashes.
+_MARKERISH = re.compile(r"^\s*#+\s*(BEGIN|END)[\s_-]*SOLUTION\b", re.IGNORECASE)
 
 
 def use_this_checkout() -> None:
@@ -58,6 +60,28 @@ def solution_notebooks(folder: Path = SOLUTIONS) -> list[Path]:
     return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
 
 
+def _literal(text: str) -> str:
+    """``text`` as a Python string literal (double-quoted where possible, like a person would write it)."""
+    lit = repr(text)
+    if lit[0] == "'" and '"' not in text:
+        lit = '"' + lit[1:-1] + '"'
+    return lit
+
+
+def _check_markers(cell, where: str) -> None:
+    """Refuse marker lines the generator would not recognise (they would leak a solution into the student copy)."""
+    for n, line in enumerate(cell.source.split("\n"), 1):
+        if not _MARKERISH.match(line):
+            continue
+        if cell.cell_type != "code":
+            raise GeneratorError(f"{where} ({cell.cell_type}), line {n}: solution marker {line.strip()!r} outside a "
+                                 f"code cell; markers work only in code cells. Move the solution into a code cell "
+                                 f"or reword the line.")
+        if line.strip() not in (BEGIN, END):
+            raise GeneratorError(f"{where}, line {n}: near-miss solution marker {line.strip()!r}; write exactly "
+                                 f"{BEGIN!r} or {END!r} on a line of its own (any indentation).")
+
+
 def _stub_source(source: str, where: str) -> str:
     lines, out, inside, indent = source.split("\n"), [], False, ""
     m = _EXERCISE.search(source)
@@ -68,7 +92,7 @@ def _stub_source(source: str, where: str) -> str:
             if inside:
                 raise GeneratorError(f"{where}: {BEGIN} inside another solution region.")
             inside, indent = True, line[: len(line) - len(line.lstrip())]
-            out.append(f'{indent}raise NotImplementedError("{label} (your code here)")')
+            out.append(f"{indent}raise NotImplementedError({_literal(label + ' (your code here)')})")
         elif stripped == END:
             if not inside:
                 raise GeneratorError(f"{where}: {END} without a {BEGIN}.")
@@ -93,9 +117,14 @@ def strip_outputs(nb):
 
 
 def make_student(nb, name: str = "notebook"):
-    """The student copy of a solution notebook (a new notebook; the input is not changed)."""
+    """The student copy of a solution notebook (a new notebook; the input is not changed).
+
+    Raises :class:`GeneratorError` (naming the notebook and cell) for unbalanced markers, near-miss markers
+    (``###BEGIN SOLUTION``, lower case, ``## BEGIN SOLUTION``, ``# END SOLUTION``...) and markers in markdown or
+    raw cells: each would otherwise copy a solution into the student notebook."""
     nb = strip_outputs(copy.deepcopy(nb))
     for i, cell in enumerate(nb.cells):
+        _check_markers(cell, f"{name}, cell {i}")
         if cell.cell_type != "code" or BEGIN not in cell.source:
             if cell.cell_type == "code" and END in cell.source:
                 raise GeneratorError(f"{name}, cell {i}: {END} without a {BEGIN}.")

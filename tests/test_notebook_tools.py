@@ -41,6 +41,42 @@ def test_malformed_markers_are_errors(src, msg):
         notebooks.make_student(_nb(src), "bad.ipynb")
 
 
+@pytest.mark.parametrize("line", ["###BEGIN SOLUTION", "### begin solution", "## BEGIN SOLUTION", "# END SOLUTION",
+                                  "#### BEGIN SOLUTION", "### BEGIN SOLUTION here", "### END_SOLUTION",
+                                  "    ##  End Solution"])
+def test_near_miss_markers_are_errors_in_code_cells(line):
+    src = f"# Exercise 1.1: x\n### BEGIN SOLUTION\nx = 1\n{line}\nsecret = 2\n### END SOLUTION"
+    with pytest.raises(notebooks.GeneratorError, match=r"bad.ipynb, cell 1, line 4: near-miss"):
+        notebooks.make_student(_nb("print(0)", src), "bad.ipynb")
+    with pytest.raises(notebooks.GeneratorError, match="cell 0"):
+        notebooks.make_student(_nb(f"{line}\nsecret = 2"), "bad.ipynb")
+
+
+@pytest.mark.parametrize("kind", ["markdown", "raw"])
+@pytest.mark.parametrize("line", ["### BEGIN SOLUTION", "###BEGIN SOLUTION", "### END SOLUTION"])
+def test_markers_outside_code_cells_are_errors(kind, line):
+    nb = _nb("print(0)")
+    make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_raw_cell
+    nb.cells.append(make(f"Answer:\n{line}\nthe solution"))
+    with pytest.raises(notebooks.GeneratorError, match=f"bad.ipynb, cell 1 \\({kind}\\)"):
+        notebooks.make_student(nb, "bad.ipynb")
+
+
+@pytest.mark.parametrize("title", ['say "hi"', "a back\\slash \\n", "braces {x} and {}", "it's", "both ' and \"",
+                                   "\u00e9t\u00e9 \U0001f600"])
+def test_stub_is_valid_python_for_any_title(title):
+    import ast
+
+    src = f"# Exercise 2.1: {title}\ndef f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
+    stub = notebooks.make_student(_nb(src)).cells[0].source
+    ast.parse(stub)
+    with pytest.raises(NotImplementedError) as exc:
+        ns = {}
+        exec(stub, ns)
+        ns["f"]()
+    assert str(exc.value) == f"Exercise 2.1: {title} (your code here)"
+
+
 def test_generate_and_check(tmp_path):
     src, dst = tmp_path / "solutions", tmp_path / "notebooks"
     src.mkdir()
