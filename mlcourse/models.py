@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFAULTS", "FLAVORS", "get_keras", "build_model", "get_hp", "copy_hp", "convert", "copy_weights", "epoch_bar",
-           "save", "load", "count_params"]
+__all__ = ["DEFAULTS", "FLAVORS", "get_keras", "build_model", "get_hp", "copy_hp", "convert", "copy_weights",
+           "epoch_bar", "save", "load", "count_params"]
 
 FLAVORS = ("keras3", "tf_keras")
 DEFAULTS = {
@@ -72,30 +73,71 @@ def flavor_of(model) -> str:
     raise TypeError(f"{type(model).__name__} is not a Keras model.")
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _int_list(key: str, value, minimum: int = 1, allow_empty: bool = True) -> list[int]:
+    if not isinstance(value, (list, tuple)) or not all(_is_int(v) and v >= minimum for v in value) \
+            or (not value and not allow_empty):
+        raise ValueError(f"{key} must be a list of positive integers (one per layer), e.g. [32, 64]; "
+                         f"got {value!r}" + (" (a string)" if isinstance(value, str) else "") + ".")
+    return [int(v) for v in value]
+
+
 def _validate(hp: dict) -> dict:
+    """The full hyperparameter dict (defaults filled in, plain Python types), or a ValueError that says
+    which value is wrong and what was expected. Types are strict: a string is never read as a number or a
+    list, an int never as a bool."""
     if not isinstance(hp, dict):
         raise TypeError(f"hp must be a dict of hyperparameters, got {type(hp).__name__}.")
     unknown = set(hp) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"Unknown hyperparameters {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
     full = {**DEFAULTS, **hp}
-    if full["arch"] not in ("cnn", "mlp"):
+    if not isinstance(full["arch"], str) or full["arch"] not in ("cnn", "mlp"):
         raise ValueError(f"arch must be 'cnn' or 'mlp', got {full['arch']!r}.")
+    full["filters"] = _int_list("filters", full["filters"], allow_empty=full["arch"] == "mlp")
+    full["hidden_units"] = _int_list("hidden_units", full["hidden_units"])
     n_blocks = len(full["filters"])
-    for key, ok in (("conv", lambda v: v in ("standard", "separable")), ("kernel_size", lambda v: v in (1, 3, 5, 7))):
+    for key, ok, what in (("conv", lambda v: isinstance(v, str) and v in ("standard", "separable"),
+                           "'standard' or 'separable'"),
+                          ("kernel_size", lambda v: _is_int(v) and v in (1, 3, 5, 7), "1, 3, 5 or 7")):
         values = full[key] if isinstance(full[key], (list, tuple)) else [full[key]]
         if len(values) not in (1, n_blocks) or not all(ok(v) for v in values):
-            raise ValueError(f"{key} must be one value or one per conv block ({n_blocks}): "
-                             f"{'standard/separable' if key == 'conv' else '1, 3, 5 or 7'}; got {full[key]!r}.")
-    if not 0 <= full["dropout"] < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {full['dropout']}.")
-    if full["learning_rate"] <= 0:
-        raise ValueError(f"learning_rate must be positive, got {full['learning_rate']}.")
-    for key in ("filters", "hidden_units"):
-        full[key] = [int(v) for v in full[key]]
-        if any(v <= 0 for v in full[key]):
-            raise ValueError(f"{key} must be positive integers, got {full[key]}.")
-    full["input_shape"] = [int(v) for v in full["input_shape"]]
+            raise ValueError(f"{key} must be one value or a list with one per conv block ({n_blocks}), each "
+                             f"{what}; got {full[key]!r}.")
+        full[key] = [int(v) if key == "kernel_size" else v for v in full[key]] \
+            if isinstance(full[key], (list, tuple)) else (int(full[key]) if key == "kernel_size" else full[key])
+    if not isinstance(full["batch_norm"], (bool, np.bool_)):
+        raise ValueError(f"batch_norm must be True or False, got {full['batch_norm']!r}.")
+    full["batch_norm"] = bool(full["batch_norm"])
+    if not _is_int(full["dense_units"]) or full["dense_units"] < 0:
+        raise ValueError(f"dense_units must be an integer >= 0 (0 for no dense layer), got {full['dense_units']!r}.")
+    full["dense_units"] = int(full["dense_units"])
+    if not _is_real(full["dropout"]) or not 0 <= full["dropout"] < 1:
+        raise ValueError(f"dropout must be a number in [0, 1), got {full['dropout']!r}.")
+    full["dropout"] = float(full["dropout"])
+    if not isinstance(full["activation"], str) or not full["activation"]:
+        raise ValueError(f"activation must be the name of a Keras activation (e.g. 'relu'), "
+                         f"got {full['activation']!r}.")
+    if not _is_real(full["learning_rate"]) or not np.isfinite(full["learning_rate"]) or full["learning_rate"] <= 0:
+        raise ValueError(f"learning_rate must be a finite positive number (e.g. 1e-3), got {full['learning_rate']!r}.")
+    full["learning_rate"] = float(full["learning_rate"])
+    if full["optimizer"] not in ("adam", "sgd", "rmsprop"):
+        raise ValueError(f"optimizer must be one of ['adam', 'rmsprop', 'sgd'], got {full['optimizer']!r}.")
+    shape = full["input_shape"]
+    if not isinstance(shape, (list, tuple)) or len(shape) not in (2, 3) or not all(_is_int(v) and v > 0 for v in shape):
+        raise ValueError(f"input_shape must be a list of 2 or 3 positive integers (height, width[, channels]), "
+                         f"e.g. [28, 28]; got {shape!r}.")
+    full["input_shape"] = [int(v) for v in shape]
+    if not _is_int(full["num_classes"]) or full["num_classes"] < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {full['num_classes']!r}.")
+    full["num_classes"] = int(full["num_classes"])
     return full
 
 
@@ -103,8 +145,9 @@ def build_model(hp: dict | None = None, flavor: str = "keras3", compile: bool = 
     """Build (and by default compile) the network that ``hp`` describes, in Keras ``flavor``.
 
     ``kernel_size`` and ``conv`` are one value for every conv block or a list with one per block (what a
-    NAS macro architecture needs). The full hyperparameter dict (defaults filled in) is kept on the model: :func:`get_hp` returns it,
-    and :func:`convert` / :func:`save` use it.
+    NAS macro architecture needs). The full hyperparameter dict (defaults filled in) is kept on the model:
+    :func:`get_hp` returns it, and :func:`convert` / :func:`save` use it. Types are strict (see
+    :data:`DEFAULTS`): nonsense such as ``filters="3264"`` or ``batch_norm="false"`` is a ValueError.
     """
     hp = _validate(hp or {})
     K = get_keras(flavor)
@@ -257,7 +300,7 @@ def load(directory, flavor: str = "keras3", compile: bool = True):
         spec = json.loads(spec_file.read_text())
         with np.load(weights_file) as z:
             weights = [z[f"arr_{i}"] for i in range(spec["n_weights"])]
-    except (ValueError, KeyError, OSError) as exc:
+    except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"The saved model in {directory} is corrupt ({exc}); save it again.") from exc
     model = build_model(spec["hp"], flavor=flavor, compile=compile, name=spec["name"])
     dw = model.get_weights()

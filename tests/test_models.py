@@ -46,9 +46,11 @@ def test_load_errors(tmp_path, trained):
     with pytest.raises(FileNotFoundError, match="holds no saved model"):
         models.load(tmp_path)
     models.save(trained, tmp_path / "m")
-    (tmp_path / "m" / "weights.npz").write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="corrupt"):
-        models.load(tmp_path / "m")
+    weights = (tmp_path / "m" / "weights.npz").read_bytes()
+    for damaged in (b"garbage", b"", weights[: len(weights) // 2]):   # not a zip, empty, truncated
+        (tmp_path / "m" / "weights.npz").write_bytes(damaged)
+        with pytest.raises(ValueError, match="corrupt"):
+            models.load(tmp_path / "m")
 
 
 def test_bad_hyperparameters_are_explained():
@@ -100,3 +102,43 @@ def test_epoch_bar_follows_fit_in_either_flavor(flavor):
     bar = models.epoch_bar(m, 3, "test")
     hist = m.fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[bar])
     assert len(hist.history["loss"]) == 3 and bar.epochs_done == 3 and "loss" in bar.last
+
+
+@pytest.mark.parametrize("hp,msg", [
+    ({"filters": "3264"}, r"filters must be a list of positive integers.*'3264'"),
+    ({"filters": [32.7]}, r"filters must be a list of positive integers.*32.7"),
+    ({"filters": ["32"]}, r"filters.*'32'"),
+    ({"filters": [True, 8]}, "filters"),
+    ({"hidden_units": 128, "arch": "mlp"}, "hidden_units must be a list"),
+    ({"batch_norm": "false"}, r"batch_norm must be True or False.*'false'"),
+    ({"batch_norm": 1}, "batch_norm must be True or False"),
+    ({"learning_rate": float("nan")}, "learning_rate must be a finite positive number"),
+    ({"learning_rate": float("inf")}, "learning_rate must be a finite positive number"),
+    ({"learning_rate": "0.001"}, r"learning_rate must be a finite positive number.*'0.001'"),
+    ({"dropout": float("nan")}, "dropout"),
+    ({"dropout": "0.2"}, "dropout"),
+    ({"num_classes": 1}, "num_classes must be an integer >= 2"),
+    ({"num_classes": 10.0}, "num_classes must be an integer >= 2"),
+    ({"dense_units": "128"}, "dense_units must be an integer >= 0"),
+    ({"dense_units": -1}, "dense_units must be an integer >= 0"),
+    ({"kernel_size": True}, "kernel_size"),
+    ({"kernel_size": "3"}, "kernel_size"),
+    ({"input_shape": [28, "28"]}, "input_shape must be"),
+    ({"input_shape": [28]}, "input_shape must be"),
+    ({"optimizer": "adamw"}, "optimizer must be one of"),
+    ({"activation": 3}, "activation must be"),
+    ({"arch": ["cnn"]}, "arch must be"),
+])
+def test_nonsense_hyperparameters_are_refused_with_what_was_expected(hp, msg):
+    with pytest.raises(ValueError, match=msg):
+        models.build_model(hp)
+
+
+def test_sensible_hyperparameter_types_still_pass():
+    m = models.build_model({"filters": (np.int64(4), 8), "kernel_size": [3, 5], "conv": ["standard", "separable"],
+                            "batch_norm": np.bool_(True), "learning_rate": np.float32(1e-3), "dropout": 0,
+                            "dense_units": 0, "num_classes": np.int64(3), "input_shape": (28, 28)}, compile=True)
+    assert m.output_shape == (None, 3)
+    hp = models.get_hp(m)
+    assert hp["filters"] == [4, 8] and hp["batch_norm"] is True and hp["num_classes"] == 3
+    assert models.build_model({"kernel_size": 5, "conv": "separable"}).count_params() > 0
