@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcourse import runtimes as R  # first: it switches OpenVINO / NNCF telemetry off before they are imported
 from mlcourse import data, models
+from mlcourse import runtimes as R  # first: it switches OpenVINO / NNCF telemetry off before they are imported
 from mlcourse.runtime import set_seed
 
 HP = {"arch": "cnn", "filters": [4, 8], "dense_units": 16, "dropout": 0.0}
