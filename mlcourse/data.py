@@ -8,9 +8,11 @@ Fashion-MNIST is looked up in this order (the first that has all four files wins
 2. Debian's ``dataset-fashion-mnist`` package: ``/usr/share/datasets/fashion-mnist``
    (``sudo apt-get install dataset-fashion-mnist``);
 3. the Keras cache: ``~/.keras/datasets/fashion-mnist``;
-4. a download (only when ``download=True`` or ``MLCOURSE_ALLOW_DOWNLOAD=1``), verified by SHA-256;
+4. a download (only when ``download=True`` or ``MLCOURSE_ALLOW_DOWNLOAD`` is 1/true/yes), verified by SHA-256;
 5. the embedded subset the course ships in ``datasets/fashion-mnist-subset`` (6,000 train + 1,000 test
-   images, stratified), so that every notebook runs offline, on any laptop, in a workshop room.
+   images, stratified, checked against its ``SHA256SUMS``), so that every notebook runs offline, on any
+   laptop, in a workshop room. With ``source="auto"`` a failed download (no network) falls back to it with
+   a warning.
 
 Every file is checked: its IDX header, its size, and (for the known files) the SHA-256 of its
 decompressed bytes, so a truncated or corrupt file gives a clear error instead of a silently wrong model.
@@ -26,7 +28,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
+import re
 import shutil
 import struct
 import urllib.request
@@ -214,10 +218,20 @@ def _read_folder(folder: Path, verify: bool) -> Dataset:
                    arrays["test_images"], arrays["test_labels"].astype(np.int64), str(folder))
 
 
+_YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
 def _download_allowed(download) -> bool:
+    """``download`` if given, else ``MLCOURSE_ALLOW_DOWNLOAD`` (1/true/yes or 0/false/no, any case)."""
     if download is not None:
         return bool(download)
-    return os.environ.get("MLCOURSE_ALLOW_DOWNLOAD") == "1"
+    value = os.environ.get("MLCOURSE_ALLOW_DOWNLOAD", "").strip().lower()
+    if value in _YES:
+        return True
+    if value in _NO:
+        return False
+    raise DataError(f"MLCOURSE_ALLOW_DOWNLOAD={os.environ['MLCOURSE_ALLOW_DOWNLOAD']!r} is not understood: set it to "
+                    "1, true or yes to allow the download, or 0, false, no (or unset it) to forbid it.")
 
 
 def download_fashion_mnist(dest=None, url: str = DOWNLOAD_URL, timeout: float = 30.0) -> Path:
@@ -241,7 +255,7 @@ def download_fashion_mnist(dest=None, url: str = DOWNLOAD_URL, timeout: float = 
             with urllib.request.urlopen(url + name, timeout=timeout) as r, open(tmp, "wb") as f:
                 shutil.copyfileobj(r, f)
             read_idx(tmp, sha)
-        except (OSError, DataError) as exc:
+        except (OSError, DataError, http.client.HTTPException, ValueError) as exc:  # URLError, timeouts too
             tmp.unlink(missing_ok=True)
             raise DataError(f"Downloading {url + name} failed: {exc}.\n{_HOW_TO_GET}") from exc
         tmp.replace(target)
@@ -257,7 +271,8 @@ def load_fashion_mnist(source: str = "auto", data_dir=None, download: bool | Non
     source : ``"auto"`` (the full set if found, else the embedded subset, with a warning),
         ``"full"`` (the full set or an error saying how to get it) or ``"embedded"`` (the shipped subset).
     data_dir : a folder holding the four ``*-ubyte.gz`` files; overrides ``MLCOURSE_DATA_DIR``.
-    download : allow a download when the files are nowhere on disk (default: ``MLCOURSE_ALLOW_DOWNLOAD=1``).
+    download : allow a download when the files are nowhere on disk (default: ``MLCOURSE_ALLOW_DOWNLOAD``
+        1/true/yes). If it fails, ``"auto"`` warns and uses the embedded subset; ``"full"`` raises.
     verify : check each file's SHA-256 (about 0.2 s for the full set).
     """
     if source not in ("auto", "full", "embedded"):
@@ -265,29 +280,51 @@ def load_fashion_mnist(source: str = "auto", data_dir=None, download: bool | Non
     if source == "embedded":
         return _load_embedded()
     folder = find_fashion_mnist(data_dir)
+    why = "not found"
     if folder is None and _download_allowed(download):
-        folder = download_fashion_mnist()
+        try:
+            folder = download_fashion_mnist()
+        except DataError as exc:
+            if source == "full":
+                raise
+            why = f"not found, and the download failed ({str(exc).splitlines()[0]})"
     if folder is not None:
         return _read_folder(folder, verify)
     if source == "full":
         raise DataError("The full Fashion-MNIST was not found in "
                         f"{', '.join(str(p) for _, p in _candidates(None))}.\n{_HOW_TO_GET}")
-    warnings.warn("Full Fashion-MNIST not found: using the embedded 6,000/1,000 subset. " + _HOW_TO_GET,
+    warnings.warn(f"Full Fashion-MNIST {why}: using the embedded 6,000/1,000 subset. " + _HOW_TO_GET,
                   stacklevel=2)
     return _load_embedded()
+
+
+def _embedded_sums(path: Path) -> dict[str, str]:
+    """The SHA-256 of each file of the embedded subset, from its ``SHA256SUMS`` (``<64 hex>  <name>`` lines).
+    Missing, malformed or incomplete: a DataError (the subset is never loaded unchecked)."""
+    fix = "Restore it from the repository (`git checkout -- datasets/`) or re-clone the course."
+    if not path.is_file():
+        raise DataError(f"{path} is missing, so the embedded subset cannot be verified. {fix}")
+    sums = {}
+    for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not re.fullmatch(r"[0-9a-fA-F]{64}", parts[0]):
+            raise DataError(f"{path}, line {n} is malformed ({line[:80]!r}); each line must be a 64-hex-digit "
+                            f"SHA-256, two spaces and a file name. {fix}")
+        sums[parts[1].lstrip("*")] = parts[0].lower()
+    missing = [name for name, _, _ in FILES.values() if name not in sums]
+    if missing:
+        raise DataError(f"{path} has no checksum for {', '.join(missing)}. {fix}")
+    return sums
 
 
 def _load_embedded() -> Dataset:
     if not EMBEDDED_DIR.is_dir():
         raise DataError(f"The embedded subset {EMBEDDED_DIR} is missing: this checkout is incomplete. "
                         "Re-clone the course, or run `python tools/make_subset.py` with the full files installed.")
-    sums = {}
-    sums_file = EMBEDDED_DIR / "SHA256SUMS"
-    if sums_file.is_file():
-        for line in sums_file.read_text().splitlines():
-            digest, name = line.split()
-            sums[name] = digest
-    arrays = {key: read_idx(EMBEDDED_DIR / name, sums.get(name)) for key, (name, _, _) in FILES.items()}
+    sums = _embedded_sums(EMBEDDED_DIR / "SHA256SUMS")
+    arrays = {key: read_idx(EMBEDDED_DIR / name, sums[name]) for key, (name, _, _) in FILES.items()}
     return Dataset(arrays["train_images"], arrays["train_labels"].astype(np.int64),
                    arrays["test_images"], arrays["test_labels"].astype(np.int64), "embedded")
 

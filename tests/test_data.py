@@ -1,5 +1,6 @@
 """mlcourse.data: IDX reading, the resolution order, every error a learner can meet, the embedded subset."""
 import gzip
+import urllib.error
 
 import numpy as np
 import pytest
@@ -158,3 +159,67 @@ def test_synthetic_sets():
     x = np.zeros((4, 28, 28), np.uint8)
     xg, yg, g = data.make_grouped_images(x, np.arange(4), per_group=3)
     assert xg.shape == (12, 28, 28) and np.bincount(g).tolist() == [3] * 4
+
+
+def _nowhere(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "none")
+    monkeypatch.setattr(data, "KERAS_CACHE_DIR", tmp_path / "none2")
+    monkeypatch.delenv("MLCOURSE_DATA_DIR", raising=False)
+
+
+@pytest.mark.parametrize("error", [urllib.error.URLError("no route to host"), OSError("network unreachable"),
+                                   TimeoutError("timed out")])
+def test_auto_falls_back_to_the_subset_when_the_download_fails(monkeypatch, tmp_path, error):
+    _nowhere(monkeypatch, tmp_path)
+    monkeypatch.setenv("MLCOURSE_ALLOW_DOWNLOAD", "1")
+
+    def offline(*a, **k):
+        raise error
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", offline)
+    with pytest.warns(UserWarning, match="download failed.*embedded"):
+        ds = data.load_fashion_mnist()
+    assert ds.source == "embedded"
+    with pytest.raises(data.DataError, match="Downloading"):
+        data.load_fashion_mnist(source="full")                 # the full set was asked for: an error
+
+
+@pytest.mark.parametrize("value,allowed", [("1", True), ("true", True), ("TRUE", True), ("Yes", True), (" yes ", True),
+                                           ("0", False), ("false", False), ("No", False), ("", False)])
+def test_allow_download_accepts_the_usual_spellings(monkeypatch, value, allowed):
+    monkeypatch.setenv("MLCOURSE_ALLOW_DOWNLOAD", value)
+    assert data._download_allowed(None) is allowed
+
+
+def test_allow_download_refuses_a_value_it_cannot_read(monkeypatch):
+    monkeypatch.setenv("MLCOURSE_ALLOW_DOWNLOAD", "sometimes")
+    with pytest.raises(data.DataError, match="MLCOURSE_ALLOW_DOWNLOAD.*1, true or yes"):
+        data._download_allowed(None)
+
+
+@pytest.mark.parametrize("sums", [None, "", "not a checksum line\n", "abc  train-images-idx3-ubyte.gz\n",
+                                  "first-line-only"])
+def test_a_missing_or_malformed_checksum_file_is_a_clear_error(monkeypatch, tmp_path, sums):
+    import shutil
+
+    subset = tmp_path / "subset"
+    shutil.copytree(data.EMBEDDED_DIR, subset)
+    if sums is None:
+        (subset / "SHA256SUMS").unlink()
+    else:
+        (subset / "SHA256SUMS").write_text(sums)
+    monkeypatch.setattr(data, "EMBEDDED_DIR", subset)
+    with pytest.raises(data.DataError, match="SHA256SUMS"):
+        data.load_fashion_mnist(source="embedded")
+
+
+def test_a_checksum_file_missing_one_file_is_an_error(monkeypatch, tmp_path):
+    import shutil
+
+    subset = tmp_path / "subset"
+    shutil.copytree(data.EMBEDDED_DIR, subset)
+    lines = (subset / "SHA256SUMS").read_text().splitlines()
+    (subset / "SHA256SUMS").write_text("\n".join(lines[1:]) + "\n")
+    monkeypatch.setattr(data, "EMBEDDED_DIR", subset)
+    with pytest.raises(data.DataError, match="SHA256SUMS.*train-images"):
+        data.load_fashion_mnist(source="embedded")
