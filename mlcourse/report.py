@@ -358,6 +358,9 @@ def environment() -> dict:
         "tensorflow-model-optimization",
         "keras-tuner",
         "ai-edge-litert",
+        "onnxruntime",
+        "openvino",
+        "nncf",
         "scikit-learn",
         "jupyterlab",
     ):

@@ -42,6 +42,7 @@ RECIPES = {
     "04_compression baseline": "compression",
     "06_distillation_ensembles teachers": "distillation",
     "07_deployment model": "serving",
+    "08_runtimes models": "runtimes",
 }
 
 
@@ -69,31 +70,13 @@ def prepare(smoke: bool = False) -> dict:
 
 
 def check() -> dict:
-    """What the room has: Python and library versions, where the data comes from, cached models."""
-    from importlib.metadata import version
+    """What the room has: Python and library versions, CPU and GPU, where the data comes from (the report's
+    environment block, :func:`mlcourse.report.environment`), and the complete cached models."""
+    from mlcourse import cache, report
 
-    info = {"python": sys.version.split()[0]}
-    for pkg in (
-        "tensorflow",
-        "keras",
-        "tf-keras",
-        "tensorflow-model-optimization",
-        "keras-tuner",
-        "scikit-learn",
-        "jupyterlab",
-    ):
-        try:
-            info[pkg] = version(pkg)
-        except Exception:  # noqa: BLE001 - report, do not fail
-            info[pkg] = "MISSING: run `make setup`"
-    from mlcourse import data
-
-    found = data.find_fashion_mnist()
-    info["fashion-mnist"] = (
-        str(found) if found else "only the embedded subset: sudo apt-get install dataset-fashion-mnist"
-    )
-    entries = sorted(p.parent.name for p in cache_dir().glob("*/spec.json"))
-    info["cached models"] = f"{len(entries)} in {cache_dir()}" + (f": {', '.join(entries)}" if entries else "")
+    info = report.environment()
+    done = [p.name for p in cache.entries()]
+    info["cached models"] = f"{len(done)} in {cache_dir()}" + (f": {', '.join(done)}" if done else "")
     return info
 
 

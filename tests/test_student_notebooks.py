@@ -1,7 +1,8 @@
 """Every student notebook runs top to bottom through papermill in smoke mode; the only errors allowed are
 the exercise stubs (NotImplementedError in cells tagged raises-exception). Run times are printed and kept
-in build/smoke-durations.json; a run over its budget fails (a hang guard, not a benchmark). They run in a room prepared as `make workshop`
-prepares it, and the notebooks whose slow models it caches must load them, not train them again."""
+in build/smoke-durations.json; a run over its budget fails (a hang guard, not a benchmark). They run in a
+room prepared as `make workshop` prepares it, and the notebooks whose slow models it caches must load them,
+not train them again."""
 import json
 import os
 import time
@@ -15,7 +16,7 @@ from mlcourse import notebooks
 BUDGET_S = {"default": 300}
 STUDENT = sorted(notebooks.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 # notebooks whose slow models `make workshop` trains ahead of time: in a prepared room they only load them
-PREPARED = {"04_compression", "06_distillation_ensembles", "07_deployment"}
+PREPARED = {"04_compression", "06_distillation_ensembles", "07_deployment", "08_runtimes"}
 
 
 @pytest.fixture(scope="module")
