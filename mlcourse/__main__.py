@@ -33,7 +33,7 @@ SUBCOMMANDS = {
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mlcourse",
-        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=18, width=100),
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=20, width=100),
         description="The course's commands. `mlcourse SUBCOMMAND --help` shows the options of one.",
         epilog="Each subcommand is also `python -m mlcourse.SUBCOMMAND ...`.")
     sub = p.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
