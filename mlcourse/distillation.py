@@ -1,5 +1,8 @@
 """Knowledge distillation: a small *student* learns from a large *teacher*'s soft targets.
 
+Notebook: ``06_distillation_ensembles`` writes the loss and a ``Distiller(keras.Model)`` out in its cells;
+this module is their tested production version (teacher logits computed once, transfer sets, seed studies).
+
 Hinton et al. (2015): soften the teacher's output with a temperature ``T`` (``softmax(z / T)``), and train
 the student on
 
@@ -20,20 +23,65 @@ with the labels (:func:`pack`), so a distillation epoch costs what a normal one 
 * a *transfer set* (``distill(..., transfer=...)``): unlabelled images the teacher answers for; the
   student learns from its soft targets there too, which is how a teacher's knowledge reaches data that
   nobody labelled;
-* :func:`sweep`, :func:`seed_study`: temperature x alpha, and the headline over several seeds.
+* :func:`sweep`, :func:`seed_study`: temperature x alpha, and the headline over several seeds, with the
+  control that separates the soft targets from the extra images (the transfer set with the teacher's
+  *hard* argmax labels);
+* ``Distiller`` (built on first use, so importing this module needs no Keras): the Keras pattern, a
+  ``keras.Model`` whose ``compute_loss`` runs the teacher, the transfer-set mask included;
+* :data:`SIZES`: the notebook's parameter defaults, read by its parameters cell and :func:`warm_cache`.
 """
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["warm_cache", "TEACHER", "STUDENT", "split", "logits_output", "teacher_logits", "ensemble_logits", "soften", "pack", "distillation_loss",
-           "distill", "accuracy", "gap_closed", "train_teacher", "cached_teacher", "sweep", "seed_study"]
+__all__ = ["warm_cache", "SIZES", "sizes", "TEACHER", "STUDENT", "STUDENTS", "teacher_hp", "split", "logits_output",
+           "teacher_logits", "ensemble_logits", "soften", "pack", "distillation_loss", "distill",
+           "hard_label_control", "accuracy", "gap_closed", "train_teacher", "cached_teacher", "sweep", "seed_study",
+           "verdict"]
 
 TEACHER = {"arch": "cnn", "filters": [32, 64], "dense_units": 128, "dropout": 0.3}
 STUDENT = {"arch": "cnn", "filters": [8, 16], "dense_units": 32, "dropout": 0.0}
+#: Students of other architectures, for distillation across architectures (a CNN teacher into an MLP, or into
+#: a depthwise-separable CNN, MobileNet-style).
+STUDENTS = {
+    "small CNN": STUDENT,
+    "MLP": {"arch": "mlp", "hidden_units": [64], "dropout": 0.0},
+    "depthwise-separable CNN": {"arch": "cnn", "filters": [8, 16], "conv": "separable", "dense_units": 32,
+                                "dropout": 0.0},
+}
+
+#: 06_distillation_ensembles' parameter defaults: one table, read by the notebook's parameters cell and by
+#: :func:`warm_cache` (so a prepared room holds exactly the teachers the notebook asks for).
+SIZES = {
+    "smoke": {"N_TRAIN": 2_000, "TEACHER_EPOCHS": 1, "STUDENT_EPOCHS": 1, "N_TRANSFER": 2_000, "SEEDS": (0,),
+              "N_TABULAR": 1_000, "N_ESTIMATORS": 20, "BV_ROUNDS": 3},
+    "full": {"N_TRAIN": 10_000, "TEACHER_EPOCHS": 8, "STUDENT_EPOCHS": 10, "N_TRANSFER": 30_000, "SEEDS": (0, 1, 2),
+             "N_TABULAR": 6_000, "N_ESTIMATORS": 100, "BV_ROUNDS": 8},
+}
+
+
+def sizes(smoke: bool, **given) -> dict:
+    """06's defaults for this mode (:data:`SIZES`), with every value in ``given`` that is not None put over them."""
+    table = dict(SIZES["smoke" if smoke else "full"])
+    unknown = set(given) - set(table)
+    if unknown:
+        raise ValueError(f"unknown size(s) {sorted(unknown)}; known: {sorted(table)}.")
+    table.update({k: v for k, v in given.items() if v is not None})
+    table["SEEDS"] = tuple(table["SEEDS"])
+    return table
+
+
+def teacher_hp(work_dir=None) -> tuple[dict, str]:
+    """The teacher to distil from: the model your own earlier weeks chose (:func:`mlcourse.results.chosen_hp`:
+    02_nas's choice, else 01_tuning's best model) when there is one, else :data:`TEACHER`.
+    Returns ``(hp, where it came from)``."""
+    from mlcourse.results import chosen_hp
+
+    return chosen_hp(work_dir, TEACHER, "mlcourse.distillation.TEACHER (the course's fixed teacher)")
 
 
 def _keras():
@@ -142,6 +190,71 @@ def distillation_loss(temperature: float = 4.0, alpha: float = 0.9):
     return loss
 
 
+@functools.lru_cache(maxsize=1)
+def _distiller_class():
+    keras = _keras()
+    ops = keras.ops
+
+    class Distiller(keras.Model):
+        """The Keras pattern for distillation: a model that holds a frozen teacher and a student, and whose
+        ``compute_loss`` runs the teacher on the batch and mixes the two terms. Both models must output
+        *logits* while it trains (wrap the fit in :class:`logits_output` for the course's models).
+
+        ``y`` is the label, or -1 for an unlabelled transfer-set image (soft term only, weight 1). The loss
+        per example is :func:`distillation_loss`'s; ``compute_loss`` returns its batch mean.
+        """
+
+        def __init__(self, student, teacher, temperature: float = 4.0, alpha: float = 0.9, **kwargs):
+            super().__init__(**kwargs)
+            if temperature <= 0:
+                raise ValueError(f"temperature must be positive, got {temperature}.")
+            if not 0 <= alpha <= 1:
+                raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
+            self.student, self.teacher = student, teacher
+            self.temperature, self.alpha = float(temperature), float(alpha)
+            self.teacher.trainable = False
+
+        def call(self, x, training=False):
+            return self.student(x, training=training)
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            T, a = self.temperature, self.alpha
+            teacher_logits = ops.stop_gradient(self.teacher(x, training=False))
+            labels = ops.cast(ops.reshape(y, (-1,)), "int32")
+            labelled = ops.cast(labels >= 0, y_pred.dtype)
+            log_p = ops.log_softmax(y_pred, axis=-1)
+            hard = -ops.take_along_axis(log_p, ops.maximum(labels, 0)[:, None], axis=1)[:, 0] * labelled
+            log_pt = ops.log_softmax(teacher_logits / T, axis=-1)
+            log_ps = ops.log_softmax(y_pred / T, axis=-1)
+            kl = ops.sum(ops.exp(log_pt) * (log_pt - log_ps), axis=-1)
+            soft_weight = labelled * a + (1 - labelled)
+            return ops.mean((1 - a) * hard + soft_weight * T ** 2 * kl)
+
+    return Distiller
+
+
+def __getattr__(name):  # the Distiller class is built on first use, so importing this module needs no Keras
+    if name == "Distiller":
+        return _distiller_class()
+    raise AttributeError(name)
+
+
+def hard_label_control(x, y, logits, transfer, **kwargs):
+    """The control for a transfer set: a student trained on the labelled images *and* the transfer set, where the
+    transfer images carry the teacher's **hard** answer (argmax) as an ordinary label, no soft targets.
+
+    Set against ``distill(..., transfer=...)`` it separates what the extra images give from what the soft targets
+    give. ``kwargs`` go to :func:`distill` (``alpha`` is 0: labels only).
+    """
+    xu, lu = transfer
+    if len(xu) != len(lu):
+        raise ValueError(f"transfer set: {len(xu)} images but {len(lu)} rows of teacher logits.")
+    kwargs.pop("alpha", None), kwargs.pop("temperature", None)
+    y_all = np.concatenate([np.asarray(y), np.argmax(lu, axis=1).astype(np.asarray(y).dtype)])
+    return distill(np.concatenate([np.asarray(x), np.asarray(xu)]), y_all,
+                   np.concatenate([np.asarray(logits), np.asarray(lu)]), alpha=0.0, **kwargs)
+
+
 def distill(x, y, logits, student_hp: dict | None = None, temperature: float = 4.0, alpha: float = 0.9,
             epochs: int = 5, batch_size: int = 128, seed: int = 0, verbose: int = 0, transfer=None):
     """Train a fresh student (Keras 3) on labels ``y`` and teacher ``logits``; returns the student.
@@ -183,7 +296,8 @@ def accuracy(model, x, y, batch_size: int = 512) -> float:
 
 
 def gap_closed(distilled: float, scratch: float, teacher: float) -> float:
-    """The share of the teacher-student gap that distillation closes: ``(distilled - scratch) / (teacher - scratch)``."""
+    """The share of the teacher-student gap that distillation closes:
+    ``(distilled - scratch) / (teacher - scratch)``."""
     if teacher <= scratch:
         return float("nan")  # no gap to close
     return (distilled - scratch) / (teacher - scratch)
@@ -228,62 +342,92 @@ def sweep(x, y, logits, x_val, y_val, temperatures=(1, 2, 4, 8), alphas=(0.5, 0.
 
 def seed_study(x, y, x_test, y_test, seeds=(0, 1, 2), temperature: float = 4.0, alpha: float = 0.9,
                teacher_epochs: int = 5, student_epochs: int = 5, teacher_hp: dict | None = None,
-               student_hp: dict | None = None, teachers: list | None = None, x_transfer=None) -> pd.DataFrame:
+               student_hp: dict | None = None, teachers: list | None = None, x_transfer=None,
+               temperature_labelled: float | None = None, alpha_labelled: float | None = None,
+               keep: dict | None = None) -> pd.DataFrame:
     """For each seed: a teacher, a student from scratch and a distilled student; accuracy and gap closed.
 
     ``teachers`` (one per seed) reuses teachers already trained; otherwise each seed trains its own.
-    ``x_transfer`` (unlabelled images) adds a second distilled student that also learns from the teacher's
-    soft targets on them (columns ``distilled + transfer`` and ``gap closed + transfer``).
-    Returns one row per seed: teacher, scratch and distilled test accuracy, the gap closed, and the seconds
-    each student took to train.
+    The labelled-only student uses ``temperature_labelled`` / ``alpha_labelled`` (tuned on its own; default:
+    ``temperature`` / ``alpha``). ``x_transfer`` (unlabelled images) adds two students: one that also learns
+    the teacher's soft targets on them (``distilled + transfer``, with ``temperature`` / ``alpha``) and the
+    **control** that gets the same images with the teacher's hard argmax labels (``hard labels + transfer``):
+    the difference between the two is what the soft targets add beyond the extra images.
+    ``keep`` (a dict) receives the first seed's students by column name, for later use.
+    Returns one row per seed: test accuracies, the gaps closed, and the seconds each student took to train.
     """
     from tqdm.auto import tqdm
 
     if teachers is not None and len(teachers) != len(seeds):
         raise ValueError(f"give one teacher per seed: {len(teachers)} teachers for {len(seeds)} seeds.")
+    t_lab = temperature if temperature_labelled is None else temperature_labelled
+    a_lab = alpha if alpha_labelled is None else alpha_labelled
+    gaps = {"distilled": "gap closed", "distilled + transfer": "gap closed + transfer",
+            "hard labels + transfer": "gap closed (hard labels + transfer)"}
     rows = []
-    per_seed = 2 + (teachers is None) + (x_transfer is not None)  # trainings per seed, for the progress bar
+    per_seed = 2 + (teachers is None) + 2 * (x_transfer is not None)  # trainings per seed, for the progress bar
     bar = tqdm(total=len(seeds) * per_seed, desc="seed study (trainings)")
-
-    def step(what):
-        bar.set_postfix_str(f"seed {seed}: {what}")
-        bar.update()
 
     for i, seed in enumerate(seeds):
         if teachers is None:
             teacher = train_teacher(x, y, teacher_hp, teacher_epochs, seed=seed)
-            step("teacher")
+            bar.update()
         else:
             teacher = teachers[i]
         logits = teacher_logits(teacher, x)
         row = {"seed": seed, "teacher": accuracy(teacher, x_test, y_test)}
-        t0 = time.perf_counter()
-        row["scratch"] = accuracy(distill(x, y, logits, student_hp, alpha=0.0, epochs=student_epochs, seed=seed),
-                                  x_test, y_test)
-        step("scratch")
-        t1 = time.perf_counter()
-        row["distilled"] = accuracy(distill(x, y, logits, student_hp, temperature=temperature, alpha=alpha,
-                                            epochs=student_epochs, seed=seed), x_test, y_test)
-        step("distilled")
-        t2 = time.perf_counter()
-        row["gap closed"] = gap_closed(row["distilled"], row["scratch"], row["teacher"])
-        row.update({"scratch s": t1 - t0, "distilled s": t2 - t1})
+        recipes = {"scratch": lambda: distill(x, y, logits, student_hp, alpha=0.0, epochs=student_epochs, seed=seed),
+                   "distilled": lambda: distill(x, y, logits, student_hp, temperature=t_lab, alpha=a_lab,
+                                                epochs=student_epochs, seed=seed)}
         if x_transfer is not None:
             transfer = (x_transfer, teacher_logits(teacher, x_transfer))
-            row["distilled + transfer"] = accuracy(distill(x, y, logits, student_hp, temperature=temperature,
-                                                           alpha=alpha, epochs=student_epochs, seed=seed,
-                                                           transfer=transfer), x_test, y_test)
-            row["gap closed + transfer"] = gap_closed(row["distilled + transfer"], row["scratch"], row["teacher"])
-            row["distilled + transfer s"] = time.perf_counter() - t2
-            step("distilled + transfer")
-        rows.append(row)
+            recipes["distilled + transfer"] = lambda: distill(x, y, logits, student_hp, temperature=temperature,
+                                                              alpha=alpha, epochs=student_epochs, seed=seed,
+                                                              transfer=transfer)
+            recipes["hard labels + transfer"] = lambda: hard_label_control(x, y, logits, transfer,
+                                                                           student_hp=student_hp,
+                                                                           epochs=student_epochs, seed=seed)
+        seconds = {}
+        for name, train in recipes.items():
+            bar.set_postfix_str(f"seed {seed}: {name}")
+            t0 = time.perf_counter()
+            student = train()
+            seconds[f"{name} s"] = time.perf_counter() - t0
+            row[name] = accuracy(student, x_test, y_test)
+            if name in gaps:
+                row[gaps[name]] = gap_closed(row[name], row["scratch"], row["teacher"])
+            if keep is not None and i == 0:
+                keep[name] = student
+            bar.update()
+        rows.append({**row, **seconds})
     bar.close()
     return pd.DataFrame(rows)
 
 
+def verdict(study: pd.DataFrame, a: str, b: str) -> str:
+    """A sentence built from a :func:`seed_study` table: does column ``a`` beat column ``b`` (test accuracy), by
+    how many points on average, in how many seeds, and is the mean difference larger than its spread over seeds
+    (two standard errors of the per-seed differences)? With one seed it says that no spread was measured."""
+    for c in (a, b):
+        if c not in study.columns:
+            raise KeyError(f"{c!r} is not a column of the study; columns: {list(study.columns)}.")
+    d = (study[a] - study[b]).to_numpy(dtype=float)
+    n, mean, wins = len(d), float(d.mean()), int((d > 0).sum())
+    head = f"{a} vs {b}: {mean * 100:+.2f} points on average, {a} ahead in {wins} of {n} seed(s)"
+    if n < 2:
+        return head + "; one seed only, so no spread was measured: one draw, not a finding."
+    se = float(d.std(ddof=1) / np.sqrt(n))
+    where = "larger than" if abs(mean) > 2 * se else "within"
+    return head + f"; the difference is {where} its seed-to-seed spread (2 standard errors: {2 * se * 100:.2f} pp)."
+
+
 def warm_cache(ds, smoke: bool, seed: int = 0) -> None:
-    """Train and cache 06's teachers at the notebook's default sizes (``make workshop``)."""
-    n = 2_000 if smoke else 10_000
-    (x, y), _, _ = split(ds, n, n // 5, 2_000 if smoke else 30_000, seed=seed)
-    for s in (0,) if smoke else (0, 1, 2):
-        cached_teacher(x, y, epochs=1 if smoke else 8, seed=s)
+    """Train and cache 06's teachers at the notebook's default sizes (:data:`SIZES`), with the teacher 06 would
+    pick (your own earlier weeks' choice when there is one) (``make workshop``)."""
+    from mlcourse.runtime import work_dir
+
+    size = sizes(smoke)
+    (x, y), _, _ = split(ds, size["N_TRAIN"], size["N_TRAIN"] // 5, size["N_TRANSFER"], seed=seed)
+    hp, _ = teacher_hp(work_dir(smoke))
+    for s in size["SEEDS"]:
+        cached_teacher(x, y, hp=hp, epochs=size["TEACHER_EPOCHS"], seed=s)

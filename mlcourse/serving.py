@@ -1,5 +1,8 @@
 """Serving and monitoring a compressed model: what happens after the notebook.
 
+Notebook: ``07_deployment`` writes the converter, the interpreter and the serving function out in its
+cells; this module is their tested production version.
+
 * :class:`Predictor`: a TFLite model behind one small prediction function. It checks its input (shape,
   type, range, NaN) and says what to do when it is wrong, returns labels, class names and confidence, and
   saves / loads itself as ``model.tflite`` + ``predictor.json`` (never over an existing one).
@@ -18,12 +21,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["warm_cache", "TUNED_HP", "deployment_hp", "deployment_model", "Predictor", "benchmark", "Monitor"]
+__all__ = ["warm_cache", "SIZES", "sizes", "TUNED_HP", "deployment_hp", "deployment_model", "Predictor", "benchmark",
+           "Monitor"]
 
 #: The winner of 01_tuning's full run (Bayesian optimization, 10 trials: 0.9137 test accuracy), used when
 #: no tuning result of your own is found.
 TUNED_HP = {"arch": "cnn", "filters": [32, 64], "dense_units": 128, "dropout": 0.1,
             "learning_rate": 0.0033473086882182972}
+
+
+#: 07_deployment's parameter defaults, one table read by the notebook's parameters cell and by :func:`warm_cache`.
+SIZES = {
+    "smoke": {"N_TRAIN": 2_000, "EPOCHS": 1, "N_CALIBRATION": 200, "ROUNDS": 5, "WINDOW": 1_000},
+    "full": {"N_TRAIN": 60_000, "EPOCHS": 6, "N_CALIBRATION": 500, "ROUNDS": 15, "WINDOW": 1_000},
+}
+
+
+def sizes(smoke: bool, **given) -> dict:
+    """07's defaults for this mode (:data:`SIZES`), with every value in ``given`` that is not None put over them."""
+    table = dict(SIZES["smoke" if smoke else "full"])
+    unknown = set(given) - set(table)
+    if unknown:
+        raise ValueError(f"unknown size(s) {sorted(unknown)}; known: {sorted(table)}.")
+    table.update({k: v for k, v in given.items() if v is not None})
+    return table
 
 
 def deployment_hp(work_dir=None) -> tuple[dict, str]:
@@ -37,8 +58,8 @@ def deployment_hp(work_dir=None) -> tuple[dict, str]:
 def deployment_model(x, y, hp: dict | None = None, epochs: int = 6, seed: int = 0):
     """The model to deploy, trained on ``(x, y)`` (Keras 3), from the workshop cache when trained before."""
     from mlcourse import models
-    from mlcourse.runtime import set_seed
     from mlcourse.cache import cached_model
+    from mlcourse.runtime import set_seed
 
     hp = hp or dict(TUNED_HP)
 
@@ -87,8 +108,9 @@ class Predictor:
         if x.shape == self.input_shape:
             x = x[None]
         if x.ndim != len(self.input_shape) + 1 or x.shape[1:] != self.input_shape:
-            raise ValueError(f"expected images of shape {self.input_shape} or a batch (N, {', '.join(map(str, self.input_shape))}), "
-                             f"got {x.shape}. Resize or crop the images to {self.input_shape} first.")
+            dims = ", ".join(map(str, self.input_shape))
+            raise ValueError(f"expected images of shape {self.input_shape} or a batch (N, {dims}), got {x.shape}. "
+                             f"Resize or crop the images to {self.input_shape} first.")
         if len(x) == 0:
             raise ValueError(f"the batch is empty (shape {x.shape}): send at least one image.")
         if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
@@ -271,6 +293,7 @@ def warm_cache(ds, smoke: bool, seed: int = 0) -> None:
     from mlcourse import data
     from mlcourse.runtime import work_dir
 
-    x, y = data.stratified_subset(ds.x_train, ds.y_train, 2_000 if smoke else 60_000, seed=seed)
+    size = sizes(smoke)
+    x, y = data.stratified_subset(ds.x_train, ds.y_train, size["N_TRAIN"], seed=seed)
     hp, _ = deployment_hp(work_dir(smoke))
-    deployment_model(x, y, hp, epochs=1 if smoke else 6, seed=seed)
+    deployment_model(x, y, hp, epochs=size["EPOCHS"], seed=seed)

@@ -1,4 +1,4 @@
-"""The checkers of notebook deployment: each passes a right answer and rejects typical wrong ones with an explanation."""
+"""The checkers of notebook 07 deployment: each passes a right answer and rejects typical wrong ones, explaining."""
 import numpy as np
 import pytest
 
@@ -45,3 +45,60 @@ def _check_range_only(images):
     if (x < 0).any() or (x > 255).any():
         raise ValueError("range")
     return x
+
+
+def _serve(model, calibration):
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    rep = np.asarray(calibration, np.float32)
+    conv.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(len(rep)))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.uint8
+    blob = conv.convert()
+    it = Interpreter(model_content=blob)
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+
+    def predict(images, quantize=True):
+        x = _validate(images)
+        scale, zero = inp["quantization"]
+        q = np.clip(np.round(x / scale + zero), 0, 255).astype(np.uint8) if quantize else x.astype(np.uint8)
+        labels = []
+        for img in q:
+            it.set_tensor(inp["index"], img[None])
+            it.invoke()
+            labels.append(int(it.get_tensor(out["index"])[0].argmax()))
+        return np.array(labels)
+
+    return blob, predict
+
+
+def test_serve_checker(capsys):
+    checks.check_serve(_serve)
+    assert "✅ Exercise 7.2 passed" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="two things"):
+        checks.check_serve(lambda m, c: _serve(m, c)[1])
+    with pytest.raises(AssertionError, match="bad|answered a request"):  # no validation
+        checks.check_serve(lambda m, c: (lambda b, p: (b, lambda x: p(np.nan_to_num(np.clip(
+            np.asarray(x, np.float32)[..., :28, :28] if np.ndim(x) == 3 else x, 0, 255)))))(*_serve(m, c)))
+
+
+def _alarm(ref, cur, n_classes, threshold):
+    e = np.clip(np.bincount(ref, minlength=n_classes) / len(ref), 1e-4, None)
+    c = np.clip(np.bincount(cur, minlength=n_classes) / len(cur), 1e-4, None)
+    psi = float(np.sum((c - e) * np.log(c / e)))
+    return psi, psi > threshold
+
+
+def test_prediction_alarm_checker(capsys):
+    checks.check_prediction_alarm(_alarm)
+    assert "✅ Exercise 7.3 passed" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="log\\(0\\)|1e-4"):  # no clipping
+        checks.check_prediction_alarm(lambda r, c, k, t: (lambda e, a: (lambda v: (v, v > t))(
+            float(np.sum((a - e) * np.log(a / e)))))(
+            np.bincount(r, minlength=k) / len(r), np.bincount(c, minlength=k) / len(c)))
+    with pytest.raises(AssertionError, match="alarm should be"):  # alarm inverted
+        checks.check_prediction_alarm(lambda r, c, k, t: (_alarm(r, c, k, t)[0], not _alarm(r, c, k, t)[1]))

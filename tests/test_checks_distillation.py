@@ -1,4 +1,4 @@
-"""The checkers of notebook distillation: each passes a right answer and rejects typical wrong ones with an explanation."""
+"""The checkers of notebook 06 distillation: each passes a right answer and rejects typical wrong ones, explaining."""
 import numpy as np
 import pytest
 
@@ -19,15 +19,67 @@ def test_kd_loss_checker(capsys):
     checks.check_kd_loss(_np_kd)
     assert "✅ Exercise 6.1 passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="multiplied by T\\*\\*2"):  # forgot the T^2 factor
-        checks.check_kd_loss(lambda l, t, s, T, a: _np_kd(l, t, s, T, a) if a in (0, 1) and T == 1 else
-                             (1 - a) * _np_kd(l, t, s, T, 0.0) + a * _np_kd(l, t, s, T, 1.0) / T ** 2)
+        checks.check_kd_loss(lambda lab, t, s, T, a: _np_kd(lab, t, s, T, a) if a in (0, 1) and T == 1 else
+                             (1 - a) * _np_kd(lab, t, s, T, 0.0) + a * _np_kd(lab, t, s, T, 1.0) / T ** 2)
     with pytest.raises(AssertionError, match="one loss per example"):
-        checks.check_kd_loss(lambda l, t, s, T, a: float(_np_kd(l, t, s, T, a).mean()))
+        checks.check_kd_loss(lambda lab, t, s, T, a: float(_np_kd(lab, t, s, T, a).mean()))
 
 
-def test_majority_vote_checker(capsys):
-    checks.check_majority_vote(lambda p: np.array([np.bincount(c, minlength=10).argmax() for c in np.asarray(p).T]))
+def _wrong_distiller(mistake):
+    """The reference Distiller with one typical mistake."""
+    import keras
+    from keras import ops
+
+    from mlcourse import distillation as kd
+
+    base = kd._distiller_class()
+
+    class Wrong(base):
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            if mistake == "no mask":  # unlabelled examples weighted like labelled ones (and label -1 -> class 0)
+                T, a = self.temperature, self.alpha
+                t = self.teacher(x, training=False)
+                labels = ops.maximum(ops.cast(ops.reshape(y, (-1,)), "int32"), 0)
+                hard = keras.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=True)
+                lt, ls = ops.log_softmax(t / T, axis=-1), ops.log_softmax(y_pred / T, axis=-1)
+                return ops.mean((1 - a) * hard + a * T ** 2 * ops.sum(ops.exp(lt) * (lt - ls), axis=-1))
+            if mistake == "no gradient":  # the loss does not depend on the student (y_pred detached)
+                return super().compute_loss(x, y, ops.stop_gradient(y_pred), sample_weight, training)
+            return super().compute_loss(x, y, y_pred, sample_weight, training)
+
+    return Wrong
+
+
+def test_distiller_checker(capsys):
+    from mlcourse import distillation as kd
+
+    checks.check_distiller(kd.Distiller)
     assert "✅ Exercise 6.2 passed" in capsys.readouterr().out
-    with pytest.raises(AssertionError, match="tie"):  # ties broken towards the largest label
-        checks.check_majority_vote(lambda p: np.array([9 - np.bincount(9 - c, minlength=10).argmax()
-                                                       for c in np.asarray(p).T]))
+    with pytest.raises(AssertionError, match="label -1"):
+        checks.check_distiller(_wrong_distiller("no mask"))
+    with pytest.raises(AssertionError, match="student's weights"):
+        checks.check_distiller(_wrong_distiller("no gradient"))
+
+
+def _stack(seed):
+    from sklearn.ensemble import RandomForestClassifier, StackingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return StackingClassifier([("forest", RandomForestClassifier(30, random_state=seed)),
+                               ("logreg", make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)))],
+                              final_estimator=LogisticRegression(max_iter=500), cv=3)
+
+
+def test_stacking_checker(capsys):
+    from sklearn.ensemble import RandomForestClassifier, StackingClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    checks.check_stacking(_stack)
+    assert "✅ Exercise 6.3 passed" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="StackingClassifier"):
+        checks.check_stacking(lambda seed: RandomForestClassifier(10, random_state=seed))
+    with pytest.raises(AssertionError, match="different"):
+        checks.check_stacking(lambda seed: StackingClassifier([("a", DecisionTreeClassifier()),
+                                                               ("b", DecisionTreeClassifier(max_depth=3))]))

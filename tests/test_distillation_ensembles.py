@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from mlcourse import data, distillation as kd, ensembles, models
+from mlcourse import data, ensembles, models
+from mlcourse import distillation as kd
 
 
 def test_soften_and_gap_closed():
@@ -64,10 +65,15 @@ def test_distilled_student_trains_and_predicts_probabilities(tiny):
         kd.distill(x, y, logits, alpha=0.0, transfer=(xt, kd.teacher_logits(teacher, xt)))
     with pytest.raises(ValueError, match="rows of teacher logits"):
         kd.distill(x, y, logits, transfer=(xt, logits[:5]))
-    study = kd.seed_study(x, y, xt, yt, seeds=(0,), student_epochs=1, teachers=[teacher], x_transfer=xt[:100])
+    kept = {}
+    study = kd.seed_study(x, y, xt, yt, seeds=(0,), student_epochs=1, teachers=[teacher], x_transfer=xt[:100],
+                          temperature_labelled=2.0, alpha_labelled=0.5, keep=kept)
     assert list(study.columns[:5]) == ["seed", "teacher", "scratch", "distilled", "gap closed"]
-    assert {"distilled + transfer", "gap closed + transfer"} <= set(study.columns)
-    assert 0 < study["distilled + transfer"].iloc[0] <= 1
+    assert {"distilled + transfer", "gap closed + transfer", "hard labels + transfer",
+            "gap closed (hard labels + transfer)", "hard labels + transfer s"} <= set(study.columns)
+    assert 0 < study["distilled + transfer"].iloc[0] <= 1 and 0 < study["hard labels + transfer"].iloc[0] <= 1
+    assert set(kept) == {"scratch", "distilled", "distilled + transfer", "hard labels + transfer"}
+    assert np.isclose(kd.accuracy(kept["scratch"], xt, yt), study.scratch.iloc[0])
     with pytest.raises(ValueError, match="one teacher per seed"):
         kd.seed_study(x, y, xt, yt, seeds=(0, 1), teachers=[teacher])
 
@@ -100,10 +106,73 @@ def test_check_claims_reports_what_holds_and_what_does_not():
     bv = pd.DataFrame({"model": ["decision tree (one)", "random forest", "AdaBoost"], "bias": [0.21, 0.16, 0.24],
                        "variance": [0.22, 0.05, 0.21]})
     claims = ensembles.check_claims(table, bv).set_index("claim")["holds"]
-    assert claims["random forest is more accurate than one tree"] and not claims["AdaBoost is more accurate than one tree"]
+    assert claims["random forest is more accurate than one tree"]
+    assert not claims["AdaBoost is more accurate than one tree"]
     assert claims["bagging cuts variance"] and not claims["boosting cuts bias (AdaBoost)"]
     assert claims["boosting is sequential, so slower to train than bagging (AdaBoost)"]
     assert claims["stacking (forest + logreg) is as accurate as the best other ensemble"]
     assert len(ensembles.check_claims(table)) == 5  # no bias/variance measured: those claims are left out
     with pytest.raises(ValueError, match="no 'decision tree \\(one\\)' row"):
         ensembles.check_claims(table[table.model != "decision tree (one)"])
+
+
+def test_hard_label_control_uses_the_teachers_argmax(tiny, monkeypatch):
+    x, y, xt, _ = tiny
+    seen = {}
+    monkeypatch.setattr(kd, "distill", lambda x, y, logits, **kw: seen.update(x=x, y=y, logits=logits, **kw))
+    lu = np.eye(10, dtype="float32")[np.arange(50) % 10] * 5
+    kd.hard_label_control(x[:20], y[:20], np.zeros((20, 10), "float32"), (xt[:50], lu), temperature=4, alpha=0.9,
+                          epochs=1)
+    assert seen["alpha"] == 0.0 and "temperature" not in seen and len(seen["x"]) == 70
+    assert np.array_equal(seen["y"][20:], np.arange(50) % 10) and np.array_equal(seen["y"][:20], y[:20])
+    with pytest.raises(ValueError, match="rows of teacher logits"):
+        kd.hard_label_control(x[:20], y[:20], np.zeros((20, 10)), (xt[:50], lu[:3]))
+
+
+def test_distiller_trains_the_student_only_and_students_of_other_architectures_build(tiny):
+    import keras
+
+    x, y = tiny[0][:128], tiny[1][:128].copy()
+    teacher = models.build_model(kd.TEACHER)
+    for name, hp in kd.STUDENTS.items():
+        s = models.build_model({**kd.STUDENT, **hp}, compile=False)
+        assert models.count_params(s) < models.count_params(teacher) / 3, name
+    student = models.build_model(kd.STUDENTS["depthwise-separable CNN"], compile=False)
+    assert any(type(layer).__name__ == "SeparableConv2D" for layer in student.layers)
+    d = kd.Distiller(student, teacher, temperature=2.0, alpha=0.5)
+    assert kd.Distiller is type(d)
+    y[::3] = -1
+    t0, s0 = [w.copy() for w in teacher.get_weights()], [w.copy() for w in student.get_weights()]
+    d.compile(optimizer=keras.optimizers.Adam(1e-2))
+    with kd.logits_output(teacher), kd.logits_output(student):
+        h = d.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    assert np.isfinite(h.history["loss"][-1])
+    assert all(np.array_equal(a, b) for a, b in zip(t0, teacher.get_weights()))
+    assert not all(np.array_equal(a, b) for a, b in zip(s0, student.get_weights()))
+    with pytest.raises(ValueError, match="alpha"):
+        kd.Distiller(student, teacher, alpha=2)
+
+
+def test_sizes_table_and_teacher_choice(tmp_path):
+    assert kd.sizes(True)["N_TRAIN"] == kd.SIZES["smoke"]["N_TRAIN"]
+    assert kd.sizes(False, N_TRAIN=123, SEEDS=[4])["N_TRAIN"] == 123 and kd.sizes(False, SEEDS=[4])["SEEDS"] == (4,)
+    with pytest.raises(ValueError, match="unknown size"):
+        kd.sizes(True, EPOCHS=3)
+    hp, where = kd.teacher_hp(tmp_path)
+    assert hp == kd.TEACHER and "TEACHER" in where
+    (tmp_path / "nas_choice.json").write_text('{"hp": {"arch": "cnn", "filters": [16, 32], "dense_units": 64}}')
+    hp, where = kd.teacher_hp(tmp_path)
+    assert hp["filters"] == [16, 32] and where.endswith("nas_choice.json")
+
+
+def test_verdict_says_what_the_seeds_show():
+    import pandas as pd
+
+    one = pd.DataFrame({"a": [0.80], "b": [0.78]})
+    assert "one seed only" in kd.verdict(one, "a", "b") and "+2.00 points" in kd.verdict(one, "a", "b")
+    clear = pd.DataFrame({"a": [0.80, 0.81, 0.82], "b": [0.70, 0.70, 0.71]})
+    assert "larger than its seed-to-seed spread" in kd.verdict(clear, "a", "b")
+    noisy = pd.DataFrame({"a": [0.80, 0.70, 0.82], "b": [0.75, 0.78, 0.76]})
+    assert "within its seed-to-seed spread" in kd.verdict(noisy, "a", "b")
+    with pytest.raises(KeyError, match="columns"):
+        kd.verdict(one, "a", "c")

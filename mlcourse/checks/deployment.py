@@ -1,11 +1,13 @@
 """Checkers of the exercises of notebook 07 deployment."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from mlcourse.checks._common import _passed
 
-__all__ = ["check_validate"]
+__all__ = ["check_validate", "check_serve", "check_prediction_alarm"]
 
 
 def check_validate(fn) -> None:
@@ -27,5 +29,92 @@ def check_validate(fn) -> None:
             fn(bad)
         except ValueError:
             continue
-        raise AssertionError(f"A request with {what} was accepted: raise ValueError so the caller learns what is wrong.")
+        raise AssertionError(f"A request with {what} was accepted: raise ValueError so the caller learns what is "
+                             "wrong.")
     _passed("7.1", "good requests pass (a single image becomes a batch); six kinds of bad ones are rejected.")
+
+
+@functools.lru_cache(maxsize=1)
+def _tiny_model():
+    """A fixed tiny Keras 3 classifier of 28 x 28 raw-pixel images (rescaling inside; seeded, untrained: the check is
+    about the conversion and the server, not accuracy), and images for it."""
+    from mlcourse import models
+    from mlcourse.runtime import set_seed
+
+    set_seed(0)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 300)
+    x = np.clip(rng.normal(40, 30, (300, 28, 28)) + (y * 20)[:, None, None], 0, 255).astype(np.uint8)
+    model = models.build_model({"arch": "mlp", "hidden_units": [16], "dropout": 0.0, "learning_rate": 0.01})
+    return model, x, y
+
+
+def check_serve(fn) -> None:
+    """Exercise 7.2: ``fn(model, calibration) -> (tflite_bytes, predict)``: an int8 model and a function that
+    validates a request and returns one label per image."""
+    from mlcourse.compression import interpreter
+
+    model, x, _ = _tiny_model()
+    out = fn(model, x[:100])
+    assert isinstance(out, tuple) and len(out) == 2, (
+        "Return two things: (tflite_bytes, predict), the converted model and your serving function.")
+    blob, predict = out
+    assert isinstance(blob, (bytes, bytearray)), f"The first item should be the converter's bytes, got {type(blob)}."
+    it = interpreter(bytes(blob))
+    inp, outp = it.get_input_details()[0], it.get_output_details()[0]
+    assert inp["dtype"] == np.uint8 and outp["dtype"] == np.uint8, (
+        f"The model's input/output are {inp['dtype'].__name__}/{outp['dtype'].__name__}: set "
+        "converter.inference_input_type = converter.inference_output_type = tf.uint8 (with "
+        "optimizations=[tf.lite.Optimize.DEFAULT], a representative_dataset and TFLITE_BUILTINS_INT8).")
+    labels = np.asarray(predict(x[:200]))
+    assert labels.shape == (200,), f"predict(200 images) should return 200 labels, shape (200,); got {labels.shape}."
+    assert np.issubdtype(labels.dtype, np.integer), f"Return integer class labels (argmax), got dtype {labels.dtype}."
+    keras_labels = np.asarray(model(x[:200], training=False)).argmax(axis=1)
+    agree = float(np.mean(labels == keras_labels))
+    assert agree >= 0.9, (
+        f"Your int8 server agrees with the Keras model on {agree:.0%} of 200 images (expected >= 90%). Quantize "
+        "the input with the interpreter's (scale, zero_point): q = round(x / scale + zero_point), clipped to "
+        "0..255, as uint8; invoke; read the output tensor.")
+    one = np.asarray(predict(x[0]))
+    assert one.shape == (1,), f"One 28 x 28 image should give one label, shape (1,); got {one.shape}."
+    nan = x[:2].astype(np.float32)
+    nan[1, 5, 5] = np.nan
+    for bad, what in ((x[:2, :20, :20], "cropped 20 x 20 images"), (nan, "a NaN pixel"),
+                      (x[:2] * 2.0, "pixels up to 510")):
+        try:
+            predict(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"Your server answered a request with {what}: validate it first (Exercise 7.1's "
+                             "validate) so that it raises ValueError.")
+    _passed("7.2", f"uint8 in/out int8 model; the server agrees with Keras on {agree:.0%} of 200 images, batches "
+                   "a single image and rejects three kinds of bad request.")
+
+
+def check_prediction_alarm(fn) -> None:
+    """Exercise 7.3: ``fn(reference_labels, window_labels, n_classes, threshold) -> (psi, alarm)``."""
+    from mlcourse.drift import prediction_drift
+
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 10, 1000)
+    cases = {"the same distribution": rng.integers(0, 10, 1000),
+             "a window of only 4 classes": rng.choice([5, 7, 8, 9], 1000),
+             "a slightly tilted window": np.where(rng.random(1000) < 0.15, 3, rng.integers(0, 10, 1000)),
+             "a window with a class never seen in the reference": np.r_[rng.integers(0, 9, 900), np.full(100, 9)]}
+    ref_no9 = np.where(ref == 9, 0, ref)
+    for what, cur in cases.items():
+        r = ref_no9 if "never seen" in what else ref
+        out = fn(r, cur, 10, 0.2)
+        assert isinstance(out, tuple) and len(out) == 2, "Return (psi, alarm): a float and a bool."
+        got_psi, alarm = out
+        want = prediction_drift(r, cur, n_classes=10)
+        assert np.isfinite(got_psi), (
+            f"For {what} your PSI is {got_psi}: a class with share 0 gives log(0). Clip every share at 1e-4 first.")
+        assert abs(float(got_psi) - want) <= 1e-6 + 1e-3 * want, (
+            f"For {what} your PSI is {float(got_psi):.4f}, expected {want:.4f}. Shares per class: "
+            "np.bincount(labels, minlength=n_classes) / len(labels), each clipped at 1e-4; "
+            "PSI = sum((window - reference) * log(window / reference)).")
+        assert bool(alarm) == (want > 0.2), (
+            f"For {what} (PSI {want:.3f}, threshold 0.2) alarm should be {want > 0.2}, got {alarm}.")
+    _passed("7.3", "the prediction PSI matches on four windows (one with a class the reference never predicted) "
+                   "and the alarm fires exactly above the threshold.")
