@@ -6,7 +6,9 @@ Every function *measures*; nothing here returns a number it did not compute.
 * :func:`group_split_leakage`, :func:`time_split_leakage`, :func:`fold_prevalence_spread` : what a blind
   random split hides;
 * :func:`baseline_table` : fit several models (a dummy first) and compare accuracy and fit time;
-* :func:`diagnose_fit`, :func:`complexity_curve` : under- vs over-fitting.
+* :func:`diagnose_fit`, :func:`complexity_curve` : under- vs over-fitting;
+* :func:`most_confused`, :func:`what_to_fix_next` : error analysis after the baseline;
+* :func:`data_card` : what a data card records, filled in from the loaded dataset's own facts.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import pandas as pd
 
 __all__ = ["precision_recall_f1", "threshold_report", "roc_vs_pr", "group_split_leakage",
            "time_split_leakage", "fold_prevalence_spread", "baseline_table", "diagnose_fit",
-           "complexity_curve"]
+           "complexity_curve", "most_confused", "what_to_fix_next", "data_card"]
 
 
 def _binary(y, name):
@@ -197,3 +199,118 @@ def complexity_curve(model, param_name: str, param_range, X, y, cv: int = 5, tar
     df = pd.DataFrame({param_name: list(param_range), "train": tr.mean(1), "validation": va.mean(1)})
     df["diagnosis"] = [diagnose_fit(a, b, target, gap) for a, b in zip(df["train"], df["validation"])]
     return df
+
+
+def most_confused(y_true, y_pred, class_names=None, top: int = 5) -> pd.DataFrame:
+    """The ``top`` off-diagonal cells of the confusion matrix: which true class is taken for which.
+
+    Columns: ``true``, ``predicted`` (names when ``class_names`` is given), ``count``, ``share_of_true``
+    (the fraction of that true class sent to that prediction) and ``share_of_errors`` (of all mistakes).
+    Built on :func:`sklearn.metrics.confusion_matrix`; ties are broken by class index, so it is deterministic.
+    """
+    from sklearn.metrics import confusion_matrix
+
+    y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape.")
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}.")
+    n = int(max(y_true.max(), y_pred.max())) + 1 if class_names is None else len(class_names)
+    cm = confusion_matrix(y_true, y_pred, labels=np.arange(n))
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    errors = max(int(off.sum()), 1)
+    order = np.lexsort((np.arange(n * n), -off.ravel()))[:top]
+    names = list(class_names) if class_names is not None else list(range(n))
+    rows = []
+    for flat in order:
+        t, p = divmod(int(flat), n)
+        if off[t, p] == 0:
+            break
+        rows.append({"true": names[t], "predicted": names[p], "count": int(off[t, p]),
+                     "share_of_true": off[t, p] / max(cm[t].sum(), 1), "share_of_errors": off[t, p] / errors})
+    return pd.DataFrame(rows, columns=["true", "predicted", "count", "share_of_true", "share_of_errors"])
+
+
+def what_to_fix_next(y_true, y_pred, class_names=None, train_score: float | None = None,
+                     val_score: float | None = None, target: float | None = None, top: int = 3) -> list[str]:
+    """Advice derived from the numbers of an error analysis (never a fixed text): a list of sentences.
+
+    1. the fitting regime (:func:`diagnose_fit`) when train and validation scores are given;
+    2. the weakest class by recall (and how far below the mean it is);
+    3. how concentrated the errors are: the share of all mistakes in the ``top`` most-confused pairs, and
+       the pair to look at first. Concentrated errors point at data (more or cleaner examples of those
+       classes, better features); spread-out errors point at the model's capacity or training.
+    """
+    from sklearn.metrics import recall_score
+
+    y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
+    names = list(class_names) if class_names is not None else None
+    out = []
+    if train_score is not None and val_score is not None:
+        regime = diagnose_fit(train_score, val_score, target)
+        fix = {"overfitting": "more data, regularisation or early stopping before more capacity",
+               "underfitting": "more capacity or longer training before anything else",
+               "good fit": "the model is not the bottleneck: look at the data and the confused classes"}[regime]
+        out.append(f"Fit: train {train_score:.3f}, validation {val_score:.3f} -> {regime}; next: {fix}.")
+    labels = np.unique(np.concatenate([y_true, y_pred]))
+    rec = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    worst = int(np.argmin(rec))
+    wname = names[labels[worst]] if names else labels[worst]
+    out.append(f"Weakest class: {wname} with recall {rec[worst]:.2f} (mean over classes {rec.mean():.2f}).")
+    conf = most_confused(y_true, y_pred, class_names, top=top)
+    if len(conf):
+        share = conf["share_of_errors"].sum()
+        first = conf.iloc[0]
+        kind = ("concentrated: collect or clean more examples of these classes, or give the model features "
+                "that tell them apart" if share >= 0.3 else
+                "spread out: no single pair dominates; improve the model (capacity, training) rather than one class")
+        out.append(f"The {len(conf)} most-confused pairs make {share:.0%} of all {int((y_true != y_pred).sum())} "
+                   f"errors ({kind}); look first at {first['true']} taken for {first['predicted']} "
+                   f"({first['count']} images, {first['share_of_true']:.0%} of that class).")
+    else:
+        out.append("No errors at all: check that the test set is not part of the training set.")
+    return out
+
+
+def data_card(ds, name: str = "Fashion-MNIST") -> pd.DataFrame:
+    """A data card for a loaded :class:`mlcourse.data.Dataset`, every measurable field computed from it.
+
+    Records where the files came from (``ds.source``), whether their SHA-256 were verified, sizes, image
+    format and pixel range, the class balance of each split, exact duplicates between train and test, and
+    the provenance facts published with Fashion-MNIST (who made it, how labels were assigned, licence).
+    """
+    from mlcourse import data as _data
+
+    for split in ("x_train", "y_train", "x_test", "y_test"):
+        if not hasattr(ds, split):
+            raise TypeError(f"data_card needs a mlcourse.data.Dataset (from data.load_fashion_mnist()); "
+                            f"{type(ds).__name__} has no {split}.")
+    counts_tr = np.bincount(ds.y_train, minlength=len(ds.class_names))
+    counts_te = np.bincount(ds.y_test, minlength=len(ds.class_names))
+    h_train = {hash(x.tobytes()) for x in ds.x_train}
+    dup = int(sum(hash(x.tobytes()) in h_train for x in ds.x_test))
+    embedded = ds.source == "embedded"
+    rows = [
+        ("name", name),
+        ("source read", ds.source),
+        ("complete", "yes: 60,000 + 10,000 images" if ds.is_full else
+         f"no: a subset ({len(ds.x_train):,} + {len(ds.x_test):,}); the full set has 60,000 + 10,000"),
+        ("integrity", "IDX headers and sizes checked; SHA-256 checked (load_fashion_mnist(verify=True), the "
+         "default) against " + ("the subset's SHA256SUMS" if embedded else "the published digests (data.FILES)")),
+        ("examples (train / test)", f"{len(ds.x_train):,} / {len(ds.x_test):,}"),
+        ("input", f"{ds.x_train.shape[1]}x{ds.x_train.shape[2]} grayscale, {ds.x_train.dtype}, "
+                  f"pixels {int(ds.x_train.min())}-{int(ds.x_train.max())}"),
+        ("classes", f"{len(ds.class_names)}: " + ", ".join(ds.class_names)),
+        ("class balance (train)", f"{counts_tr.min():,} to {counts_tr.max():,} images per class"),
+        ("class balance (test)", f"{counts_te.min():,} to {counts_te.max():,} images per class"),
+        ("test images identical to a training image", f"{dup}"),
+        ("origin", "product photos from Zalando's online shop, converted to 28x28 grayscale "
+                   "(Xiao, Rasul and Vollgraf, 2017, arXiv:1708.07747)"),
+        ("labels", "the product category the shop assigned to each article (not crowd-sourced); "
+                   "one label per image"),
+        ("licence", "MIT (zalandoresearch/fashion-mnist)"),
+        ("known limits", "centred, single product, plain background: real seller photos differ (see section 6)"),
+        ("loader", f"mlcourse.data.load_fashion_mnist (lookup order in its docstring; Debian dir {_data.DEBIAN_DIR})"),
+    ]
+    return pd.DataFrame(rows, columns=["field", "value"]).set_index("field")

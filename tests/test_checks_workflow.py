@@ -58,18 +58,73 @@ def test_group_split_checker():
         checks.check_group_split(lambda g, t, s: _good_split(g, 0.5, s))
 
 
-def test_diagnose_checker():
-    checks.check_diagnose_fit(lambda tr, va, t: evaluation.diagnose_fit(tr, va, t))
+def _good_pipeline(n_splits):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    def target_first(tr, va, t):
-        return "underfitting" if tr < t else ("overfitting" if tr - va > 0.05 else "good fit")
-
-    with pytest.raises(AssertionError, match="gap first"):
-        checks.check_diagnose_fit(target_first)
+    return Pipeline([("scale", StandardScaler()), ("model", LogisticRegression(max_iter=1000))]), GroupKFold(n_splits)
 
 
-def test_psi_checker():
+def test_leak_free_pipeline_checker(capsys):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold
+    from sklearn.preprocessing import StandardScaler
+
+    checks.check_leak_free_pipeline(_good_pipeline)
+    assert "✅ Exercise 0.3 passed" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="not a sklearn Pipeline"):
+        checks.check_leak_free_pipeline(lambda n: (LogisticRegression(), _good_pipeline(n)[1]))
+    with pytest.raises(AssertionError, match="GroupKFold"):
+        checks.check_leak_free_pipeline(lambda n: (_good_pipeline(n)[0], KFold(n, shuffle=True, random_state=0)))
+
+    def prefitted(n):
+        pipe, cv = _good_pipeline(n)
+        pipe.steps[0][1].fit(np.zeros((3, 6)))
+        return pipe, cv
+
+    with pytest.raises(AssertionError, match="already fitted"):
+        checks.check_leak_free_pipeline(prefitted)
+
+    def no_scaler(n):
+        from sklearn.pipeline import Pipeline
+        return Pipeline([("model", LogisticRegression())]), _good_pipeline(n)[1]
+
+    with pytest.raises(AssertionError, match="preprocessing"):
+        checks.check_leak_free_pipeline(no_scaler)
+    assert StandardScaler  # the scaler import documents what the good answer uses
+
+
+def _good_confused(y, p, top):
+    from sklearn.metrics import confusion_matrix
+    cm = confusion_matrix(y, p)
+    np.fill_diagonal(cm, 0)
+    order = np.argsort(-cm.ravel(), kind="stable")[:top]
+    return [(i // cm.shape[0], i % cm.shape[0], cm.ravel()[i]) for i in order]
+
+
+def test_most_confused_checker(capsys):
+    checks.check_most_confused(_good_confused)
+    assert "✅ Exercise 0.4 passed" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="swapped"):
+        checks.check_most_confused(lambda y, p, top: _good_confused(p, y, top))
+
+    def with_diagonal(y, p, top):
+        from sklearn.metrics import confusion_matrix
+        cm = confusion_matrix(y, p)
+        order = np.argsort(-cm.ravel(), kind="stable")[:top]
+        return [(i // cm.shape[0], i % cm.shape[0], cm.ravel()[i]) for i in order]
+
+    with pytest.raises(AssertionError, match="diagonal"):
+        checks.check_most_confused(with_diagonal)
+    with pytest.raises(AssertionError, match="largest first"):
+        checks.check_most_confused(lambda y, p, top: _good_confused(y, p, top)[::-1])
+
+
+def test_psi_checker(capsys):
     checks.check_psi(drift.psi)
+    assert "✅ Exercise 0.5 passed" in capsys.readouterr().out
 
     def no_epsilon(e, a, bins):
         e, a = np.asarray(e), np.asarray(a)

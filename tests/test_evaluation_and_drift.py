@@ -60,7 +60,8 @@ def test_diagnose_fit_and_complexity_curve():
     from sklearn.tree import DecisionTreeClassifier
 
     X, y, _ = data.load_tabular("digits")
-    c = evaluation.complexity_curve(DecisionTreeClassifier(random_state=0), "max_depth", [1, 20], X, y, cv=3, target=0.9)
+    c = evaluation.complexity_curve(DecisionTreeClassifier(random_state=0), "max_depth", [1, 20], X, y, cv=3,
+                                    target=0.9)
     assert c.diagnosis.tolist() == ["underfitting", "overfitting"]
 
 
@@ -94,3 +95,32 @@ def test_prediction_drift():
     a = np.repeat(np.arange(10), 100)
     assert drift.prediction_drift(a, a) == pytest.approx(0.0)
     assert drift.prediction_drift(a, np.zeros(1000, int)) > drift.PSI_ACT
+
+
+def test_most_confused_and_what_to_fix_next():
+    y = np.array([0] * 10 + [1] * 10 + [2] * 10)
+    p = y.copy()
+    p[:4] = 1          # 4 of class 0 taken for 1
+    p[10:12] = 2       # 2 of class 1 taken for 2
+    p[20] = 0          # 1 of class 2 taken for 0
+    t = evaluation.most_confused(y, p, ["a", "b", "c"], top=5)
+    assert t[["true", "predicted", "count"]].values.tolist() == [["a", "b", 4], ["b", "c", 2], ["c", "a", 1]]
+    assert np.isclose(t.share_of_true[0], 0.4) and np.isclose(t.share_of_errors.sum(), 1.0)
+    advice = evaluation.what_to_fix_next(y, p, ["a", "b", "c"], train_score=0.99, val_score=0.7, top=1)
+    assert "overfitting" in advice[0] and "Weakest class: a with recall 0.60" in advice[1]
+    assert "a taken for b" in advice[2] and "57%" in advice[2]  # 4 of 7 errors
+    assert "No errors" in evaluation.what_to_fix_next(y, y)[-1]
+    with pytest.raises(ValueError, match="shape"):
+        evaluation.most_confused(y, p[:5])
+
+
+def test_data_card_is_computed_from_the_dataset():
+    ds = data.Dataset(np.zeros((20, 28, 28), np.uint8) + np.arange(20)[:, None, None].astype(np.uint8),
+                      np.arange(20) % 10, np.full((4, 28, 28), 3, np.uint8), np.arange(4), "embedded")
+    card = evaluation.data_card(ds)["value"]
+    assert card["source read"] == "embedded" and card["complete"].startswith("no: a subset (20 + 4)")
+    assert card["test images identical to a training image"] == "4"  # every test image equals train image 3
+    assert card["class balance (train)"] == "2 to 2 images per class"
+    assert "SHA256SUMS" in card["integrity"]
+    with pytest.raises(TypeError, match="Dataset"):
+        evaluation.data_card(np.zeros(3))
