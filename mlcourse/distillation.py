@@ -423,11 +423,16 @@ def verdict(study: pd.DataFrame, a: str, b: str) -> str:
 
 def warm_cache(ds, smoke: bool, seed: int = 0) -> None:
     """Train and cache 06's teachers at the notebook's default sizes (:data:`SIZES`), with the teacher 06 would
-    pick (your own earlier weeks' choice when there is one) (``make workshop``)."""
+    pick (your own earlier weeks' choice when there is one) (``make workshop``). In smoke mode the fixed
+    :data:`TEACHER` is cached as well when a choice was found (cheap there; a test may run the notebook with an
+    empty work folder)."""
     from mlcourse.runtime import work_dir
 
     size = sizes(smoke)
     (x, y), _, _ = split(ds, size["N_TRAIN"], size["N_TRAIN"] // 5, size["N_TRANSFER"], seed=seed)
     hp, _ = teacher_hp(work_dir(smoke))
-    for s in size["SEEDS"]:
-        cached_teacher(x, y, hp=hp, epochs=size["TEACHER_EPOCHS"], seed=s)
+    # smoke (tests, CI): the fixed teacher too, since a test may run the notebook with an empty work folder
+    recipes = [hp] + ([TEACHER] if smoke and hp != TEACHER else [])
+    for h in recipes:
+        for s in size["SEEDS"]:
+            cached_teacher(x, y, hp=h, epochs=size["TEACHER_EPOCHS"], seed=s)

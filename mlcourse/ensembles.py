@@ -1,5 +1,8 @@
 """Ensembles with scikit-learn, measured: bagging, boosting and stacking side by side.
 
+Notebook: ``06_distillation_ensembles`` calls the scikit-learn classes directly; :func:`default_models` is the
+tested version of its line-up.
+
 * **Bagging** (random forest): many deep trees, each on a bootstrap sample; averaging cuts *variance*.
   Trees are independent, so training parallelises (``n_jobs``).
 * **Boosting** (gradient boosting, AdaBoost): shallow trees fitted one after another, each correcting the
@@ -24,8 +27,14 @@ __all__ = ["default_models", "compare", "bias_variance", "check_claims", "model_
 def default_models(seed: int = 0, n_estimators: int = 100, n_jobs: int | None = None) -> dict:
     """The course's line-up: a single tree, bagging, random forest, AdaBoost, gradient boosting
     (classic and histogram-based) and stacking (forest + logistic regression, combined by logistic regression)."""
-    from sklearn.ensemble import (AdaBoostClassifier, BaggingClassifier, GradientBoostingClassifier,
-                                  HistGradientBoostingClassifier, RandomForestClassifier, StackingClassifier)
+    from sklearn.ensemble import (
+        AdaBoostClassifier,
+        BaggingClassifier,
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+        StackingClassifier,
+    )
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -53,31 +62,52 @@ def model_size(model) -> int:
     return len(pickle.dumps(model))
 
 
-def compare(models: dict, X_train, y_train, X_test, y_test) -> pd.DataFrame:
-    """Fit each model; one row each: test accuracy, train time (s), predict time per 1,000 rows (ms), size (KB)."""
+def _threads(threads):
+    """OpenMP thread limit for the fits (histogram gradient boosting is the OpenMP user here).
+
+    On a busy 2-core machine (other processes running TensorFlow), OpenMP's spinning worker threads made one
+    20-iteration ``HistGradientBoostingClassifier`` fit on 1,000 x 40 rows take 237 s instead of 8 s with one
+    thread (measured while writing this course); ``None`` leaves scikit-learn's default.
+    """
+    from contextlib import nullcontext
+
+    if threads is None:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=int(threads), user_api="openmp")
+
+
+def compare(models: dict, X_train, y_train, X_test, y_test, threads: int | None = 1) -> pd.DataFrame:
+    """Fit each model; one row each: test accuracy, train time (s), predict time per 1,000 rows (ms), size (KB).
+
+    ``threads``: OpenMP threads during the fits (1 by default, see :func:`_threads`; None: scikit-learn's)."""
     from tqdm.auto import tqdm
 
     if len(X_train) != len(y_train) or len(X_test) != len(y_test):
         raise ValueError("X and y must have the same number of rows (train and test).")
     rows = []
     for name, model in tqdm(models.items(), desc="ensembles"):
-        t0 = time.perf_counter()
-        model.fit(X_train, y_train)
-        t1 = time.perf_counter()
-        pred = model.predict(X_test)
-        t2 = time.perf_counter()
+        with _threads(threads):
+            t0 = time.perf_counter()
+            model.fit(X_train, y_train)
+            t1 = time.perf_counter()
+            pred = model.predict(X_test)
+            t2 = time.perf_counter()
         rows.append({"model": name, "test accuracy": float(np.mean(pred == np.asarray(y_test))),
                      "train time (s)": t1 - t0, "predict ms / 1k rows": 1000 * (t2 - t1) / len(X_test) * 1000,
                      "size (KB)": model_size(model) / 1024})
     return pd.DataFrame(rows)
 
 
-def bias_variance(models: dict, X_train, y_train, X_test, y_test, rounds: int = 10, seed: int = 0) -> pd.DataFrame:
+def bias_variance(models: dict, X_train, y_train, X_test, y_test, rounds: int = 10, seed: int = 0,
+                  threads: int | None = 1) -> pd.DataFrame:
     """0-1 loss bias and variance of each model (Domingos' decomposition), over ``rounds`` bootstrap re-trainings.
 
     For each test point the *main prediction* is the most frequent label across rounds; **bias** is the share
     of test points whose main prediction is wrong, **variance** the average share of rounds that disagree
-    with the main prediction. Bagging should cut variance; boosting should cut bias.
+    with the main prediction. Bagging should cut variance; boosting should cut bias. ``threads`` as in
+    :func:`compare`.
     """
     from sklearn.base import clone
     from tqdm.auto import tqdm
@@ -89,7 +119,8 @@ def bias_variance(models: dict, X_train, y_train, X_test, y_test, rounds: int = 
         preds = []
         for _ in range(rounds):
             idx = rng.integers(0, len(X_train), len(X_train))
-            preds.append(clone(model).fit(X_train[idx], np.asarray(y_train)[idx]).predict(X_test))
+            with _threads(threads):
+                preds.append(clone(model).fit(X_train[idx], np.asarray(y_train)[idx]).predict(X_test))
         preds = np.array(preds)
         main = np.array([np.bincount(col).argmax() for col in preds.T])
         rows.append({"model": name, "error": float(np.mean(preds != y_test)), "bias": float(np.mean(main != y_test)),
