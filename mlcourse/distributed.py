@@ -1,5 +1,8 @@
 """Distributed training for real, on one laptop: ``tf.distribute`` strategies with real processes.
 
+Taught in notebook ``05_distributed_training``, which writes the strategy code, ``TF_CONFIG`` and the worker
+script in plain sight; the functions here are the tested production versions of those cells.
+
 * :func:`logical_cpus` + :func:`train_mirrored`: **MirroredStrategy** (synchronous data parallelism) over
   logical CPU devices inside this process: every device holds a replica, gradients are all-reduced.
 * :class:`LocalCluster`: worker (and parameter-server) **processes on localhost**, each with its own
@@ -9,6 +12,11 @@
   result says which epoch training resumed at (fault tolerance, shown rather than told).
 * :func:`train_parameter_server`: **ParameterServerStrategy** (asynchronous updates) with real ``ps`` and
   ``worker`` processes and a coordinator (the ``chief``).
+
+**Security.** tf.distribute's gRPC task servers bind every interface (``0.0.0.0``; TensorFlow offers no
+loopback option) and are unauthenticated: :class:`LocalCluster` therefore starts its tasks in a private
+network namespace holding only loopback (:class:`mlcourse.runtime.ProcessGroup`), warns where it cannot, and
+the tasks die with the process that started them.
 
 Multi-worker and parameter-server training use ``tf_keras`` models (Keras 3's ``fit`` fails under
 MultiWorkerMirroredStrategy in TF 2.21); :mod:`mlcourse.models` builds either from the same dict.
@@ -30,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["logical_cpus", "train_mirrored", "batch_size_sweep", "LocalCluster", "train_multi_worker",
-           "train_parameter_server", "tf_config"]
+           "train_parameter_server", "tf_config", "cpu_flags"]
 
 SMALL_CNN = {"arch": "cnn", "filters": [16, 32], "dense_units": 64, "dropout": 0.1}
 
@@ -77,8 +85,9 @@ def train_mirrored(x, y, x_test, y_test, hp: dict | None = None, devices: list[s
     devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
     if global_batch_size % len(devices):
         raise ValueError(f"global_batch_size {global_batch_size} must divide evenly over {len(devices)} replicas.")
-    if len(devices) > 1:
-        strategy = tf.distribute.MirroredStrategy(devices)
+    if len(devices) > 1:  # reduce without collective ops: each call makes a new strategy, and several collective
+        # MirroredStrategy objects in one process clash ("Shape mismatch in the collective instance", TF 2.21)
+        strategy = tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
     else:
         strategy = tf.distribute.OneDeviceStrategy(devices[0])
     hp = {**SMALL_CNN, **(hp or {})}
@@ -112,6 +121,20 @@ def batch_size_sweep(x, y, x_test, y_test, batch_sizes=(32, 128, 512, 2048), epo
         lr = base_lr * b / base_batch if scale_learning_rate else base_lr
         rows.append(train_mirrored(x, y, x_test, y_test, global_batch_size=b, epochs=epochs, learning_rate=lr))
     return pd.DataFrame(rows)
+
+
+def cpu_flags() -> list[str]:
+    """The instruction-set flags of this CPU that decide whether 16-bit training can be fast here (Linux
+    ``/proc/cpuinfo``): ``avx2``, ``fma``, ``f16c``, ``avx512f``, ``avx512_bf16``, ``avx512_fp16``, ``amx_bf16``,
+    ``amx_fp16``, ``amx_tile``. An empty list where the file cannot be read (macOS, Windows)."""
+    wanted = ("avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16", "amx_tile")
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    have = set(line.split(":", 1)[-1].split())
+    return [f for f in wanted if f in have]
 
 
 # ------------------------------------------------------------------------------------------- processes

@@ -67,7 +67,9 @@ def check_strategy_scope(fn) -> None:
     import tensorflow as tf
 
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    strategy = tf.distribute.MirroredStrategy(devices)
+    # its own strategy, reducing without collective ops: a second collective MirroredStrategy in one process can
+    # clash with the notebook's ("Shape mismatch in the collective instance", TF 2.21)
+    strategy = tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, (64, 28, 28)).astype("float32")
     y = rng.integers(0, 10, 64)
