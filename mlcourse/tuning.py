@@ -307,9 +307,9 @@ def automl_search(x, y, n_iter: int = 10, cv: int = 3, seed: int = 0, n_jobs: in
     prep = {"scale": [StandardScaler(), "passthrough"],
             "reduce": [PCA(n_components=k, random_state=seed) for k in (20, 50)] + ["passthrough"]}
     space = [
-        {**prep, "model": [LogisticRegression(max_iter=300)], "model__C": loguniform(1e-3, 1e2)},
+        {**prep, "model": [LogisticRegression(max_iter=200)], "model__C": loguniform(1e-3, 1e2)},
         {**prep, "model": [RandomForestClassifier(random_state=seed, n_jobs=n_jobs)],
-         "model__n_estimators": randint(50, 200), "model__max_depth": [8, 16, None]},
+         "model__n_estimators": randint(20, 150), "model__max_depth": [8, 16, None]},
         {**prep, "model": [KNeighborsClassifier()], "model__n_neighbors": randint(1, 15)},
         {**prep, "model": [SVC()], "model__C": loguniform(1e-1, 1e2), "model__gamma": ["scale"]},
     ]
