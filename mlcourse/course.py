@@ -69,6 +69,8 @@ class _Progress:
         self.t0, self.done, self.cell, self.index = time.perf_counter(), 0, None, None
 
     def __call__(self, cell=None, cell_index=None, **_):
+        if cell is None or cell.cell_type != "code" or not cell.source.strip():  # nbclient skips these
+            return
         self.done += 1
         self.cell, self.index = cell, cell_index
         exp = f", expected about {_minutes(self.expected)}" if self.expected else ""
@@ -107,7 +109,7 @@ def run_notebook(path: Path, out_dir: Path, smoke: bool, timeout: int | None = N
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / path.name
     source = nbformat.read(path, as_version=4)
-    n_code = sum(c.cell_type == "code" for c in source.cells)
+    n_code = sum(c.cell_type == "code" and bool(c.source.strip()) for c in source.cells)
     n_code += any("parameters" in c.metadata.get("tags", []) for c in source.cells)  # papermill's injected cell
     progress = _Progress(path.stem, n_code, expected)
     print(f"{path.stem}: {n_code} code cells" + (f", expected about {_minutes(expected)}" if expected else "")

@@ -72,10 +72,14 @@ def test_run_notebook_shows_progress_saves_as_it_goes_and_keeps_figures(tmp_path
                    f"saved = json.load(open({str(out / '00_tiny.ipynb')!r}))\n"
                    "assert 'first cell ran' in json.dumps(saved), 'not saved as it goes'",
                    "import matplotlib.pyplot as plt\nplt.plot([1, 2], [3, 4])\nplt.title('t')\nplt.show()")
+    book = nbformat.read(nb, as_version=4)      # a markdown cell and an empty code cell are not counted
+    book.cells[2:2] = [nbformat.v4.new_markdown_cell("# text"), nbformat.v4.new_code_cell("")]
+    nbformat.write(book, nb)
     run = course.run_notebook(nb, out, smoke=True, timeout=120, expected=60)
     assert run["status"] == "ok", run
     text = capsys.readouterr().out
-    assert "00_tiny: cell 5/5" in text and "expected about 1.0 min" in text   # 4 cells + papermill's parameters
+    assert "00_tiny: cell 5/5" in text and "cell 6/" not in text    # 4 code cells + papermill's parameters
+    assert "expected about 1.0 min" in text
     executed = nbformat.read(run["output"], as_version=4)
     assert any("image/png" in o.get("data", {}) for c in executed.cells for o in c.get("outputs", []))
 
