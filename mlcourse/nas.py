@@ -7,35 +7,51 @@
 * micro: one *cell* repeated, ``{"space": "micro", "ops": [op_a, op_b, op_c, op_d], "filters", "n_cells"}``:
   node1 = op_a(x) + op_b(x), out = op_c(node1) + op_d(x), ops from :data:`MICRO_OPS`.
 
+This module serves notebook ``02_nas``, which writes each strategy's loop in plain sight; the functions here are
+the tested versions of those cells.
+
 **Strategies** under one budget of evaluations: :func:`random_search`, :func:`regularized_evolution`
 (Real et al. 2019: tournament selection, mutate, the oldest dies), :func:`bayesian_search` (keras-tuner's
-Bayesian-optimisation oracle proposing architectures).
+Bayesian-optimisation oracle proposing architectures) and :func:`rl_search` (Zoph & Le 2017, small: a
+:class:`Controller` with one softmax per decision of the macro space, trained by REINFORCE with a
+moving-average baseline, :func:`reinforce_update`).
 
 **Performance estimation**: :func:`evaluate` at any fidelity (epochs, training subset, image size);
-:func:`rank_agreement` (Spearman correlation of cheap vs full scores); :func:`extrapolate` (fit a learning
-curve to the first epochs and predict the last); :func:`inherit_weights` (a child starts from its parent).
+:func:`rank_agreement` (Spearman correlation of cheap vs full scores); :func:`fit_learning_curve` /
+:func:`extrapolate` (fit a learning curve to the first epochs and predict the last, saying when it falls back);
+:func:`inherit_weights` (a child starts from its parent).
+
+**Hand-on**: :func:`to_hp` turns a macro architecture into the :func:`mlcourse.models.build_model` hp dict that
+rebuilds exactly the network that was scored (:func:`build` itself goes through it at full image size).
 """
 from __future__ import annotations
 
 import copy
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["MICRO_OPS", "sample", "mutate", "build", "evaluate", "Evaluator", "random_search",
-           "regularized_evolution", "bayesian_search", "rank_agreement", "extrapolate",
-           "early_stopping_by_extrapolation", "inherit_weights",
-           "pareto_front", "to_hp"]
+__all__ = ["MICRO_OPS", "MACRO_CHOICES", "MACRO_DECISIONS", "sample", "mutate", "build", "evaluate", "Evaluator",
+           "random_search", "regularized_evolution", "macro_hyperparameters", "bayesian_search", "Controller",
+           "reinforce_update", "rl_search", "rank_agreement", "fit_learning_curve", "extrapolate",
+           "early_stopping_by_extrapolation", "inherit_weights", "pareto_front", "to_hp"]
 
 MACRO_CHOICES = {"filters": [8, 16, 32, 64], "kernel": [3, 5], "type": ["standard", "separable"], "dense": [0, 32, 64]}
 MICRO_OPS = ("conv3", "sep3", "sep5", "maxpool", "identity")
+#: The macro space as a sequence of decisions (what the RL controller and the Bayesian oracle choose):
+#: the depth, then filters/kernel/type of each of up to 3 blocks, then the dense layer.
+MACRO_DECISIONS = {"depth": [1, 2, 3],
+                   **{f"{key}{i}": MACRO_CHOICES[key] for i in range(3) for key in ("filters", "kernel", "type")},
+                   "dense": MACRO_CHOICES["dense"]}
 
 
 def sample(space: str, rng: np.random.Generator) -> dict:
     """A random architecture of the ``"macro"`` or ``"micro"`` space."""
     if space == "macro":
-        blocks = [{"filters": int(rng.choice(MACRO_CHOICES["filters"])), "kernel": int(rng.choice(MACRO_CHOICES["kernel"])),
+        blocks = [{"filters": int(rng.choice(MACRO_CHOICES["filters"])),
+                   "kernel": int(rng.choice(MACRO_CHOICES["kernel"])),
                    "type": str(rng.choice(MACRO_CHOICES["type"]))} for _ in range(int(rng.integers(1, 4)))]
         return {"space": "macro", "blocks": blocks, "dense": int(rng.choice(MACRO_CHOICES["dense"]))}
     if space == "micro":
@@ -44,52 +60,75 @@ def sample(space: str, rng: np.random.Generator) -> dict:
     raise ValueError(f"Unknown space {space!r}: use 'macro' or 'micro'.")
 
 
+def _other(options, current, rng):
+    """A random option different from ``current`` (a mutation must change something)."""
+    others = [o for o in options if o != current]
+    return type(current)(others[int(rng.integers(len(others)))])
+
+
 def mutate(arch: dict, rng: np.random.Generator) -> dict:
-    """A copy of ``arch`` with one random change (one choice, or a block added or removed)."""
+    """A copy of ``arch`` with exactly one change: one choice set to another value, or (macro) a block added
+    or removed. ``arch`` itself is left as it was."""
+    if arch.get("space") not in ("macro", "micro"):
+        raise ValueError(f"Cannot mutate {arch!r}: an architecture has space 'macro' or 'micro'.")
     a = copy.deepcopy(arch)
     if a["space"] == "micro":
         what = rng.integers(0, 3)
         if what == 0:
-            a["ops"][int(rng.integers(0, 4))] = str(rng.choice(MICRO_OPS))
+            i = int(rng.integers(0, 4))
+            a["ops"][i] = _other(MICRO_OPS, a["ops"][i], rng)
         elif what == 1:
-            a["filters"] = int(rng.choice([8, 16, 32]))
+            a["filters"] = _other([8, 16, 32], a["filters"], rng)
         else:
             a["n_cells"] = 3 - a["n_cells"]
         return a
-    what = rng.integers(0, 4)
-    if what == 0 and len(a["blocks"]) < 3:
+    n = len(a["blocks"])
+    kinds = ["dense", "block"] + (["add"] if n < 3 else []) + (["remove"] if n > 1 else [])
+    what = kinds[int(rng.integers(len(kinds)))]
+    if what == "add":
         a["blocks"].append(sample("macro", rng)["blocks"][0])
-    elif what == 1 and len(a["blocks"]) > 1:
+    elif what == "remove":
         a["blocks"].pop(int(rng.integers(0, len(a["blocks"]))))
-    elif what == 2:
-        a["dense"] = int(rng.choice(MACRO_CHOICES["dense"]))
+    elif what == "dense":
+        a["dense"] = _other(MACRO_CHOICES["dense"], a["dense"], rng)
     else:
         b = a["blocks"][int(rng.integers(0, len(a["blocks"])))]
-        key = str(rng.choice(["filters", "kernel", "type"]))
-        b[key] = type(b[key])(rng.choice(MACRO_CHOICES[key]))
+        key = ("filters", "kernel", "type")[int(rng.integers(3))]
+        b[key] = _other(MACRO_CHOICES[key], b[key], rng)
     return a
 
 
 def build(arch: dict, image_size: int = 28, learning_rate: float = 1e-3):
-    """A compiled Keras 3 classifier for ``arch``; ``image_size=14`` averages 2x2 pixels first (cheaper)."""
+    """A compiled Keras 3 classifier for ``arch``; ``image_size=14`` averages 2x2 pixels first (cheaper).
+
+    A macro architecture at full size is built by :func:`mlcourse.models.build_model` from :func:`to_hp`, so
+    what is scored is exactly what is handed on; at lower fidelity the same layers (same names) follow a
+    ``downsample`` layer, and a block only pools while the feature map is at least 4 pixels wide.
+    """
     import keras
     from keras import layers as L
 
+    from mlcourse import models
+
     if image_size not in (28, 14, 7):
         raise ValueError(f"image_size must be 28, 14 or 7, got {image_size}.")
+    if arch.get("space") not in ("macro", "micro"):
+        raise ValueError(f"Cannot build {arch!r}: an architecture has space 'macro' or 'micro'.")
+    if arch["space"] == "macro" and image_size == 28:
+        return models.build_model(dict(to_hp(arch), learning_rate=learning_rate), name="macro_candidate")
     inputs = keras.Input((28, 28), name="image")
-    x = L.Reshape((28, 28, 1))(L.Rescaling(1 / 255)(inputs))
+    x = L.Reshape((28, 28, 1), name="add_channel")(L.Rescaling(1 / 255, name="rescale")(inputs))
     if image_size < 28:
         x = L.AveragePooling2D(28 // image_size, name="downsample")(x)
     if arch["space"] == "macro":
         for i, b in enumerate(arch["blocks"]):
             conv = L.SeparableConv2D if b["type"] == "separable" else L.Conv2D
-            x = conv(b["filters"], b["kernel"], padding="same", activation="relu", name=f"block{i}")(x)
+            x = conv(b["filters"], b["kernel"], padding="same", activation="relu", name=f"conv{i}")(x)
             if x.shape[1] >= 4:
                 x = L.MaxPooling2D(name=f"pool{i}")(x)
-        x = L.Flatten()(x)
+        x = L.Flatten(name="flatten")(x)
         if arch["dense"]:
-            x = L.Dense(arch["dense"], activation="relu", name="dense")(x)
+            x = L.Dense(arch["dense"], activation="relu", name="dense0")(x)
     else:
         f = arch["filters"]
         x = L.Conv2D(f, 3, padding="same", activation="relu", name="stem")(x)
@@ -131,7 +170,9 @@ class Evaluator:
     """Trains candidates on fixed data at a chosen fidelity; every call is logged in ``self.log``.
 
     ``evaluate(arch, epochs, n_train, image_size, parent=None)`` returns validation accuracy (the last epoch's);
-    with ``parent`` (a trained model), layers of the same name and shape start from its weights.
+    with ``parent`` (a trained model), layers of the same name and shape start from its weights. Each log entry
+    holds the validation curve and the seconds of every epoch (``epoch_seconds``), so the cost of stopping
+    after ``k`` epochs is a measured time, not arithmetic.
     """
 
     def __init__(self, x_train, y_train, x_val, y_val, seed: int = 0, batch_size: int = 128):
@@ -145,14 +186,17 @@ class Evaluator:
         model = build(arch, image_size)
         inherited = inherit_weights(parent, model) if parent is not None else 0
         n = n_train or len(self.y)
+        stamps = []
+        clock = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: stamps.append(time.perf_counter()))
         t0 = time.perf_counter()
         h = model.fit(self.x[:n], self.y[:n], validation_data=(self.xv, self.yv), epochs=epochs,
-                      batch_size=self.batch_size, verbose=0)
+                      batch_size=self.batch_size, verbose=0, callbacks=[clock])
         seconds = time.perf_counter() - t0
+        epoch_seconds = list(np.diff([t0] + stamps))
         curve = [float(v) for v in h.history["val_accuracy"]]
         self.log.append({"arch": copy.deepcopy(arch), "epochs": epochs, "n_train": n, "image_size": image_size,
-                         "score": curve[-1], "curve": curve, "seconds": seconds, "params": model.count_params(),
-                         "inherited_layers": inherited})
+                         "score": curve[-1], "curve": curve, "seconds": seconds, "epoch_seconds": epoch_seconds,
+                         "params": model.count_params(), "inherited_layers": inherited})
         self.models[len(self.log) - 1] = model
         return curve[-1]
 
@@ -205,9 +249,23 @@ def regularized_evolution(space: str, budget: int, evaluate_fn, population: int 
 
 
 def _macro_from_values(v: dict) -> dict:
-    blocks = [{"filters": int(v[f"filters{i}"]), "kernel": int(v[f"kernel{i}"]), "type": v[f"type{i}"]}
+    blocks = [{"filters": int(v[f"filters{i}"]), "kernel": int(v[f"kernel{i}"]), "type": str(v[f"type{i}"])}
               for i in range(int(v["depth"]))]
     return {"space": "macro", "blocks": blocks, "dense": int(v["dense"])}
+
+
+def macro_hyperparameters():
+    """The macro space as keras-tuner ``HyperParameters``: one ``hp.Choice`` per decision of :data:`MACRO_DECISIONS`."""
+    import keras_tuner as kt
+
+    hps = kt.HyperParameters()
+    hps.Int("depth", 1, 3)
+    for i in range(3):
+        hps.Choice(f"filters{i}", MACRO_CHOICES["filters"])
+        hps.Choice(f"kernel{i}", MACRO_CHOICES["kernel"])
+        hps.Choice(f"type{i}", MACRO_CHOICES["type"])
+    hps.Choice("dense", MACRO_CHOICES["dense"])
+    return hps
 
 
 def bayesian_search(budget: int, evaluate_fn, directory, project: str = "nas_bayes", seed: int = 0) -> pd.DataFrame:
@@ -219,15 +277,9 @@ def bayesian_search(budget: int, evaluate_fn, directory, project: str = "nas_bay
 
     from mlcourse.runtime import silenced
 
-    hps = kt.HyperParameters()
-    hps.Int("depth", 1, 3)
-    for i in range(3):
-        hps.Choice(f"filters{i}", MACRO_CHOICES["filters"])
-        hps.Choice(f"kernel{i}", MACRO_CHOICES["kernel"])
-        hps.Choice(f"type{i}", MACRO_CHOICES["type"])
-    hps.Choice("dense", MACRO_CHOICES["dense"])
     oracle = kt.oracles.BayesianOptimizationOracle(objective=kt.Objective("score", "max"), max_trials=budget,
-                                                   hyperparameters=hps, num_initial_points=3, seed=seed)
+                                                   hyperparameters=macro_hyperparameters(), num_initial_points=3,
+                                                   seed=seed)
     from pathlib import Path
 
     from mlcourse.runtime import keep_aside
@@ -253,6 +305,97 @@ def bayesian_search(budget: int, evaluate_fn, directory, project: str = "nas_bay
     return _finish(rows)
 
 
+def _softmax(z) -> np.ndarray:
+    z = np.asarray(z, float)
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def reinforce_update(logits: dict, actions: dict, advantage: float, lr: float) -> dict:
+    """One REINFORCE step for a controller with one softmax per decision; returns new logits (a new dict).
+
+    For every decision that was taken (``actions[name]`` = index of the chosen option), the gradient of
+    ``log softmax(logits[name])[a]`` is ``onehot(a) - softmax(logits[name])``; the step is
+    ``lr * advantage * gradient`` (ascent: a better-than-baseline reward makes its choices more likely).
+    Decisions not in ``actions`` (the blocks a shallow network does not have) are left unchanged.
+    """
+    new = {name: np.array(z, dtype=float, copy=True) for name, z in logits.items()}
+    for name, a in actions.items():
+        if name not in new:
+            raise KeyError(f"action for unknown decision {name!r}; the controller has {sorted(new)}.")
+        grad = -_softmax(new[name])
+        grad[int(a)] += 1.0
+        new[name] += lr * float(advantage) * grad
+    return new
+
+
+class Controller:
+    """A tiny RL controller over the macro space: one softmax (a logit vector) per decision of
+    :data:`MACRO_DECISIONS`, trained by :func:`reinforce_update` with a moving-average baseline.
+
+    ``sample()`` returns ``(arch, actions)``; ``update(actions, reward)`` moves the baseline, takes one step and
+    returns the advantage used. ``probabilities()`` shows the policy; ``most_likely()`` its favourite arch.
+    """
+
+    def __init__(self, seed: int = 0, lr: float = 0.5, baseline_decay: float = 0.8, decisions: dict | None = None):
+        if lr <= 0 or not 0 <= baseline_decay < 1:
+            raise ValueError("need lr > 0 and 0 <= baseline_decay < 1.")
+        self.decisions = dict(decisions or MACRO_DECISIONS)
+        self.logits = {name: np.zeros(len(opts)) for name, opts in self.decisions.items()}
+        self.rng, self.lr, self.decay, self.baseline = np.random.default_rng(seed), lr, baseline_decay, None
+
+    def _arch(self, choose) -> tuple[dict, dict]:
+        actions = {"depth": choose("depth")}
+        depth = self.decisions["depth"][actions["depth"]]
+        for i in range(depth):
+            for key in ("filters", "kernel", "type"):
+                actions[f"{key}{i}"] = choose(f"{key}{i}")
+        actions["dense"] = choose("dense")
+        values = {name: self.decisions[name][a] for name, a in actions.items()}
+        return _macro_from_values(values), actions
+
+    def sample(self) -> tuple[dict, dict]:
+        """Draw one architecture from the policy: ``(arch, {decision: chosen index})`` (only decisions used)."""
+        return self._arch(lambda name: int(self.rng.choice(len(self.logits[name]), p=_softmax(self.logits[name]))))
+
+    def most_likely(self) -> dict:
+        """The architecture of the most probable choice at every decision."""
+        return self._arch(lambda name: int(np.argmax(self.logits[name])))[0]
+
+    def probabilities(self) -> dict:
+        """``{decision: {option: probability}}`` of the current policy."""
+        return {name: dict(zip(map(str, opts), _softmax(self.logits[name]).round(3).tolist()))
+                for name, opts in self.decisions.items()}
+
+    def update(self, actions: dict, reward: float) -> float:
+        """Baseline first (its first value is the first reward), then one REINFORCE step; returns the advantage."""
+        self.baseline = reward if self.baseline is None else self.decay * self.baseline + (1 - self.decay) * reward
+        advantage = float(reward - self.baseline)
+        self.logits = reinforce_update(self.logits, actions, advantage, self.lr)
+        return advantage
+
+
+def rl_search(budget: int, evaluate_fn, seed: int = 0, lr: float = 0.5, baseline_decay: float = 0.8) -> pd.DataFrame:
+    """RL search over the macro space: a :class:`Controller` samples, the reward is the score, REINFORCE learns.
+
+    One row per evaluation, with the reward, the baseline after the update and the advantage; the trained
+    controller is in ``df.attrs["controller"]``.
+    """
+    controller = Controller(seed=seed, lr=lr, baseline_decay=baseline_decay)
+    rows, bar = [], _progress(budget, "RL controller")
+    for i in range(budget):
+        arch, actions = controller.sample()
+        score = evaluate_fn(arch)
+        advantage = controller.update(actions, score)
+        rows.append({"evaluation": i + 1, "arch": arch, "score": score, "baseline": controller.baseline,
+                     "advantage": advantage})
+        bar.update()
+    bar.close()
+    df = _finish(rows)
+    df.attrs["controller"] = controller
+    return df
+
+
 def _finish(rows) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df["best_so_far"] = df["score"].cummax()
@@ -269,24 +412,42 @@ def rank_agreement(cheap, full) -> float:
     return float(spearmanr(cheap, full).statistic)
 
 
-def extrapolate(curve, target_epoch: int) -> float:
-    """Predict the accuracy at ``target_epoch`` from the first epochs of a learning curve.
+def _power_law(t, a, b, c):
+    return a - b * np.asarray(t, float) ** (-c)
 
-    Fits ``acc(t) = a - b * t**(-c)`` (a saturating power law) by least squares; with fewer than three
-    points, or a failed fit, falls back to the last value observed. Clipped to [0, 1].
+
+def fit_learning_curve(curve) -> tuple[tuple | None, str]:
+    """Fit ``acc(t) = a - b * t**(-c)`` (a saturating power law, epochs t = 1, 2, ...) to ``curve``.
+
+    Returns ``((a, b, c), "fitted")``, or ``(None, reason)`` when there is nothing to fit (fewer than three
+    points: three parameters need three points) or the least-squares fit fails.
     """
     from scipy.optimize import curve_fit
 
     y = np.asarray(curve, float)
-    t = np.arange(1, len(y) + 1, dtype=float)
     if len(y) < 3:
-        return float(y[-1])
+        return None, f"only {len(y)} point(s): a 3-parameter curve needs at least 3"
+    t = np.arange(1, len(y) + 1, dtype=float)
     try:
-        (a, b, c), _ = curve_fit(lambda t, a, b, c: a - b * t ** (-c), t, y, p0=(y[-1] + 0.02, y[-1] - y[0] + 0.01, 1.0),
-                                 bounds=([0, 0, 0.01], [1.2, 2, 5]), maxfev=5000)
-        return float(np.clip(a - b * target_epoch ** (-c), 0, 1))
-    except (RuntimeError, ValueError):
-        return float(y[-1])
+        with warnings.catch_warnings():  # "covariance could not be estimated" with exactly 3 points: expected
+            warnings.simplefilter("ignore")
+            params, _ = curve_fit(_power_law, t, y, p0=(min(y[-1] + 0.02, 1.1), max(y[-1] - y[0], 0) + 0.01, 1.0),
+                                  bounds=([0, 0, 0.01], [1.2, 2, 5]), maxfev=5000)
+    except (RuntimeError, ValueError) as exc:
+        return None, f"fit failed ({type(exc).__name__})"
+    return tuple(float(p) for p in params), "fitted"
+
+
+def extrapolate(curve, target_epoch: int, info: bool = False):
+    """Predict the accuracy at ``target_epoch`` from the first epochs of a learning curve.
+
+    Fits :func:`fit_learning_curve`; when it cannot (fewer than three points, or a failed fit) it falls back
+    to the last value observed. Clipped to [0, 1]. With ``info=True`` returns ``(prediction, how)``, where
+    ``how`` is ``"fitted"`` or the reason for the fallback, so a caller can say how often it fell back.
+    """
+    params, how = fit_learning_curve(curve)
+    pred = float(np.clip(_power_law(target_epoch, *params), 0, 1)) if params else float(np.asarray(curve, float)[-1])
+    return (pred, how) if info else pred
 
 
 def early_stopping_by_extrapolation(curves, k: int, margin: float = 0.0) -> dict:
@@ -346,13 +507,19 @@ def pareto_front(df: pd.DataFrame, score: str = "score", cost: str = "params") -
 
 
 def to_hp(arch: dict) -> dict | None:
-    """The closest :func:`mlcourse.models.build_model` hp dict for a macro architecture, to hand it on.
+    """The :func:`mlcourse.models.build_model` hp dict that rebuilds a macro architecture exactly as scored.
 
-    The course's model family has one kernel size and conv type for all blocks; the first block's are used.
-    Returns None for micro architectures (not expressible in that family).
+    Per-block ``filters``, ``kernel_size`` and ``conv`` lists, the dense layer (0: none), no dropout (the
+    search trained without it), ReLU, Adam at 1e-3: ``models.build_model(to_hp(arch))`` has the same layers
+    and parameters as :func:`build` ``(arch)``. Returns None for micro architectures (cells are not in that
+    model family).
     """
+    if not isinstance(arch, dict) or arch.get("space") not in ("macro", "micro"):
+        raise ValueError(f"to_hp needs an architecture dict with space 'macro' or 'micro', got {arch!r}.")
     if arch["space"] != "macro":
         return None
-    b0 = arch["blocks"][0]
-    return {"arch": "cnn", "filters": [b["filters"] for b in arch["blocks"]], "kernel_size": b0["kernel"],
-            "conv": b0["type"], "dense_units": arch["dense"], "dropout": 0.0}
+    blocks = arch["blocks"]
+    return {"arch": "cnn", "filters": [int(b["filters"]) for b in blocks],
+            "kernel_size": [int(b["kernel"]) for b in blocks], "conv": [str(b["type"]) for b in blocks],
+            "dense_units": int(arch["dense"]), "dropout": 0.0, "batch_norm": False, "activation": "relu",
+            "optimizer": "adam", "learning_rate": 1e-3}

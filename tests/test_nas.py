@@ -33,9 +33,11 @@ def test_strategies_respect_the_budget(small, tmp_path):
     r = nas.random_search("macro", 5, fake)
     e = nas.regularized_evolution("macro", 8, fake, population=3, sample_size=2)
     b = nas.bayesian_search(5, fake, tmp_path)
-    for df in (r, e, b):
+    rl = nas.rl_search(6, fake)
+    for df in (r, e, b, rl):
         assert len(df) <= 8 and df.best_so_far.is_monotonic_increasing
-    assert len(r) == 5 and len(e) == 8 and len(b) == 5
+    assert len(r) == 5 and len(e) == 8 and len(b) == 5 and len(rl) == 6
+    assert isinstance(rl.attrs["controller"], nas.Controller) and rl.baseline.notna().all()
     assert e.score.iloc[3:].mean() >= e.score.iloc[:3].mean()  # evolution climbs a simple landscape
     nas.bayesian_search(2, fake, tmp_path)  # a second search keeps the first aside
     assert list(tmp_path.glob("nas_bayes-previous-*"))
@@ -51,8 +53,9 @@ def test_evaluator_fidelities_and_inheritance(small):
     assert [r["epochs"] for r in ev.log] == [2, 1] and ev.log[1]["n_train"] == 100 and len(ev.log[0]["curve"]) == 2
     child = dict(arch, dense=32)
     ev(child, epochs=1, parent=ev.models[0])
-    assert ev.log[-1]["inherited_layers"] == 1  # block0 keeps its shapes; dense (16->32) and probs change
-    np.testing.assert_array_equal(ev.models[2].get_layer("block0").get_weights()[0].shape, (3, 3, 1, 8))
+    assert ev.log[-1]["inherited_layers"] == 1  # conv0 keeps its shapes; dense (16->32) and probs change
+    np.testing.assert_array_equal(ev.models[2].get_layer("conv0").get_weights()[0].shape, (3, 3, 1, 8))
+    assert len(ev.log[0]["epoch_seconds"]) == 2 and sum(ev.log[0]["epoch_seconds"]) <= ev.log[0]["seconds"] + 1e-6
 
 
 def test_estimators_and_pareto_front():
@@ -63,15 +66,72 @@ def test_estimators_and_pareto_front():
     t = np.arange(1, 11)
     curve = 0.9 - 0.3 * t ** -1.0
     assert nas.extrapolate(curve[:4], 10) == pytest.approx(curve[-1], abs=0.01)
+    assert nas.extrapolate(curve[:3], 10, info=True)[1] == "fitted"  # three points are enough to fit
     assert nas.extrapolate([0.5, 0.6], 10) == 0.6  # too few points: the last value
+    pred, how = nas.extrapolate([0.5, 0.6], 10, info=True)
+    assert pred == 0.6 and "at least 3" in how  # and it says so
+    params, how = nas.fit_learning_curve(curve[:5])
+    assert how == "fitted" and params[0] == pytest.approx(0.9, abs=0.02)
     df = pd.DataFrame({"score": [0.8, 0.85, 0.7, 0.9, 0.84], "params": [10, 20, 30, 40, 50]})
     assert nas.pareto_front(df).index.tolist() == [0, 1, 3]
     arch = {"space": "macro", "blocks": [{"filters": 16, "kernel": 5, "type": "separable"},
                                          {"filters": 32, "kernel": 3, "type": "standard"}], "dense": 32}
     hp = nas.to_hp(arch)
-    assert hp["filters"] == [16, 32] and hp["kernel_size"] == 5 and hp["conv"] == "separable"
-    assert models.count_params(models.build_model(hp)) > 0
+    assert hp["filters"] == [16, 32] and hp["kernel_size"] == [5, 3] and hp["conv"] == ["separable", "standard"]
+    assert hp["dropout"] == 0.0
     assert nas.to_hp({"space": "micro"}) is None
+    with pytest.raises(ValueError, match="space"):
+        nas.to_hp({"blocks": []})
+
+
+def _signature(model):
+    return [(layer.name, type(layer).__name__, [tuple(w.shape) for w in layer.weights]) for layer in model.layers]
+
+
+def test_to_hp_round_trips_the_scored_architecture():
+    """What week 04/06/07 rebuild from nas_choice.json's hp is the network 02 scored: same layers, same params."""
+    import json
+
+    rng = np.random.default_rng(3)
+    archs = [nas.sample("macro", rng) for _ in range(6)]
+    archs.append({"space": "macro", "blocks": [{"filters": 8, "kernel": 5, "type": "separable"},
+                                               {"filters": 64, "kernel": 3, "type": "standard"},
+                                               {"filters": 16, "kernel": 5, "type": "standard"}], "dense": 0})
+    for arch in archs:
+        hp = json.loads(json.dumps(nas.to_hp(arch)))  # as written to, and read from, nas_choice.json
+        rebuilt, scored = models.build_model(hp), nas.build(arch)
+        assert _signature(rebuilt) == _signature(scored), arch
+        assert models.count_params(rebuilt) == scored.count_params()
+        assert not any(type(layer).__name__ == "Dropout" for layer in rebuilt.layers)  # scored without dropout
+        assert models.get_hp(rebuilt)["kernel_size"] == [b["kernel"] for b in arch["blocks"]]
+    # lower fidelity keeps the layer names (so weight inheritance works across them)
+    low = nas.build(archs[-1], image_size=14)
+    assert {"conv0", "conv1", "conv2", "probs"} <= {layer.name for layer in low.layers}
+
+
+def test_mutate_changes_exactly_one_thing():
+    from mlcourse import checks
+
+    checks.check_mutate(nas.mutate)  # one valid edit, never a no-op, parent intact, every kind reachable
+    rng = np.random.default_rng(0)
+    micro = nas.sample("micro", rng)
+    for _ in range(30):
+        assert nas.mutate(micro, rng) != micro
+    with pytest.raises(ValueError, match="space"):
+        nas.mutate({"blocks": []}, rng)
+
+
+def test_controller_learns_a_fixed_reward_and_reinforce_step():
+    c = nas.Controller(seed=1, lr=0.5)
+    for _ in range(200):
+        arch, actions = c.sample()
+        assert set(actions) >= {"depth", "dense"} and len(actions) == 2 + 3 * len(arch["blocks"])
+        c.update(actions, 1.0 if arch["dense"] == 64 and len(arch["blocks"]) == 2 else 0.0)
+    best = c.most_likely()
+    assert best["dense"] == 64 and len(best["blocks"]) == 2
+    assert c.probabilities()["dense"]["64"] > 0.8
+    with pytest.raises(ValueError, match="lr"):
+        nas.Controller(lr=0)
 
 
 def test_early_stopping_by_extrapolation():

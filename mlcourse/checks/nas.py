@@ -1,39 +1,155 @@
-"""Checkers of the exercises of notebook 02 neural architecture search."""
+"""Checkers of the exercises of notebook 02_nas (neural architecture search); the reference code is
+:mod:`mlcourse.nas` (``mutate``, ``reinforce_update``, ``to_hp``)."""
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 
 from mlcourse.checks._common import _passed
 
-__all__ = ["check_tournament_select", "check_spearman"]
+__all__ = ["check_mutate", "check_reinforce_update", "check_to_hp"]
+
+_PARENTS = [
+    {"space": "macro", "blocks": [{"filters": 16, "kernel": 3, "type": "standard"}], "dense": 32},
+    {"space": "macro", "blocks": [{"filters": 8, "kernel": 5, "type": "separable"},
+                                  {"filters": 32, "kernel": 3, "type": "standard"}], "dense": 0},
+    {"space": "macro", "blocks": [{"filters": 64, "kernel": 3, "type": "standard"},
+                                  {"filters": 16, "kernel": 5, "type": "separable"},
+                                  {"filters": 32, "kernel": 5, "type": "standard"}], "dense": 64},
+]
 
 
-def check_tournament_select(fn) -> None:
-    """Exercise 2.1: ``fn(population, sample_size, rng) -> arch``: best of a random sample of the population."""
-    pop = [({"id": i}, s) for i, s in enumerate([0.3, 0.9, 0.5, 0.1, 0.7])]
-    for seed in range(20):
-        assert fn(pop, len(pop), np.random.default_rng(seed)) == {"id": 1}, (
-            "With sample_size = the whole population, the best member (score 0.9) must win every time.")
-    picks = [fn(pop, 1, np.random.default_rng(seed))["id"] for seed in range(300)]
-    counts = np.bincount(picks, minlength=5)
-    assert (counts > 20).all(), (f"With sample_size=1 every member should win sometimes (uniform); wins: "
-                                 f"{counts.tolist()}. Sample the contenders at random, without replacement.")
-    picks2 = [fn(pop, 2, np.random.default_rng(seed))["id"] for seed in range(300)]
-    assert 3 not in picks2, "The worst member can never win a tournament of 2 distinct contenders."
-    assert fn(pop, 2, np.random.default_rng(5)) == fn(pop, 2, np.random.default_rng(5)), "Use the rng you are given."
-    _passed("2.1", "tournament selection: the best of a uniform random sample, reproducible by seed.")
+def _edit(parent: dict, child: dict) -> str | None:
+    """The one edit that turns ``parent`` into ``child`` ("add", "remove", "dense", "filters", ...), else None."""
+    pb, cb = parent["blocks"], child["blocks"]
+    if len(cb) == len(pb) + 1:
+        return "add" if any(cb[:i] + cb[i + 1:] == pb for i in range(len(cb))) else None
+    if len(cb) == len(pb) - 1:
+        return "remove" if any(pb[:i] + pb[i + 1:] == cb for i in range(len(pb))) else None
+    if len(cb) != len(pb):
+        return None
+    diffs = [key for p, c in zip(pb, cb) for key in ("filters", "kernel", "type") if p[key] != c[key]]
+    diffs += ["dense"] if parent["dense"] != child["dense"] else []
+    return diffs[0] if len(diffs) == 1 else None
 
 
-def check_spearman(fn) -> None:
-    """Exercise 2.2: ``fn(a, b) -> float``: Spearman's rank correlation (average ranks for ties)."""
-    from scipy.stats import spearmanr
+def check_mutate(fn) -> None:
+    """Exercise 2.1: ``fn(arch, rng) -> arch``: a copy of a macro architecture with exactly one change."""
+    from mlcourse.nas import MACRO_CHOICES
 
-    rng = np.random.default_rng(6)
-    cases = [(rng.random(20), rng.random(20), "random scores"), ([1, 2, 3, 4], [10, 20, 30, 40], "same order"),
-             ([1, 2, 3, 4], [4, 3, 2, 1], "reversed"), ([0.5, 0.5, 0.7, 0.1, 0.7], [1, 2, 3, 0, 3], "ties")]
-    for a, b, what in cases:
-        got, want = fn(np.asarray(a), np.asarray(b)), spearmanr(a, b).statistic
-        assert np.isclose(got, want, atol=1e-9), (
-            f"{what}: you return {got:.4f}, expected {want:.4f}. Rank each array (tied values share their average "
-            "rank: scipy.stats.rankdata), then take the Pearson correlation of the ranks.")
-    _passed("2.2", "Spearman correlation matches scipy, ties included.")
+    seen = set()
+    for parent in _PARENTS:
+        for seed in range(60):
+            before = copy.deepcopy(parent)
+            child = fn(parent, np.random.default_rng(seed))
+            assert parent == before, (
+                "Your mutate changed the parent it was given: the parent is still in the population. Work on "
+                "copy.deepcopy(arch) and return the copy.")
+            assert isinstance(child, dict) and child.get("space") == "macro" and "blocks" in child, (
+                f"Return an architecture dict like the parent ({{'space': 'macro', 'blocks': [...], 'dense': ...}}), "
+                f"got {child!r}.")
+            assert 1 <= len(child["blocks"]) <= 3, (
+                f"The macro space has 1 to 3 blocks; your child has {len(child['blocks'])}. Only add a block below "
+                "3 and only remove one above 1.")
+            for b in child["blocks"]:
+                for key in ("filters", "kernel", "type"):
+                    assert b.get(key) in MACRO_CHOICES[key], (
+                        f"Block {b} has {key}={b.get(key)!r}, not one of nas.MACRO_CHOICES[{key!r}].")
+            assert child["dense"] in MACRO_CHOICES["dense"], f"dense={child['dense']!r} is not in MACRO_CHOICES."
+            edit = _edit(parent, child)
+            assert child != parent, (
+                f"Parent {parent} came back unchanged (seed {seed}): a mutation must change something, or it wastes "
+                "an evaluation. Draw the new value among the options *other than* the current one.")
+            assert edit is not None, (
+                f"{parent} -> {child} is more than one change. A mutation changes ONE thing: one block's filters, "
+                "kernel or type, the dense units, or adds / removes one block.")
+            seen.add(edit)
+    missing = {"add", "remove", "dense", "filters", "kernel", "type"} - seen
+    assert not missing, (f"Over 180 mutations, these edits never happened: {sorted(missing)}. Every kind of change "
+                         "should be possible (choose the kind of edit at random).")
+    a, b = fn(_PARENTS[1], np.random.default_rng(7)), fn(_PARENTS[1], np.random.default_rng(7))
+    assert a == b, "Two calls with the same seed gave different children: draw every random choice from `rng`."
+    _passed("2.1", "mutate makes exactly one valid change, never a no-op, leaves the parent intact, "
+                   "and can add, remove or change anything.")
+
+
+def _softmax(z):
+    e = np.exp(np.asarray(z, float) - np.max(z))
+    return e / e.sum()
+
+
+def check_reinforce_update(fn) -> None:
+    """Exercise 2.2: ``fn(logits, actions, advantage, lr) -> new logits``: one REINFORCE step, one softmax per
+    decision; checked on fixed numbers, then by training a tiny controller on a fixed reward (< 2 s)."""
+    logits = {"depth": np.array([0.2, -0.1, 0.0]), "filters0": np.array([0.5, 0.0, -0.5, 1.0]),
+              "dense": np.array([0.0, 0.0, 0.0])}
+    keep = {k: v.copy() for k, v in logits.items()}
+    new = fn(logits, {"depth": 2, "filters0": 1}, 0.5, 0.1)
+    for k in logits:
+        assert np.array_equal(logits[k], keep[k]), (
+            "Your update changed the logits it was given in place; return a new dict of new arrays "
+            "(copy each array first).")
+    assert isinstance(new, dict) and set(new) == set(logits), (
+        f"Return a dict with the same decisions as the input ({sorted(logits)}), got {type(new).__name__}.")
+    np.testing.assert_allclose(new["dense"], logits["dense"], err_msg=(
+        "'dense' was not among the actions (not taken this time), so its logits must not change."))
+    for name, a in (("depth", 2), ("filters0", 1)):
+        want = logits[name] + 0.1 * 0.5 * (np.eye(len(logits[name]))[a] - _softmax(logits[name]))
+        got = np.asarray(new[name], float)
+        if not np.allclose(got, want, atol=1e-9):
+            hint = ("Only the chosen logit moved: the gradient of log softmax(z)[a] is onehot(a) - softmax(z), so "
+                    "every other logit moves down by lr * advantage * p." if np.count_nonzero(got - logits[name]) == 1
+                    else "The step is lr * advantage * (onehot(a) - softmax(z)), added (gradient ascent on reward).")
+            raise AssertionError(f"Decision {name!r}, action {a}: expected logits {np.round(want, 5)}, got "
+                                 f"{np.round(got, 5)}. {hint}")
+    neg = fn(logits, {"filters0": 3}, -1.0, 0.5)
+    assert _softmax(neg["filters0"])[3] < _softmax(logits["filters0"])[3], (
+        "With a negative advantage (reward below the baseline) the chosen option must become LESS likely.")
+
+    # a tiny controller on a fixed reward: 4 choices of filters, 2 of kernel; reward 1 for (64, 5), else small
+    rng, theta, baseline = np.random.default_rng(0), {"filters0": np.zeros(4), "kernel0": np.zeros(2)}, None
+    for _ in range(300):
+        acts = {k: int(rng.choice(len(z), p=_softmax(z))) for k, z in theta.items()}
+        reward = 1.0 if acts == {"filters0": 3, "kernel0": 1} else 0.1 * acts["filters0"] / 3
+        baseline = reward if baseline is None else 0.8 * baseline + 0.2 * reward
+        theta = fn(theta, acts, reward - baseline, 0.5)
+    p = _softmax(theta["filters0"])[3] * _softmax(theta["kernel0"])[1]
+    assert p > 0.8, (f"After 300 REINFORCE steps on a fixed reward (best: filters 64, kernel 5), the controller "
+                     f"picks the best architecture with probability {p:.2f} only; it should be above 0.8.")
+    _passed("2.2", "one REINFORCE step matches onehot - softmax; on a fixed reward the controller learns the best "
+                   "choice (p > 0.8).")
+
+
+def check_to_hp(fn) -> None:
+    """Exercise 2.3: ``fn(arch) -> hp`` such that ``models.build_model(hp)`` is the network ``nas.build(arch)``
+    scored: same layers, same parameter count, same weight shapes; None for a micro architecture."""
+    from mlcourse import models, nas
+
+    assert fn({"space": "micro", "ops": ["conv3"] * 4, "filters": 8, "n_cells": 1}) is None, (
+        "A micro architecture (cells) is not in build_model's family: return None for it.")
+    for arch in _PARENTS[1:]:
+        hp = fn(copy.deepcopy(arch))
+        assert isinstance(hp, dict), f"Return an hp dict for build_model, got {type(hp).__name__}."
+        try:
+            mine = models.build_model(hp, compile=False)
+        except (ValueError, TypeError) as exc:
+            raise AssertionError(f"models.build_model refused your hp {hp}: {exc}") from exc
+        scored = nas.build(arch)
+        a = [(type(layer).__name__, [tuple(w.shape) for w in layer.weights]) for layer in mine.layers]
+        b = [(type(layer).__name__, [tuple(w.shape) for w in layer.weights]) for layer in scored.layers]
+        if a != b:
+            kinds = [t for t, _ in a]
+            if "Dropout" in kinds:
+                hint = "the search trained without dropout: set 'dropout': 0.0 (build_model's default is 0.2)."
+            elif [t for t, _ in a if "Conv" in t] != [t for t, _ in b if "Conv" in t]:
+                hint = "the conv types differ: give 'conv' as a list, one 'standard'/'separable' per block."
+            else:
+                hint = ("the weight shapes differ: give 'kernel_size' as a list (one per block), 'filters' per block, "
+                        "and 'dense_units' = the arch's dense (0 for none).")
+            raise AssertionError(f"For {arch}, build_model(your hp) is not the scored network: {hint}\n"
+                                 f"  yours:  {a}\n  scored: {b}")
+        assert models.count_params(mine) == scored.count_params()
+        assert hp.get("learning_rate", models.DEFAULTS["learning_rate"]) == 1e-3 and \
+            hp.get("activation", "relu") == "relu", "The search trained with ReLU and Adam at 1e-3: keep those."
+    _passed("2.3", "build_model(to_hp(arch)) rebuilds the scored network exactly (layers, shapes, parameters).")
