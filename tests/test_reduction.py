@@ -35,6 +35,25 @@ def test_compare_reducers_reports_dimensions():
     t = reduction.compare_reducers({"none": None, "PCA 10": PCA(10)}, LogisticRegression(max_iter=500),
                                    X[:1000], y[:1000], X[1000:], y[1000:])
     assert t.dimensions.tolist() == [64, 10] and (t.accuracy > 0.85).all() and (t.fit_s > 0).all()
+    # the reducer's own fit is reported apart from the classifier's, and they add up
+    assert t.reduce_fit_s[0] == 0 and t.reduce_fit_s[1] > 0
+    assert np.allclose(t.fit_s, t.reduce_fit_s + t.model_fit_s)
+
+
+def test_training_time_verdict_is_built_from_the_table():
+    import pandas as pd
+
+    t = pd.DataFrame({"reduction": ["none", "fast", "slow reducer"], "dimensions": [784, 50, 50],
+                      "accuracy": [0.80, 0.79, 0.78], "reduce_fit_s": [0.0, 0.1, 5.0],
+                      "model_fit_s": [2.0, 0.5, 0.5], "fit_s": [2.0, 0.6, 5.5], "predict_s": [0.1, 0.1, 0.1]})
+    fast, slow = reduction.training_time_verdict(t)
+    assert fast.startswith("fast:") and "'classifier trains faster' holds" in fast
+    assert "'pipeline trains faster' holds" in fast and "-1.0 pp" in fast
+    assert "'classifier trains faster' holds" in slow and "'pipeline trains faster' does not hold" in slow
+    with pytest.raises(ValueError, match="compare_reducers"):
+        reduction.training_time_verdict(t.drop(columns="reduce_fit_s"))
+    with pytest.raises(ValueError, match="empty"):
+        reduction.compare_reducers({}, None, None, None, None, None)
 
 
 def test_pca_reconstruction_is_monotone():

@@ -5,25 +5,11 @@ import numpy as np
 
 from mlcourse.checks._common import _passed
 
-__all__ = ["check_relative_contrast", "check_pca"]
-
-
-def check_relative_contrast(fn) -> None:
-    """Exercise 3.1: ``fn(points, query) -> (d_max - d_min) / d_min`` with Euclidean distances."""
-    from mlcourse.reduction import relative_contrast as ref
-
-    rng = np.random.default_rng(3)
-    for d in (2, 50):
-        pts, q = rng.random((200, d)), rng.random(d)
-        got, want = fn(pts, q), ref(pts, q)
-        assert np.isclose(got, want, rtol=1e-6), (
-            f"In {d} dimensions you return {got:.4f}, expected {want:.4f}: use Euclidean distances (not squared) "
-            "from the query to every point, then (max - min) / min.")
-    _passed("3.1", "relative contrast matches in 2 and 50 dimensions.")
+__all__ = ["check_pca", "check_pca_search", "check_lsa_pipeline"]
 
 
 def check_pca(fn) -> None:
-    """Exercise 3.2: ``fn(X, k) -> (components (k, d), explained_variance_ratio (k,))`` by SVD."""
+    """Exercise 3.1: ``fn(X, k) -> (components (k, d), explained_variance_ratio (k,))`` by SVD."""
     from sklearn.decomposition import PCA
 
     rng = np.random.default_rng(4)
@@ -40,4 +26,81 @@ def check_pca(fn) -> None:
     assert np.allclose(dots, 1, atol=1e-4), (
         "Your components are not the principal axes (up to sign): take the first k rows of Vt from "
         "np.linalg.svd(X - X.mean(0), full_matrices=False).")
-    _passed("3.2", "components (up to sign) and explained variance ratios match scikit-learn's PCA.")
+    _passed("3.1", "components (up to sign) and explained variance ratios match scikit-learn's PCA.")
+
+
+def check_pca_search(fn) -> None:
+    """Exercise 3.2: ``fn(X, y, ks, seed) -> fitted GridSearchCV`` over ``Pipeline(PCA -> classifier)``."""
+    from sklearn.base import clone, is_classifier
+    from sklearn.datasets import load_digits
+    from sklearn.decomposition import PCA
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from sklearn.pipeline import Pipeline
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:360] / 16.0, y[:360]
+    ks = (2, 5, 10, 20)
+    search = fn(X, y, ks, 0)
+    assert isinstance(search, GridSearchCV), (
+        f"Return the fitted GridSearchCV; got a {type(search).__name__}. GridSearchCV(pipe, {{'pca__n_components': "
+        "list(ks)}, cv=...) then .fit(X, y).")
+    assert hasattr(search, "best_params_"), "The search is not fitted: call search.fit(X, y) before returning it."
+    pipe = search.estimator
+    assert isinstance(pipe, Pipeline), (
+        f"The searched estimator is a {type(pipe).__name__}: it must be a Pipeline with PCA inside, so that "
+        "each fold fits PCA on its own training rows (PCA fitted on all of X first sees the validation rows).")
+    kinds = [type(e).__name__ for _, e in pipe.steps]
+    pca_at = [i for i, (_, e) in enumerate(pipe.steps) if isinstance(e, PCA)]
+    assert pca_at and pca_at[0] < len(pipe.steps) - 1, f"The pipeline {kinds} needs a PCA step before the model."
+    assert is_classifier(pipe.steps[-1][1]), f"The last step of {kinds} must be a classifier."
+    key = [k for k in search.best_params_ if k.endswith("n_components")]
+    assert key, (f"The grid searches {list(search.best_params_)}; it must search PCA's n_components, named "
+                 f"'<step name>__n_components' (e.g. 'pca__n_components').")
+    tried = sorted(int(p[key[0]]) for p in search.cv_results_["params"])
+    assert tried == sorted(ks), f"The grid tried n_components {tried}; it must try exactly ks = {list(ks)}."
+    best_k = int(search.best_params_[key[0]])
+    means = dict(zip((int(p[key[0]]) for p in search.cv_results_["params"]), search.cv_results_["mean_test_score"]))
+    assert best_k == max(means, key=means.get), "best_params_ is not the k with the best mean validation score."
+    again = cross_val_score(clone(pipe).set_params(**{key[0]: best_k}), X, y, cv=search.cv).mean()
+    assert abs(again - means[best_k]) < 1e-6, (
+        f"Re-running your pipeline with k={best_k} on the same folds gives {again:.4f}, the search said "
+        f"{means[best_k]:.4f}: pass a fixed splitter, e.g. StratifiedKFold(3, shuffle=True, random_state=seed).")
+    n_fit = search.best_estimator_.steps[pca_at[0]][1].n_samples_
+    assert n_fit == len(X), f"The refitted PCA saw {n_fit} rows, not all {len(X)}: keep refit=True."
+    return _passed("3.2", f"PCA inside the pipeline (fitted per fold), k chosen among {len(tried)} values by "
+                          "GridSearchCV and confirmed on the same folds.")
+
+
+def check_lsa_pipeline(fn) -> None:
+    """Exercise 3.3: ``fn(k) -> unfitted Pipeline(TfidfVectorizer -> TruncatedSVD(k) -> classifier)``."""
+    from sklearn.base import is_classifier
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import Pipeline
+
+    from mlcourse.data import load_text_corpus
+
+    pipe = fn(30)
+    assert isinstance(pipe, Pipeline), (
+        f"Return a sklearn Pipeline (make_pipeline(TfidfVectorizer(...), TruncatedSVD(k), LogisticRegression(...))); "
+        f"got a {type(pipe).__name__}.")
+    steps = [e for _, e in pipe.steps]
+    kinds = [type(e).__name__ for e in steps]
+    assert isinstance(steps[0], TfidfVectorizer), (
+        f"The pipeline {kinds} must start with a TfidfVectorizer, so that it takes raw text and learns its "
+        "vocabulary from the training documents only.")
+    svd = [e for e in steps if isinstance(e, TruncatedSVD)]
+    assert svd, f"The pipeline {kinds} has no TruncatedSVD: that is the reducer (PCA would densify the sparse matrix)."
+    assert svd[0].n_components == 30, f"fn(30) built TruncatedSVD({svd[0].n_components}); use n_components=k."
+    assert is_classifier(steps[-1]), f"The last step of {kinds} must be a classifier."
+    assert not hasattr(steps[0], "vocabulary_"), "Return the pipeline unfitted; the checker fits it."
+    texts, y, names = load_text_corpus()
+    tr, te, ytr, yte = train_test_split(texts, y, train_size=400, test_size=300, stratify=y, random_state=0)
+    acc = pipe.fit(tr, ytr).score(te, yte)
+    chance = np.bincount(yte).max() / len(yte)
+    assert acc > chance + 0.2, (
+        f"Accuracy {acc:.2f} on held-out docstrings, the majority class alone gets {chance:.2f}: check the "
+        "vectorizer settings (sublinear_tf=True, stop_words='english') and the classifier's max_iter.")
+    return _passed("3.3", f"TF-IDF -> TruncatedSVD(30) -> {kinds[-1]} in one Pipeline, fitted on raw text: held-out "
+                          f"accuracy more than 20 points above the majority class, on {len(names)} packages.")
