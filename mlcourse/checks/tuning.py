@@ -85,7 +85,7 @@ def check_hypermodel_tuner(hypermodel, make_tuner) -> None:
 
 
 def check_hyperband_brackets(fn) -> None:
-    """Exercise 1.2: ``fn(max_epochs, factor)`` returns ``[(bracket, round, trials, epochs), ...]`` in run order,
+    """Exercise 1.3: ``fn(max_epochs, factor)`` returns ``[(bracket, round, trials, epochs), ...]`` in run order,
     the same brackets as keras-tuner's Hyperband (compared with :func:`mlcourse.tuning.hyperband_brackets`)."""
     from mlcourse.tuning import hyperband_brackets
 
@@ -102,7 +102,7 @@ def check_hyperband_brackets(fn) -> None:
                             "(bracket, round, trials, epochs). Start with the highest bracket; trials = "
                             "ceil(ceil(1 + log_f(max_epochs)) / (s + 1) * f ** (s - r)), epochs = "
                             "ceil(max_epochs / f ** (s - r)); use math.ceil, not round.")
-    _passed("1.2", "the brackets match keras-tuner's Hyperband for six (max_epochs, factor) pairs.")
+    _passed("1.3", "the brackets match keras-tuner's Hyperband for six (max_epochs, factor) pairs.")
 
 
 def _tiny_hypermodel(hp):
@@ -117,7 +117,7 @@ def _tiny_hypermodel(hp):
 
 
 def check_retrain_best(fn) -> None:
-    """Exercise 1.3: ``fn(tuner, x, y, epochs) -> (values, model)``: the best trial's hyperparameter values (a dict)
+    """Exercise 1.2: ``fn(tuner, x, y, epochs) -> (values, model)``: the best trial's hyperparameter values (a dict)
     and a **fresh** model built from them and trained ``epochs`` epochs on ``(x, y)``."""
     import keras_tuner as kt
 
@@ -144,4 +144,4 @@ def check_retrain_best(fn) -> None:
         f"{len(history.get('loss', []))} epochs; asked for 1. Build a fresh model with "
         "tuner.hypermodel.build(best_hp) and fit it for `epochs` epochs on (x, y): a model from "
         "get_best_models() was trained during the search, not on the data you are given.")
-    _passed("1.3", "the best trial's values, and a fresh model of that shape trained for the epochs asked.")
+    _passed("1.2", "the best trial's values, and a fresh model of that shape trained for the epochs asked.")
