@@ -188,3 +188,10 @@ def test_mirrored_rejects_uneven_batches():
     with pytest.raises(ValueError, match="divide evenly"):
         distributed.train_mirrored(np.zeros((4, 28, 28)), np.zeros(4), np.zeros((4, 28, 28)), np.zeros(4),
                                    devices=["/cpu:0", "/cpu:1"], global_batch_size=63)
+
+
+def test_cpu_flags_lists_only_known_instruction_sets():
+    flags = distributed.cpu_flags()
+    assert isinstance(flags, list)
+    assert set(flags) <= {"avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16",
+                          "amx_tile"}
