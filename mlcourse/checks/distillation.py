@@ -118,5 +118,5 @@ def check_stacking(fn) -> None:
     bases = {name: float(np.mean(est.predict(X[te]) == y[te])) for name, est in stack.named_estimators_.items()}
     assert acc >= 0.85, (f"Your stack reaches {acc:.3f} on digits (400 test images); expected at least 0.85. "
                          f"Its base models alone: {bases}.")
-    _passed("6.3", f"a StackingClassifier of {len(model.estimators)} different models reaches {acc:.3f} on digits "
-                   f"(its base models: {', '.join(f'{k} {v:.3f}' for k, v in bases.items())}).")
+    _passed("6.3", f"a StackingClassifier of {len(model.estimators)} different models fits on digits and reaches "
+                   "at least 0.85 on 400 held-out images.")
