@@ -244,6 +244,18 @@ def headlines(rec: dict) -> list[dict]:
             "07_deployment",
             verdict(f32["bytes"] / i8["bytes"], TARGETS["post-training quantization"], "x smaller"),
         )
+    rt = _rows(rec, "08_runtimes", "runtimes: headline per runtime (tuned CNN)")
+    lite = _row(rt, runtime="LiteRT", precision="float32")
+    for r in (rt or []) if lite else []:
+        if r is not lite:
+            add(
+                f"runtime: {r['runtime']} {r['precision']} vs LiteRT float32 (tuned CNN, batch 1, 1 thread)",
+                f"{r['p50_ms_1t']:.3f} vs {lite['p50_ms_1t']:.3f} ms (p95 {r['p95_ms_1t']:.3f}), "
+                f"{r['size_kb']:.0f} vs {lite['size_kb']:.0f} KB, accuracy {r['accuracy']:.4f} vs "
+                f"{lite['accuracy']:.4f}, agreement with Keras {r['agreement']:.1%}",
+                "",
+                "08_runtimes",
+            )
     mon = _rows(rec, "07_deployment", "monitoring: alarms per traffic window")
     if mon:
         normal = [r for r in mon if "normal" in r["window"]]
