@@ -7,8 +7,14 @@ need tensorflow-model-optimization convert it to ``tf_keras`` for you (weights i
 * :func:`evaluate_tflite`, :func:`tflite_latency_ms`, :func:`sizes`: accuracy, median single-image latency
   with LiteRT (``ai_edge_litert``), file size on disk and gzipped;
 * :func:`prune` (ConstantSparsity or PolynomialDecay, callback and ``strip_pruning`` included),
-  :func:`quantization_aware`, :func:`cluster`, :func:`low_rank`, :func:`macs`, :class:`BinaryDense`;
+  :func:`quantization_aware`, :func:`cluster`, :func:`low_rank`, :func:`macs`, :class:`BinaryWeightDense`;
+* :func:`prune_filters` / :func:`structured_prune`: structured (whole-filter) pruning, which shrinks compute;
+* :func:`latency_table`: LiteRT variants timed interleaved (:func:`mlcourse.timing.interleaved`), one thread;
+* :func:`with_outlier_unit`: a function-preserving copy with one very wide activation (PTQ's hard case);
 * :func:`benchmark`: everything above side by side on one trained baseline, with the course's targets.
+
+Notebook: ``solutions/04_compression.ipynb`` (this module is the tested version of its teaching cells).
+Its parameter defaults live in :data:`SIZES`, read by the notebook and by :func:`warm_cache` alike.
 
     python -m mlcourse.compression [--smoke]     # the benchmark table, printed (the course runs it too)
 
@@ -30,7 +36,9 @@ import pandas as pd
 from mlcourse import models
 from mlcourse.runtime import silenced
 
-__all__ = ["warm_cache", "MODES", "to_tflite", "evaluate_tflite", "tflite_predict", "interpreter", "run_interpreter", "tflite_latency_ms", "sizes",
+__all__ = ["warm_cache", "SIZES", "defaults", "CONV_HP", "prune_filters", "structured_prune", "latency_table",
+           "with_outlier_unit", "BinaryWeightDense", "float_mlp", "cpu_flags", "MODES", "to_tflite",
+           "evaluate_tflite", "tflite_predict", "interpreter", "run_interpreter", "tflite_latency_ms", "sizes",
            "sparsity", "prunable", "prune", "quantization_aware", "cluster", "low_rank", "macs", "BinaryDense",
            "build_binary_mlp", "binary_weight_bytes", "fit", "sparsity_sweep", "calibration_sweep",
            "low_rank_sweep", "baseline_model", "benchmark", "BASELINE_HP", "TARGETS", "check_targets"]
@@ -55,13 +63,15 @@ def _has_wrappers(model) -> str | None:
     return None
 
 
-def to_tflite(model, mode: str = "float32", representative=None) -> bytes:
+def to_tflite(model, mode: str = "float32", representative=None, io_type: str = "uint8") -> bytes:
     """Convert a Keras model (either flavor) to a TFLite/LiteRT flatbuffer.
 
     ``mode``: ``float32`` (no optimisation), ``dynamic`` (int8 weights, float activations), ``float16``
     (float16 weights), ``int8`` (everything int8, uint8 input/output, per-channel weights; needs
     ``representative`` images to calibrate activation ranges), ``int8_per_tensor`` (the same with one
-    scale per tensor instead of per output channel).
+    scale per tensor instead of per output channel). ``io_type`` (int8 modes only): the input/output type,
+    ``"uint8"`` (raw camera pixels in, scale 1 zero point 0) or ``"int8"`` (what integer-only accelerators
+    such as the Edge TPU expect).
     """
     tf = _tf()
     if mode not in MODES:
@@ -87,8 +97,9 @@ def to_tflite(model, mode: str = "float32", representative=None) -> bytes:
                           f"and cost accuracy. Use at least {MIN_CALIBRATION}.", stacklevel=2)
         conv.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(len(rep)))
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.uint8
-        conv.inference_output_type = tf.uint8
+        if io_type not in ("uint8", "int8"):
+            raise ValueError(f"io_type must be 'uint8' or 'int8', got {io_type!r}.")
+        conv.inference_input_type = conv.inference_output_type = getattr(tf, io_type)
         if mode == "int8_per_tensor":
             conv._experimental_disable_per_channel = True  # the converter's (private) switch
     with warnings.catch_warnings(), silenced():
@@ -197,7 +208,8 @@ def _wrap_kernels(model, wrap):
     import tf_keras
 
     kernel_layers = (tf_keras.layers.Dense, tf_keras.layers.Conv2D)
-    return tf_keras.models.clone_model(model, clone_function=lambda l: wrap(l) if isinstance(l, kernel_layers) else l)
+    return tf_keras.models.clone_model(
+        model, clone_function=lambda lay: wrap(lay) if isinstance(lay, kernel_layers) else lay)
 
 
 def prunable(model, target_sparsity: float = 0.8, schedule: str = "polynomial", steps: int = 1000):
@@ -219,7 +231,8 @@ def prunable(model, target_sparsity: float = 0.8, schedule: str = "polynomial", 
     else:
         sched = tfmot.sparsity.keras.PolynomialDecay(0.0, target_sparsity, begin_step=0,
                                                      end_step=max(1, int(steps * 0.8)), frequency=frequency)
-    wrapped = _wrap_kernels(_tfk_twin(model), lambda l: tfmot.sparsity.keras.prune_low_magnitude(l, pruning_schedule=sched))
+    wrapped = _wrap_kernels(_tfk_twin(model),
+                            lambda lay: tfmot.sparsity.keras.prune_low_magnitude(lay, pruning_schedule=sched))
     return models.copy_hp(model, wrapped)
 
 
@@ -268,8 +281,8 @@ def cluster(model, x, y, n_clusters: int = 16, epochs: int = 1, batch_size: int 
     if n_clusters < 2:
         raise ValueError(f"n_clusters must be at least 2, got {n_clusters}.")
     ck = tfmot.clustering.keras
-    clustered = _wrap_kernels(_tfk_twin(model), lambda l: ck.cluster_weights(
-        l, number_of_clusters=n_clusters, cluster_centroids_init=ck.CentroidInitialization.KMEANS_PLUS_PLUS))
+    clustered = _wrap_kernels(_tfk_twin(model), lambda lay: ck.cluster_weights(
+        lay, number_of_clusters=n_clusters, cluster_centroids_init=ck.CentroidInitialization.KMEANS_PLUS_PLUS))
     models.compile_model(models.copy_hp(model, clustered), dict(models.get_hp(model), learning_rate=learning_rate))
     fit(clustered, x, y, epochs=epochs, batch_size=batch_size)
     stripped = ck.strip_clustering(clustered)
@@ -342,12 +355,14 @@ def _binary_dense_class():
     from keras import ops
 
     @keras.saving.register_keras_serializable(package="mlcourse")
-    class BinaryDense(keras.layers.Dense):
-        """A Dense layer whose weights are binarized to ``±alpha`` in the forward pass.
+    class BinaryWeightDense(keras.layers.Dense):
+        """A *binary-weight* Dense layer: weights are binarized to ``±alpha`` in the forward pass, the
+        activations stay float (BinaryConnect / BWN, not a fully binarized XNOR network).
 
-        ``alpha`` is the mean absolute weight (one float per layer, as in XNOR-Net); the gradient flows to
-        the real-valued weights as if the sign were the identity (the straight-through estimator),
-        clipped to ``|w| <= 1``. Stored as bits, the weights take 1/32 of float32.
+        ``alpha`` is the mean absolute weight (one float for the whole layer; XNOR-Net uses one per output
+        filter); the gradient flows to the real-valued weights as if the sign were the identity (the
+        straight-through estimator, without clipping or gradient cancellation). Stored as bits, the weights
+        take 1/32 of float32; the multiply-adds stay float, so there is no XNOR/popcount speed-up.
         """
 
         def call(self, inputs):
@@ -360,23 +375,24 @@ def _binary_dense_class():
                 y = y + self.bias
             return self.activation(y) if self.activation is not None else y
 
-    return BinaryDense
+    return BinaryWeightDense
 
 
-BinaryDense = None  # set lazily (needs Keras): use build_binary_mlp or _binary_dense_class()
+BinaryWeightDense = None  # set lazily (needs Keras): use build_binary_mlp or _binary_dense_class()
+BinaryDense = None  # the former name of BinaryWeightDense, kept for old notebooks
 
 
 def build_binary_mlp(hidden_units=(512, 256), learning_rate: float = 1e-3, num_classes: int = 10):
-    """An MLP whose hidden layers are :class:`BinaryDense` (first input scaling and the output stay float,
-    the usual practice). Keras 3, compiled."""
+    """An MLP whose hidden layers are :class:`BinaryWeightDense` (binary weights, float activations; input
+    scaling and the output layer stay float, the usual practice). Keras 3, compiled."""
     import keras
 
-    global BinaryDense
-    BinaryDense = BinaryDense or _binary_dense_class()
+    global BinaryDense, BinaryWeightDense
+    BinaryWeightDense = BinaryDense = BinaryWeightDense or _binary_dense_class()
     inputs = keras.Input((28, 28), name="image")
     x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
     for i, units in enumerate(hidden_units):
-        x = BinaryDense(units, name=f"binary{i}")(x)
+        x = BinaryWeightDense(units, name=f"binary{i}")(x)
         x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
         x = keras.layers.Activation("relu")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(x)
@@ -388,7 +404,7 @@ def build_binary_mlp(hidden_units=(512, 256), learning_rate: float = 1e-3, num_c
 
 def binary_weight_bytes(model) -> tuple[int, int]:
     """``(float32 bytes, 1-bit bytes)`` of the binarized layers' kernels: the theoretical 32x saving."""
-    n = sum(int(np.prod(l.kernel.shape)) for l in model.layers if type(l).__name__ == "BinaryDense")
+    n = sum(int(np.prod(layer.kernel.shape)) for layer in model.layers if type(layer).__name__ == "BinaryWeightDense")
     return 4 * n, int(np.ceil(n / 8))
 
 
@@ -429,7 +445,8 @@ def low_rank_sweep(model, x_test, y_test, ranks=(2, 4, 8, 16, 32, 64, 128)) -> p
              "accuracy": float(model.evaluate(x_test, y_test, verbose=0)[1])}]
     for r in ranks:
         m = low_rank(model, r)
-        rows.append({"rank": r, "params": m.count_params(), "accuracy": float(m.evaluate(x_test, y_test, verbose=0)[1])})
+        rows.append({"rank": r, "params": m.count_params(),
+                     "accuracy": float(m.evaluate(x_test, y_test, verbose=0)[1])})
     return pd.DataFrame(rows)
 
 
@@ -468,17 +485,43 @@ def check_targets(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def describe(name: str, blob: bytes, x_test, y_test, params: int | None = None, latency_runs: int = 200) -> dict:
-    """One row of the comparison table for a TFLite model."""
+    """One row of the comparison table for a TFLite model (latency timed alone: prefer :func:`latency_table`)."""
     raw, gz = sizes(blob)
     return {"variant": name, "bytes": raw, "gzipped": gz, "accuracy": evaluate_tflite(blob, x_test, y_test),
             "latency_ms": tflite_latency_ms(blob, x_test[0], runs=latency_runs), "params": params}
 
 
+def latency_table(blobs: dict, image, rounds: int = 9, number: int = 50, threads: int = 1) -> pd.DataFrame:
+    """Single-image LiteRT latency of every ``{name: tflite bytes}``, timed interleaved on the same image.
+
+    One interpreter per model, ``threads`` threads each (1 by default: the phone-like case, and fair on a
+    shared machine); the image is quantized once per model to that model's input type. Returns
+    :func:`mlcourse.timing.interleaved`'s table (``median_ms``, ``p95_ms``, ``min_ms``, ``spread``,
+    ``rounds_ms``); :func:`mlcourse.timing.compare` gives a verdict from it.
+    """
+    from mlcourse import timing
+
+    if not blobs:
+        raise ValueError("Give at least one model: {name: tflite bytes}.")
+    calls = {}
+    for name, blob in blobs.items():
+        it = interpreter(blob, threads=threads)
+        inp = it.get_input_details()[0]
+        x = np.asarray(image, np.float32)[None]
+        if inp["dtype"] in (np.uint8, np.int8):
+            scale, zero = inp["quantization"]
+            info = np.iinfo(inp["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        it.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        calls[name] = it.invoke
+    return timing.interleaved(calls, rounds=rounds, number=number)
+
+
 def baseline_model(x_train, y_train, hp=None, epochs: int = 4, seed: int = 0):
     """The trained baseline (default :data:`BASELINE_HP`), from the workshop cache when the same recipe was
     trained before (see :mod:`mlcourse.workshop`)."""
-    from mlcourse.runtime import set_seed
     from mlcourse.cache import cached_model
+    from mlcourse.runtime import set_seed
 
     hp = hp or BASELINE_HP
 
@@ -492,11 +535,15 @@ def baseline_model(x_train, y_train, hp=None, epochs: int = 4, seed: int = 0):
 
 
 def benchmark(x_train, y_train, x_test, y_test, hp=None, epochs: int = 4, finetune_epochs: int = 3,
-              target_sparsity: float = 0.85, latency_runs: int = 200, seed: int = 0):
+              target_sparsity: float = 0.85, latency_runs: int = 200, seed: int = 0, ptq_only: bool = False,
+              latency_rounds: int = 9):
     """Train one baseline (or load it from the workshop cache), compress it every way, and measure all
     variants side by side.
 
-    Returns ``(table, baseline_model, extras)``, where ``extras`` holds the intermediate models.
+    Latency is timed interleaved over ``latency_rounds`` rounds of ``latency_runs // latency_rounds`` calls
+    (:func:`latency_table`, one thread): ``latency_ms`` is the median, ``latency_spread`` (p95 - min) / median.
+    ``ptq_only`` skips the fine-tuned variants (QAT, pruning, clustering). Returns ``(table, baseline_model,
+    extras)``, where ``extras`` holds the intermediate models, the ``"blobs"`` and the ``"latency"`` table.
     """
     from tqdm.auto import tqdm
 
@@ -506,11 +553,11 @@ def benchmark(x_train, y_train, x_test, y_test, hp=None, epochs: int = 4, finetu
     set_seed(seed)
     rep = x_train[:500]
     n = models.count_params(base)
-    steps = tqdm(total=8, desc="compressing")
-    rows, extras = [], {"baseline": base}
+    steps = tqdm(total=5 if ptq_only else 8, desc="compressing")
+    blobs, params, extras = {}, {}, {"baseline": base}
 
-    def add(name, blob, params=n):
-        rows.append(describe(name, blob, x_test, y_test, params, latency_runs))
+    def add(name, blob, p=n):
+        blobs[name], params[name] = blob, p
         steps.update()
 
     add("float32 baseline", to_tflite(base, "float32"))
@@ -518,25 +565,188 @@ def benchmark(x_train, y_train, x_test, y_test, hp=None, epochs: int = 4, finetu
     add("float16", to_tflite(base, "float16"))
     add("int8 (per-channel)", to_tflite(base, "int8", rep))
     add("int8 (per-tensor)", to_tflite(base, "int8_per_tensor", rep))
-    qat = quantization_aware(base, x_train, y_train, epochs=max(1, finetune_epochs // 2))
-    add("quantization-aware + int8", to_tflite(qat, "int8", rep))
-    pruned = prune(base, x_train, y_train, target_sparsity, "polynomial", epochs=finetune_epochs)
-    extras["pruned"] = pruned
-    add("pruned + int8", to_tflite(pruned, "int8", rep), int(round(n * (1 - sparsity(pruned)))))
-    clustered = cluster(base, x_train, y_train, n_clusters=16, epochs=max(1, finetune_epochs // 2))
-    extras["clustered"] = clustered
-    add("clustered (16) + int8", to_tflite(clustered, "int8", rep))
+    if not ptq_only:
+        qat = quantization_aware(base, x_train, y_train, epochs=max(1, finetune_epochs // 2))
+        add("quantization-aware + int8", to_tflite(qat, "int8", rep))
+        pruned = prune(base, x_train, y_train, target_sparsity, "polynomial", epochs=finetune_epochs)
+        extras["pruned"] = pruned
+        add("pruned + int8", to_tflite(pruned, "int8", rep), int(round(n * (1 - sparsity(pruned)))))
+        clustered = cluster(base, x_train, y_train, n_clusters=16, epochs=max(1, finetune_epochs // 2))
+        extras["clustered"] = clustered
+        add("clustered (16) + int8", to_tflite(clustered, "int8", rep))
     steps.close()
+    lat = latency_table(blobs, x_test[0], rounds=latency_rounds, number=max(1, latency_runs // latency_rounds))
+    rows = []
+    for name, blob in blobs.items():
+        raw, gz = sizes(blob)
+        rows.append({"variant": name, "bytes": raw, "gzipped": gz, "accuracy": evaluate_tflite(blob, x_test, y_test),
+                     "latency_ms": float(lat.loc[name, "median_ms"]), "latency_spread": float(lat.loc[name, "spread"]),
+                     "params": params[name]})
+    extras.update(blobs=blobs, latency=lat)
     return pd.DataFrame(rows), base, extras
 
 
+# ------------------------------------------------------------------------------- structured pruning
+def prune_filters(model, keep: float):
+    """Structured pruning: keep the ``keep`` share of each conv layer's filters with the largest L1 norm.
+
+    Unlike magnitude pruning (zeros inside the same tensors), the result is a *smaller dense network*: the
+    conv layers have fewer output channels, the next layer fewer inputs, so every runtime does less work.
+    ``model`` must come from :func:`mlcourse.models.build_model` with standard (not separable) convolutions.
+    Returns a new Keras 3 model, weights copied (fine-tune it: :func:`structured_prune` does).
+    """
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep must be in (0, 1] (the share of filters kept), got {keep}.")
+    src = models.convert(model, "keras3")
+    hp = models.get_hp(src)
+    if hp["arch"] != "cnn" or "separable" in (hp["conv"] if isinstance(hp["conv"], list) else [hp["conv"]]):
+        raise ValueError("prune_filters needs a CNN with standard convolutions (hp arch='cnn', conv='standard').")
+    kept, new_filters = [], []
+    for i, f in enumerate(hp["filters"]):
+        kernel = src.get_layer(f"conv{i}").get_weights()[0]
+        n_keep = max(1, int(round(keep * f)))
+        norms = np.abs(kernel).sum(axis=(0, 1, 2))
+        kept.append(np.sort(np.argsort(norms)[::-1][:n_keep]))
+        new_filters.append(n_keep)
+    small_hp = {k: v for k, v in hp.items() if k in models.DEFAULTS}
+    small_hp["filters"] = new_filters
+    small = models.build_model(small_hp, name=f"{src.name}_filters{int(round(100 * keep))}")
+    prev = None
+    for i, idx in enumerate(kept):
+        k, b = src.get_layer(f"conv{i}").get_weights()
+        if prev is not None:
+            k = k[:, :, prev, :]
+        small.get_layer(f"conv{i}").set_weights([k[..., idx], b[idx]])
+        if hp["batch_norm"]:
+            small.get_layer(f"bn{i}").set_weights([w[idx] for w in src.get_layer(f"bn{i}").get_weights()])
+        prev = idx
+    flat_in = src.get_layer("flatten").output.shape[1:]
+    first_dense = "dense0" if hp["dense_units"] else "probs"
+    h_w = int(np.prod(src.get_layer(f"pool{len(kept) - 1}").output.shape[1:3]))
+    k, b = src.get_layer(first_dense).get_weights()
+    k = k.reshape(h_w, int(flat_in[0]) // h_w, -1)[:, prev, :].reshape(-1, k.shape[-1])
+    small.get_layer(first_dense).set_weights([k, b])
+    for layer in small.layers:
+        if layer.weights and not layer.name.startswith(("conv", "bn")) and layer.name != first_dense:
+            layer.set_weights(src.get_layer(layer.name).get_weights())
+    return small
+
+
+def structured_prune(model, x, y, keep: float = 0.5, epochs: int = 1, seed: int = 0, learning_rate: float = 1e-3):
+    """:func:`prune_filters`, then fine-tuned for ``epochs`` on ``(x, y)``; from the workshop cache when the
+    same base model, data and recipe were pruned before."""
+    from mlcourse.cache import cached_model, fingerprint
+    from mlcourse.runtime import set_seed
+
+    def train():
+        set_seed(seed)
+        small = prune_filters(model, keep)
+        models.compile_model(small, dict(models.get_hp(small), learning_rate=learning_rate))
+        fit(small, x, y, epochs=epochs)
+        return small
+
+    return cached_model("compression-filters", train, x, y, base=fingerprint(*model.get_weights()), keep=keep,
+                        epochs=epochs, seed=seed, learning_rate=learning_rate)
+
+
+# ------------------------------------------------------------------------------------ QAT's hard case
+def with_outlier_unit(model, layer: str = "conv1", unit: int = 0, factor: float = 100.0):
+    """A copy of ``model`` computing the same function, with one very wide activation channel.
+
+    Channel ``unit`` of layer ``layer`` (a ReLU Conv2D or Dense followed by another layer of the same kind)
+    gets its weights and bias multiplied by ``factor`` and its outgoing weights in the next layer divided
+    by it: ReLU and max-pooling are positively homogeneous, so the float outputs do not change, but the
+    layer's activation range grows ``factor``-fold. Full-int8 quantizes each activation tensor with *one*
+    scale, so the other channels then share a few int8 levels: the case where post-training quantization
+    loses accuracy (real networks grow such outlier channels by themselves).
+    """
+    if factor <= 0:
+        raise ValueError(f"factor must be positive, got {factor}.")
+    src = models.convert(model, "keras3")
+    out = models.build_model({k: v for k, v in models.get_hp(src).items() if k in models.DEFAULTS},
+                             name=f"{src.name}_outlier")
+    out.set_weights(src.get_weights())
+    if models.get_hp(src).get("batch_norm"):
+        raise ValueError("with_outlier_unit needs a model without batch_norm (the next layer must follow directly).")
+    weighted = [lay for lay in out.layers if type(lay).__name__ in ("Dense", "Conv2D")]
+    names = [lay.name for lay in weighted]
+    ok = [n for i, n in enumerate(names[:-1]) if type(weighted[i]).__name__ == type(weighted[i + 1]).__name__]
+    if layer not in ok:
+        raise ValueError(f"layer must be a Conv2D or Dense layer followed by one of its kind: one of {ok}, "
+                         f"got {layer!r}.")
+    here, nxt = weighted[names.index(layer)], weighted[names.index(layer) + 1]
+    k, b = here.get_weights()
+    if not 0 <= unit < k.shape[-1]:
+        raise ValueError(f"unit must be in [0, {k.shape[-1]}), got {unit}.")
+    k[..., unit] *= factor
+    b[unit] *= factor
+    here.set_weights([k, b])
+    k2, b2 = nxt.get_weights()
+    k2[..., unit, :] /= factor  # the input-channel axis is the second to last for Conv2D and Dense alike
+    nxt.set_weights([k2, b2])
+    return out
+
+
+def float_mlp(x, y, hidden_units=(512, 256), epochs: int = 1, seed: int = 0):
+    """A float MLP (the binary-weight MLP's reference and QAT's hard case), from the workshop cache."""
+    from mlcourse.cache import cached_model
+    from mlcourse.runtime import set_seed
+
+    hp = {"arch": "mlp", "hidden_units": list(hidden_units), "dropout": 0.0}
+
+    def train():
+        set_seed(seed)
+        m = models.build_model(hp)
+        fit(m, x, y, epochs=epochs)
+        return m
+
+    return cached_model("compression-mlp", train, x, y, hp=hp, epochs=epochs, seed=seed)
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> dict:
+    """Which SIMD extensions this CPU has that int8 and float kernels use: ``{flag: bool}`` (Linux x86)."""
+    wanted = ("sse4_1", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    try:
+        text = open(path).read()
+    except OSError:
+        return {}
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    have = set(line.split(":", 1)[-1].split())
+    return {f: f in have for f in wanted}
+
+
+#: 04's parameter defaults, one table: the notebook's parameters cell and :func:`warm_cache` read it.
+SIZES = {
+    "smoke": {"n_train": 2_000, "n_test": 500, "epochs": 1, "finetune_epochs": 1, "latency_rounds": 5,
+              "latency_runs": 50, "keep": 0.5, "outlier_factor": 300.0},
+    "full": {"n_train": 60_000, "n_test": 10_000, "epochs": 4, "finetune_epochs": 4, "latency_rounds": 15,
+             "latency_runs": 600, "keep": 0.5, "outlier_factor": 300.0},
+}
+
+#: A second, conv-heavy model (no dense hidden layer): most of its parameters and compute are convolutions.
+CONV_HP = {"arch": "cnn", "filters": [32, 64, 128], "dense_units": 0, "dropout": 0.0}
+
+
+def defaults(smoke: bool) -> dict:
+    """A copy of :data:`SIZES` for ``smoke`` (True) or the full run (False)."""
+    return dict(SIZES["smoke" if smoke else "full"])
+
+
 def warm_cache(ds, smoke: bool, seed: int = 0) -> None:
-    """Train and cache 04_compression's slow models at the notebook's default sizes (``make workshop``)."""
-    from mlcourse import data
+    """Train and cache 04_compression's slow models at the notebook's default sizes (``make workshop``):
+    the baseline (and the model weeks 01/02 chose, if any), its separable twin, the conv-heavy model, its
+    filter-pruned version and the float MLP."""
+    from mlcourse import data, results, runtime
 
-    x, y = data.stratified_subset(ds.x_train, ds.y_train, 2_000 if smoke else 60_000, seed=seed)
-    baseline_model(x, y, epochs=1 if smoke else 4, seed=seed)
-
+    d = defaults(smoke)
+    x, y = data.stratified_subset(ds.x_train, ds.y_train, d["n_train"], seed=seed)
+    chosen, _ = results.chosen_hp(runtime.work_dir(smoke), BASELINE_HP, "BASELINE_HP")
+    for hp in ([BASELINE_HP] if chosen == BASELINE_HP else [BASELINE_HP, chosen]):
+        baseline_model(x, y, hp, epochs=d["epochs"], seed=seed)
+    baseline_model(x, y, dict(BASELINE_HP, conv="separable"), epochs=d["epochs"], seed=seed)
+    conv = baseline_model(x, y, CONV_HP, epochs=d["epochs"], seed=seed)
+    structured_prune(conv, x, y, keep=d["keep"], epochs=d["finetune_epochs"], seed=seed)
+    float_mlp(x, y, epochs=d["epochs"], seed=seed)
 
 
 def main(argv=None) -> int:
@@ -550,12 +760,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     quiet_tensorflow()
     ds = data.load_fashion_mnist()
-    if args.smoke:
-        xtr, ytr = data.stratified_subset(ds.x_train, ds.y_train, 2000)
-        xte, yte = ds.x_test[:500], ds.y_test[:500]
-        table, _, _ = benchmark(xtr, ytr, xte, yte, epochs=1, finetune_epochs=1, latency_runs=50)
-    else:
-        table, _, _ = benchmark(ds.x_train, ds.y_train, ds.x_test, ds.y_test)
+    d = defaults(args.smoke)
+    xtr, ytr = data.stratified_subset(ds.x_train, ds.y_train, d["n_train"])
+    xte, yte = data.stratified_subset(ds.x_test, ds.y_test, d["n_test"])
+    table, _, _ = benchmark(xtr, ytr, xte, yte, epochs=d["epochs"], finetune_epochs=d["finetune_epochs"],
+                            latency_runs=d["latency_runs"], latency_rounds=d["latency_rounds"])
     pd.set_option("display.width", 200)
     print(table.round(4).to_string(index=False))
     print()

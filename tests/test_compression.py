@@ -175,3 +175,96 @@ def test_calibration_sweep_one_row_per_set(trained, ds):
     t = C.calibration_sweep(trained, {"one": x[:1], "many": x[:100]}, xt, yt)
     assert t["calibration set"].tolist() == ["one", "many"] and t.images.tolist() == [1, 100]
     assert t.accuracy.between(0, 1).all()
+
+
+def test_int8_io_type(trained, ds):
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=C.to_tflite(trained, "int8", ds[0][:200], io_type="int8"))
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8 and inp["quantization"] == (1.0, -128)
+    with pytest.raises(ValueError, match="io_type"):
+        C.to_tflite(trained, "int8", ds[0][:200], io_type="int4")
+
+
+@pytest.mark.parametrize("hp", [{"arch": "cnn", "filters": [4, 8], "dense_units": 16, "dropout": 0.0},
+                                {"arch": "cnn", "filters": [4, 6, 8], "dense_units": 0, "dropout": 0.0,
+                                 "batch_norm": True}])
+def test_prune_filters_keeps_the_strongest_filters(hp, ds):
+    x = ds[2][:20]
+    set_seed(0)
+    m = models.build_model(hp)
+    C.fit(m, ds[0][:300], ds[1][:300], epochs=1)
+    full = C.prune_filters(m, 1.0)  # keeping every filter is the same network
+    np.testing.assert_allclose(full.predict(x, verbose=0), m.predict(x, verbose=0), atol=1e-5)
+    half = C.prune_filters(m, 0.5)
+    assert models.get_hp(half)["filters"] == [max(1, round(f / 2)) for f in hp["filters"]]
+    assert C.macs(half).macs.iloc[-1] < 0.5 * C.macs(m).macs.iloc[-1]
+    k = m.get_layer("conv0").get_weights()[0]
+    strongest = np.sort(np.argsort(np.abs(k).sum(axis=(0, 1, 2)))[::-1][:2])
+    np.testing.assert_array_equal(half.get_layer("conv0").get_weights()[0], k[..., strongest])
+    with pytest.raises(ValueError, match="keep"):
+        C.prune_filters(m, 0)
+    with pytest.raises(ValueError, match="standard"):
+        C.prune_filters(models.build_model(dict(hp, conv="separable")), 0.5)
+
+
+def test_structured_prune_is_cached(trained, ds, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path))
+    x, y = ds[0][:256], ds[1][:256]
+    first = C.structured_prune(trained, x, y, keep=0.5, epochs=1)
+    again = C.structured_prune(trained, x, y, keep=0.5, epochs=1)
+    out = capsys.readouterr().out
+    assert "cached in" in out and "loaded from the workshop cache" in out
+    for a, b in zip(first.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_outlier_unit_keeps_the_function_and_widens_the_range(ds):
+    x = ds[2][:20]
+    set_seed(0)
+    m = models.build_model({"arch": "cnn", "filters": [4, 8, 8], "dense_units": 0, "dropout": 0.0})
+    o = C.with_outlier_unit(m, "conv1", unit=0, factor=100.0)
+    np.testing.assert_allclose(o.predict(x, verbose=0), m.predict(x, verbose=0), atol=1e-4)
+    np.testing.assert_allclose(o.get_layer("conv1").get_weights()[0][..., 0],
+                               100 * m.get_layer("conv1").get_weights()[0][..., 0], rtol=1e-6)
+    mlp = models.build_model({"arch": "mlp", "hidden_units": [16, 8], "dropout": 0.0})
+    np.testing.assert_allclose(C.with_outlier_unit(mlp, "dense0", 3, 50.0).predict(x, verbose=0),
+                               mlp.predict(x, verbose=0), atol=1e-4)
+    with pytest.raises(ValueError, match="layer must be"):
+        C.with_outlier_unit(m, "conv2")  # followed by Dense, not by a conv layer
+    with pytest.raises(ValueError, match="unit"):
+        C.with_outlier_unit(m, "conv1", unit=99)
+    with pytest.raises(ValueError, match="factor"):
+        C.with_outlier_unit(m, "conv1", factor=0)
+
+
+def test_latency_table_times_every_model_interleaved(trained, ds):
+    from mlcourse import timing
+
+    blobs = {"float32": C.to_tflite(trained), "int8": C.to_tflite(trained, "int8", ds[0][:100])}
+    t = C.latency_table(blobs, ds[2][0], rounds=3, number=2)
+    assert list(t.index) == ["float32", "int8"] and (t.median_ms > 0).all()
+    assert all(len(r) == 3 for r in t.rounds_ms)
+    assert "rounds" in timing.compare(t, "int8", "float32")
+    with pytest.raises(ValueError, match="at least one"):
+        C.latency_table({}, ds[2][0])
+
+
+def test_sizes_table_and_cpu_flags(tmp_path):
+    assert set(C.SIZES) == {"smoke", "full"} and C.SIZES["smoke"].keys() == C.SIZES["full"].keys()
+    d = C.defaults(True)
+    d["n_train"] = -1
+    assert C.SIZES["smoke"]["n_train"] > 0, "defaults() must return a copy"
+    f = tmp_path / "cpuinfo"
+    f.write_text("processor: 0\nflags\t\t: fpu sse4_1 avx avx2 fma\n")
+    flags = C.cpu_flags(str(f))
+    assert flags["avx2"] and flags["fma"] and not flags["avx512_vnni"]
+    assert C.cpu_flags(str(tmp_path / "missing")) == {}
+
+
+def test_binary_weight_layer_is_named_as_such():
+    model = C.build_binary_mlp(hidden_units=(8,))
+    assert type(model.get_layer("binary0")).__name__ == "BinaryWeightDense"
+    assert C.BinaryDense is C.BinaryWeightDense  # the old name still works
+    assert "activations stay float" in C.BinaryWeightDense.__doc__
