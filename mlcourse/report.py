@@ -126,11 +126,15 @@ def headlines(rec: dict) -> list[dict]:
             "01_tuning",
             verdict(tuned["test_accuracy"], TARGETS["keras-tuner on Fashion-MNIST"], " pp", scale=100),
         )
+    bought = rec.get("01_tuning", {}).get("what tuning bought (test set)")
+    if isinstance(bought, str) and bought:
+        add("what tuning bought (winner vs baseline, same schedule, over seeds)", bought, "", "01_tuning")
     tuners = _rows(rec, "01_tuning", "tuner comparison (same space, same number of trials)")
     if tuners:
         add(
             "tuners, best validation accuracy / wall time",
-            "; ".join(f"{r['tuner']} {r['best val accuracy']:.4f} in {r['wall time (s)']:.0f} s" for r in tuners),
+            "; ".join(f"{r['tuner']} {r['best val accuracy']:.4f} " + (f"in {r['wall time (s)']:.0f} s"
+                      if isinstance(r.get("wall time (s)"), (int, float)) else "(resumed: no timing)") for r in tuners),
             "",
             "01_tuning",
         )
@@ -306,7 +310,8 @@ def figures(rec: dict, runs: list[dict], out_dir: Path) -> list[tuple[str, Path]
             ylabel="notebook",
             title="Run time per notebook (red: failed)",
         )
-    tuners = _rows(rec, "01_tuning", "tuner comparison (same space, same number of trials)")
+    tuners = [r for r in _rows(rec, "01_tuning", "tuner comparison (same space, same number of trials)") or []
+              if isinstance(r.get("wall time (s)"), (int, float))]
     if tuners:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for r in tuners:
