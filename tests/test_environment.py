@@ -40,3 +40,18 @@ def test_ci_runs_the_readme_test_command():
     readme, ci = (ROOT / "README.md").read_text(), (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make course" in readme
     assert re.search(r"^\s*make test\b", ci, re.M), ".ci/run must run the README's test command"
+
+
+def test_lock_file_holds_every_pin_at_the_same_version():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    lock = _pins((ROOT / "requirements.lock").read_text().splitlines())
+    pins = {k.replace(".", "-"): v for k, v in _pins(deps).items()}
+    lock = {k.replace(".", "-"): v for k, v in lock.items()}
+    wrong = {k: (v, lock.get(k)) for k, v in pins.items() if lock.get(k) != v}
+    assert not wrong, f"pyproject.toml pin vs requirements.lock (run `python tools/lock.py`): {wrong}"
+    assert len(lock) > len(pins), "the lock must hold the transitive packages too"
+
+
+def test_set_up_installs_from_the_lock_file():
+    setup = (ROOT / "tools" / "setup.sh").read_text()
+    assert "-r requirements.lock" in setup and "--no-deps -e ." in setup

@@ -13,7 +13,7 @@ import pytest
 
 from mlcourse import notebooks
 
-BUDGET_S = {"default": 300}
+BUDGET_S = {"default": 600}  # a hang guard on a shared 2-core machine, not a benchmark
 STUDENT = sorted(notebooks.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 # notebooks whose slow models `make workshop` trains ahead of time: in a prepared room they only load them
 PREPARED = {"04_compression", "06_distillation_ensembles", "07_deployment", "08_runtimes"}
