@@ -217,6 +217,8 @@ def headlines(rec: dict) -> list[dict]:
             how = f" with a transfer set of {gap['transfer']:,} unlabelled images"
             if gap.get("gap closed (labelled only)") is not None:
                 how += f" ({gap['gap closed (labelled only)']:.0%} on the labelled images alone)"
+        if gap.get("gap closed (hard-label control)") is not None:
+            how += f"; hard-label control {gap['gap closed (hard-label control)']:.0%}"
         add(
             "distillation: share of the teacher-student gap closed",
             f"{gap['gap closed']:.0%}{how}, mean of {gap['seeds']} seed(s) (teacher {gap['teacher']:.4f}, "
