@@ -27,7 +27,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ROOT", "is_smoke", "set_seed", "quiet_tensorflow", "silenced", "setup", "RunInfo", "work_dir",
+__all__ = ["ROOT", "device", "is_smoke", "set_seed", "quiet_tensorflow", "silenced", "setup", "RunInfo", "work_dir",
            "keep_aside", "free_port", "child_env", "ProcessGroup", "exit_with_parent",
            "private_network_available", "listening_ports"]
 
@@ -113,14 +113,25 @@ def set_seed(seed: int = 0, tensorflow: bool = True) -> None:
 
 @dataclass
 class RunInfo:
-    """What :func:`setup` did: the seed and whether the run is a smoke run."""
+    """What :func:`setup` did: the seed, whether the run is a smoke run, and the device TensorFlow runs on."""
 
     seed: int
     smoke: bool
+    device: str = "not checked (TensorFlow not loaded)"
 
     def __str__(self) -> str:
         mode = "SMOKE run (tiny data: numbers are not the course's results)" if self.smoke else "full run"
-        return f"mlcourse: seed {self.seed}, {mode}"
+        return f"mlcourse: seed {self.seed}, {mode}; device: {self.device}"
+
+
+def device() -> str:
+    """The device TensorFlow will train on: its GPUs by name, else "CPU only (N cores)"."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return "GPU " + ", ".join(g.name.split(":", 1)[-1] for g in gpus)
+    return f"CPU only ({os.cpu_count()} cores)"
 
 
 def setup(seed: int = 0, smoke: bool | None = None, tensorflow: bool = True) -> RunInfo:
@@ -135,6 +146,8 @@ def setup(seed: int = 0, smoke: bool | None = None, tensorflow: bool = True) -> 
 
     plots.use_course_style()
     info = RunInfo(seed=seed, smoke=is_smoke() if smoke is None else bool(smoke))
+    if tensorflow:
+        info.device = device()
     print(info)
     return info
 
