@@ -31,7 +31,7 @@ lint: setup
 test: lint
 	@bash tools/setup.sh --tests
 	$(QUIET) MLCOURSE_SMOKE=1 TQDM_DISABLE=1 $(PYTHON) -m pytest tests solutions --nbval-lax --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:randomly -rs --durations=10 -n 2 --dist loadgroup
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:randomly -rs --durations=10 -n 2 --dist loadfile
 
 lab: setup
 	$(PYTHON) -m mlcourse.workshop lab $(if $(IP),--ip $(IP)) $(if $(PORT),--port $(PORT))

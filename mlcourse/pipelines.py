@@ -200,10 +200,13 @@ def epoch_time_table(files, hp: dict | None = None, batch_size: int = 128, round
 
     # one model and one compiled training step for every row (same shapes, so traced once): each row pays for
     # its input pipeline and the same model work; a plain Python loop drives it, without fit()'s per-call overhead
-    tf.keras.utils.set_random_seed(seed)
-    model = models.build_model(hp, compile=False)
-    opt = tf.keras.optimizers.Adam(1e-3)
-    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy()
+    # the model's own Keras (Keras 3), named explicitly: `tf.keras` can resolve to tf_keras in a kernel that
+    # loaded it (05 does, for MultiWorkerMirroredStrategy), and a tf_keras optimizer cannot train a Keras 3 model
+    keras = models.get_keras("keras3")
+    keras.utils.set_random_seed(seed)
+    model = models.build_model(hp, flavor="keras3", compile=False)
+    opt = keras.optimizers.Adam(1e-3)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
 
     @tf.function(reduce_retracing=True)
     def step(bx, by):

@@ -20,12 +20,3 @@ from mlcourse.notebooks import use_this_checkout  # noqa: E402
 
 use_this_checkout()
 
-
-def pytest_collection_modifyitems(items):
-    """With `pytest -n 2 --dist loadgroup` (make test), every cell of one notebook checked by nbval runs on the
-    same worker, in order, in one kernel; all other tests spread over the workers one by one."""
-    import pytest
-
-    for item in items:
-        if str(item.fspath).endswith(".ipynb"):
-            item.add_marker(pytest.mark.xdist_group(item.fspath.basename))
