@@ -27,13 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-from mlcourse import report, results
+from mlcourse import report
 from mlcourse.notebooks import SOLUTIONS, solution_notebooks, use_this_checkout
 from mlcourse.runtime import ROOT
 
-__all__ = ["run_notebook", "run_course", "select_notebooks", "expected_seconds", "write_report", "REFERENCES", "main"]
+__all__ = ["run_notebook", "run_course", "select_notebooks", "expected_seconds", "main"]
 
-REFERENCES = report.REFERENCES  # kept here too: the figures the report compares with
 
 
 def expected_seconds(smoke: bool = False, root: Path = ROOT) -> dict[str, float]:
@@ -132,53 +131,6 @@ def run_notebook(path: Path, out_dir: Path, smoke: bool, timeout: int | None = N
                       traceback=f"{type(exc).__name__}: {exc}"[-2000:])
     record["seconds"] = round(time.perf_counter() - t0, 1)
     return record
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, list) and v and isinstance(v[0], dict):
-        cols = list(v[0])
-        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in v]
-        return "\n\n" + "\n".join(lines) + "\n"
-    if isinstance(v, dict):
-        return "; ".join(f"{k} = {_fmt(x)}" for k, x in v.items())
-    return str(v)
-
-
-def write_report(runs: list[dict], results_dir: Path, path: Path, smoke: bool) -> Path:
-    """Write the Markdown report: run table, headline results per notebook, reference figures."""
-    recorded = results.load_all(results_dir)
-    lines = [f"# mlcourse results report ({'SMOKE run: tiny data, not the course results' if smoke else 'full run'})",
-             "", f"Generated {_dt.datetime.now():%Y-%m-%d %H:%M}. Every number below was measured by this run.", "",
-             "## Notebooks", "", "| notebook | status | run time (s) | error |", "|---|---|---|---|"]
-    for r in runs:
-        err = r["error"].splitlines()[0] if r["error"] else ""
-        lines.append(f"| {r['notebook']} | {r['status']} | {r['seconds']:.1f} | {err} |")
-    total = sum(r["seconds"] for r in runs)
-    lines += ["", f"Total: {total:.0f} s ({total / 60:.1f} min).", ""]
-    heads = report.headlines(recorded)
-    if heads:
-        lines += ["## Headlines, next to the public reference figures", "",
-                  "| topic | measured here | public reference | notebook |", "|---|---|---|---|"]
-        lines += [f"| {h['topic']} | {h['measured']} | {h['reference'] or '-'} | {h['notebook']} |" for h in heads]
-        lines.append("")
-    figs = report.figures(recorded, runs, path.parent / "figures")
-    if figs:
-        lines += ["## Figures", ""]
-        lines += [f"![{caption}](figures/{p.name})\n\n*{caption}*\n" for caption, p in figs]
-    lines += ["## All recorded results", ""]
-    for nb, values in recorded.items():
-        lines += [f"### {nb}", ""]
-        for k, v in values.items():
-            text = _fmt(v)
-            lines.append(f"- **{k}**: {text}" if not text.startswith("\n") else f"- **{k}**:{text}")
-        lines.append("")
-    lines += ["## Public reference figures", "", "| reference | figure |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in REFERENCES.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def select_notebooks(only: list[str] | None = None, folder: Path = SOLUTIONS) -> list[Path]:
