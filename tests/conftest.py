@@ -21,8 +21,3 @@ from mlcourse.notebooks import use_this_checkout  # noqa: E402
 use_this_checkout()
 
 
-
-def pytest_collection_modifyitems(items):
-    """The student notebooks, the longest file, run first: with `pytest -n 2 --dist loadfile` (make test) one
-    worker takes them while the other works through everything else, instead of starting them last."""
-    items.sort(key=lambda item: 0 if "test_student_notebooks" in item.nodeid else 1)  # stable: order kept within
