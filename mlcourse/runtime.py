@@ -29,7 +29,7 @@ from pathlib import Path
 
 __all__ = ["ROOT", "device", "is_smoke", "set_seed", "quiet_tensorflow", "silenced", "setup", "RunInfo", "work_dir",
            "keep_aside", "free_port", "child_env", "ProcessGroup", "exit_with_parent",
-           "private_network_available", "listening_ports"]
+           "private_network_available", "listening_ports", "pick_sizes"]
 
 #: The course checkout (the folder that holds ``mlcourse/``, ``notebooks/`` and ``solutions/``).
 ROOT = Path(__file__).resolve().parent.parent
@@ -446,3 +446,14 @@ class ProcessGroup:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def pick_sizes(table: dict, smoke: bool, given: dict) -> dict:
+    """A week's defaults for this mode (``table["smoke"]`` or ``table["full"]``), with every value in ``given``
+    that is not None put over them; an unknown name is an error that lists the known ones."""
+    sizes = dict(table["smoke" if smoke else "full"])
+    unknown = set(given) - set(sizes)
+    if unknown:
+        raise ValueError(f"unknown size(s) {sorted(unknown)}; known: {sorted(sizes)}.")
+    sizes.update({k: v for k, v in given.items() if v is not None})
+    return sizes

@@ -39,11 +39,9 @@ SIZES = {
 
 def sizes(smoke: bool, **given) -> dict:
     """07's defaults for this mode (:data:`SIZES`), with every value in ``given`` that is not None put over them."""
-    table = dict(SIZES["smoke" if smoke else "full"])
-    unknown = set(given) - set(table)
-    if unknown:
-        raise ValueError(f"unknown size(s) {sorted(unknown)}; known: {sorted(table)}.")
-    table.update({k: v for k, v in given.items() if v is not None})
+    from mlcourse.runtime import pick_sizes
+
+    table = pick_sizes(SIZES, smoke, given)
     return table
 
 
