@@ -26,7 +26,7 @@ import numpy as np
 
 from mlcourse.runtime import ROOT, keep_aside
 
-__all__ = ["cache_dir", "fingerprint", "cached_model", "entries", "load_entry"]
+__all__ = ["cache_dir", "fingerprint", "cached_model", "trained_model", "entries", "load_entry"]
 
 _FILES = ("spec.json", "weights.npz", "recipe.json")
 _TMP = ".tmp-"
@@ -139,3 +139,18 @@ def cached_model(name: str, train, x, y, verbose: bool = True, **recipe):
     if verbose:
         print(f"{name}: trained in {time.perf_counter() - t0:.0f} s and cached in {folder}")
     return model
+
+
+def trained_model(name: str, x, y, hp: dict | None, epochs: int, seed: int = 0, batch_size: int = 128,
+                  model_name: str | None = None, verbose: bool = True):
+    """:func:`mlcourse.models.train` (seed, build from ``hp``, fit ``epochs`` on ``(x, y)``) through
+    :func:`cached_model`: trained the first time, loaded from the cache folder ``name-<digest>`` after.
+
+    The one way the course's weeks get their slow, plainly trained models (04's baselines, 06's teachers,
+    07's deployed model, 08's two models); ``make workshop`` fills the same entries ahead of a session.
+    """
+    from mlcourse import models
+
+    hp = dict(hp or {})
+    return cached_model(name, lambda: models.train(hp, x, y, epochs, batch_size=batch_size, seed=seed, name=model_name),
+                        x, y, verbose=verbose, hp=hp, epochs=epochs, seed=seed, batch_size=batch_size)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from mlcourse import models
-from mlcourse.runtime import silenced
+from mlcourse.runtime import quiet_import, silenced
 
 __all__ = ["warm_cache", "SIZES", "defaults", "CONV_HP", "prune_filters", "structured_prune", "latency_table",
            "with_outlier_unit", "BinaryWeightDense", "float_mlp", "cpu_flags", "MODES", "to_tflite",
@@ -45,13 +45,6 @@ __all__ = ["warm_cache", "SIZES", "defaults", "CONV_HP", "prune_filters", "struc
 
 MODES = ("float32", "dynamic", "float16", "int8", "int8_per_tensor")
 MIN_CALIBRATION = 100
-
-
-def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    return tf
 
 
 # -------------------------------------------------------------------------------------------- conversion
@@ -73,7 +66,7 @@ def to_tflite(model, mode: str = "float32", representative=None, io_type: str = 
     ``"uint8"`` (raw camera pixels in, scale 1 zero point 0) or ``"int8"`` (what integer-only accelerators
     such as the Edge TPU expect).
     """
-    tf = _tf()
+    tf = quiet_import("tensorflow")
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}: use one of {MODES}.")
     wrapper = _has_wrappers(model)
@@ -182,16 +175,11 @@ def sparsity(model) -> float:
 
 # ------------------------------------------------------------------------------------------ training
 def fit(model, x, y, epochs: int = 1, batch_size: int = 128, callbacks=None, validation_split: float = 0.0):
-    """``model.fit`` with the course's defaults (quiet; a tqdm bar per epoch when epochs > 1)."""
-    from tqdm.auto import tqdm
-
-    history = {}
-    for _ in tqdm(range(epochs), desc=f"training {model.name}", leave=False, disable=epochs < 2):
-        h = model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0, callbacks=callbacks,
-                      validation_split=validation_split)
-        for k, v in h.history.items():
-            history.setdefault(k, []).extend(v)
-    return history
+    """``model.fit`` with the course's defaults: quiet, with :func:`mlcourse.models.epoch_bar` over the epochs.
+    Returns the history dict (``{"loss": [...], "accuracy": [...]}``)."""
+    h = model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, validation_split=validation_split,
+                  callbacks=[*(callbacks or []), models.epoch_bar(model, epochs)])
+    return dict(h.history)
 
 
 def _tfk_twin(model):
@@ -520,18 +508,9 @@ def latency_table(blobs: dict, image, rounds: int = 9, number: int = 50, threads
 def baseline_model(x_train, y_train, hp=None, epochs: int = 4, seed: int = 0):
     """The trained baseline (default :data:`BASELINE_HP`), from the workshop cache when the same recipe was
     trained before (see :mod:`mlcourse.workshop`)."""
-    from mlcourse.cache import cached_model
-    from mlcourse.runtime import set_seed
+    from mlcourse.cache import trained_model
 
-    hp = hp or BASELINE_HP
-
-    def train():
-        set_seed(seed)
-        base = models.build_model(hp)
-        fit(base, x_train, y_train, epochs=epochs)
-        return base
-
-    return cached_model("compression-baseline", train, x_train, y_train, hp=hp, epochs=epochs, seed=seed)
+    return trained_model("compression-baseline", x_train, y_train, hp or BASELINE_HP, epochs, seed=seed)
 
 
 def benchmark(x_train, y_train, x_test, y_test, hp=None, epochs: int = 4, finetune_epochs: int = 3,
@@ -689,18 +668,10 @@ def with_outlier_unit(model, layer: str = "conv1", unit: int = 0, factor: float 
 
 def float_mlp(x, y, hidden_units=(512, 256), epochs: int = 1, seed: int = 0):
     """A float MLP (the binary-weight MLP's reference and QAT's hard case), from the workshop cache."""
-    from mlcourse.cache import cached_model
-    from mlcourse.runtime import set_seed
+    from mlcourse.cache import trained_model
 
     hp = {"arch": "mlp", "hidden_units": list(hidden_units), "dropout": 0.0}
-
-    def train():
-        set_seed(seed)
-        m = models.build_model(hp)
-        fit(m, x, y, epochs=epochs)
-        return m
-
-    return cached_model("compression-mlp", train, x, y, hp=hp, epochs=epochs, seed=seed)
+    return trained_model("compression-mlp", x, y, hp, epochs, seed=seed)
 
 
 def cpu_flags(path: str = "/proc/cpuinfo") -> dict:

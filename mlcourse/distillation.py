@@ -38,6 +38,8 @@ import time
 import numpy as np
 import pandas as pd
 
+from mlcourse.runtime import quiet_import
+
 __all__ = ["warm_cache", "SIZES", "sizes", "TEACHER", "STUDENT", "STUDENTS", "teacher_hp", "split", "logits_output",
            "teacher_logits", "ensemble_logits", "soften", "pack", "distillation_loss", "distill",
            "hard_label_control", "accuracy", "gap_closed", "train_teacher", "cached_teacher", "sweep", "seed_study",
@@ -82,15 +84,6 @@ def teacher_hp(work_dir=None) -> tuple[dict, str]:
     return chosen_hp(work_dir, TEACHER, "mlcourse.distillation.TEACHER (the course's fixed teacher)")
 
 
-def _keras():
-    from mlcourse.runtime import quiet_tensorflow
-
-    quiet_tensorflow()
-    import keras
-
-    return keras
-
-
 class logits_output:
     """Context manager: inside it, a course model outputs its *logits* (its last layer's softmax is switched
     off); on leaving, the softmax is back. The course's models end in a ``Dense(..., activation="softmax")``
@@ -101,7 +94,7 @@ class logits_output:
 
     def __enter__(self):
         self.saved = self.layer.activation
-        self.layer.activation = _keras().activations.linear
+        self.layer.activation = quiet_import("keras").activations.linear
         return self.layer
 
     def __exit__(self, *exc):
@@ -169,7 +162,7 @@ def distillation_loss(temperature: float = 4.0, alpha: float = 0.9):
         raise ValueError(f"temperature must be positive, got {temperature}.")
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
-    ops = _keras().ops
+    ops = quiet_import("keras").ops
 
     def loss(y_true, y_pred):
         labels = ops.cast(y_true[:, 0], "int32")
@@ -190,7 +183,7 @@ def distillation_loss(temperature: float = 4.0, alpha: float = 0.9):
 
 @functools.lru_cache(maxsize=1)
 def _distiller_class():
-    keras = _keras()
+    keras = quiet_import("keras")
     ops = keras.ops
 
     class Distiller(keras.Model):
@@ -277,7 +270,7 @@ def distill(x, y, logits, student_hp: dict | None = None, temperature: float = 4
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} examples but y has {len(y)}.")
     set_seed(seed)
-    keras = _keras()
+    keras = quiet_import("keras")
     student = models.build_model({**STUDENT, **(student_hp or {})}, compile=False, name="student")
     lr = models.get_hp(student)["learning_rate"]
     with logits_output(student):  # train on logits: no clipping of tiny probabilities, exact gradients
@@ -302,23 +295,19 @@ def gap_closed(distilled: float, scratch: float, teacher: float) -> float:
 
 
 def train_teacher(x, y, hp: dict | None = None, epochs: int = 5, batch_size: int = 128, seed: int = 0):
-    """Train a teacher network (default :data:`TEACHER`, Keras 3); returns the model."""
+    """Train a teacher network (default :data:`TEACHER`, Keras 3) with :func:`mlcourse.models.train`."""
     from mlcourse import models
-    from mlcourse.runtime import set_seed
 
-    set_seed(seed)
-    model = models.build_model({**TEACHER, **(hp or {})}, name=f"teacher_{seed}")
-    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[models.epoch_bar(model, epochs)])
-    return model
+    return models.train({**TEACHER, **(hp or {})}, x, y, epochs, batch_size=batch_size, seed=seed,
+                        name=f"teacher_{seed}")
 
 
 def cached_teacher(x, y, hp: dict | None = None, epochs: int = 5, batch_size: int = 128, seed: int = 0):
     """:func:`train_teacher`, from the workshop cache when the same recipe was trained before."""
-    from mlcourse.cache import cached_model
+    from mlcourse.cache import trained_model
 
-    hp = {**TEACHER, **(hp or {})}
-    return cached_model("teacher", lambda: train_teacher(x, y, hp, epochs, batch_size, seed), x, y, hp=hp,
-                        epochs=epochs, batch_size=batch_size, seed=seed)
+    return trained_model("teacher", x, y, {**TEACHER, **(hp or {})}, epochs, seed=seed, batch_size=batch_size,
+                         model_name=f"teacher_{seed}")
 
 
 def sweep(x, y, logits, x_val, y_val, temperatures=(1, 2, 4, 8), alphas=(0.5, 0.9), epochs: int = 5,

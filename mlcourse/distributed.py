@@ -52,10 +52,9 @@ def logical_cpus(n: int = 2) -> list[str]:
     devices already configured are returned when there are enough, otherwise the error says to restart the
     kernel.
     """
-    from mlcourse.runtime import quiet_tensorflow
+    from mlcourse.runtime import quiet_import
 
-    quiet_tensorflow()
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:

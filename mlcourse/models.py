@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["DEFAULTS", "FLAVORS", "get_keras", "build_model", "get_hp", "copy_hp", "convert", "copy_weights",
-           "epoch_bar", "save", "load", "count_params"]
+           "epoch_bar", "train", "save", "load", "count_params"]
 
 FLAVORS = ("keras3", "tf_keras")
 DEFAULTS = {
@@ -64,12 +64,14 @@ def get_keras(flavor: str = "keras3"):
 
 
 def flavor_of(model) -> str:
-    """Which Keras built ``model``: ``"keras3"`` or ``"tf_keras"``."""
-    module = type(model).__module__
-    if module.startswith("tf_keras"):
-        return "tf_keras"
-    if module.startswith("keras"):
-        return "keras3"
+    """Which Keras built ``model``: ``"keras3"`` or ``"tf_keras"`` (a subclass you wrote, such as a
+    ``Distiller(keras.Model)``, is of its base class's Keras)."""
+    for cls in type(model).__mro__:
+        module = cls.__module__
+        if module.startswith("tf_keras"):
+            return "tf_keras"
+        if module.startswith("keras"):
+            return "keras3"
     raise TypeError(f"{type(model).__name__} is not a Keras model.")
 
 
@@ -265,6 +267,26 @@ def epoch_bar(model, epochs: int, desc: str | None = None):
             self.bar.close()
 
     return EpochBar()
+
+
+def train(hp: dict | None, x, y, epochs: int, batch_size: int = 128, seed: int = 0, name: str | None = None,
+          flavor: str = "keras3"):
+    """Seed, build (:func:`build_model`), and fit a model on ``(x, y)`` with a progress bar over the epochs.
+
+    The whole recipe in plain Keras, so you can write it yourself::
+
+        runtime.set_seed(seed)
+        model = build_model(hp, name=name)
+        model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[epoch_bar(model, epochs)])
+
+    :func:`mlcourse.cache.trained_model` is the same recipe, trained once and then loaded from the cache.
+    """
+    from mlcourse.runtime import set_seed
+
+    set_seed(seed)
+    model = build_model(hp, flavor=flavor, name=name)
+    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[epoch_bar(model, epochs)])
+    return model
 
 
 def count_params(model) -> int:

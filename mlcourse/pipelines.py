@@ -28,20 +28,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlcourse.runtime import quiet_import
+
 __all__ = ["STEPS", "write_shards", "decode_example", "augment", "make_dataset", "epoch_time", "epoch_time_table",
            "where_time_goes", "dataset_ops"]
 
 #: The optimisations, in the order the table adds them.
 STEPS = ("interleave", "parallel_map", "cache", "prefetch")
-
-
-def _tf():
-    from mlcourse.runtime import quiet_tensorflow
-
-    quiet_tensorflow()
-    import tensorflow as tf
-
-    return tf
 
 
 def write_shards(x: np.ndarray, y: np.ndarray, directory, n_shards: int = 8) -> list[Path]:
@@ -50,7 +43,7 @@ def write_shards(x: np.ndarray, y: np.ndarray, directory, n_shards: int = 8) -> 
     Returns the shard paths. If ``directory`` already holds shards written from the same data, they are
     reused; shards of other data are never overwritten (choose another directory).
     """
-    tf = _tf()
+    tf = quiet_import("tensorflow")
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 3 or x.dtype != np.uint8 or len(x) != len(y):
         raise ValueError(f"x must be uint8 images N x H x W with one label each; got x {x.dtype} {x.shape}, "
@@ -85,7 +78,7 @@ _SPEC = None
 def decode_example(record):
     """Parse one TFRecord of :func:`write_shards` and decode its PNG: ``(image float32 28 x 28 x 1, label int64)``."""
     global _SPEC
-    tf = _tf()
+    tf = quiet_import("tensorflow")
     if _SPEC is None:
         _SPEC = {"png": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
     ex = tf.io.parse_single_example(record, _SPEC)
@@ -95,7 +88,7 @@ def decode_example(record):
 
 def augment(img, label, seed: int = 0):
     """Random horizontal flip and a random shift of up to 2 pixels; returns ``(image 28 x 28, label)``."""
-    tf = _tf()
+    tf = quiet_import("tensorflow")
     img = tf.image.random_flip_left_right(img, seed=seed)
     img = tf.image.resize_with_crop_or_pad(img, 32, 32)
     img = tf.image.random_crop(img, (28, 28, 1), seed=seed)
@@ -113,7 +106,7 @@ def make_dataset(files, steps=(), batch_size: int = 128, shuffle: int = 2048, se
         ds = ds.map(decode_example, num_parallel_calls=AUTOTUNE).cache()
         ds = ds.shuffle(2048).map(augment, num_parallel_calls=AUTOTUNE).batch(128).prefetch(AUTOTUNE)
     """
-    tf = _tf()
+    tf = quiet_import("tensorflow")
     unknown = set(steps) - set(STEPS)
     if unknown:
         raise ValueError(f"unknown pipeline steps {sorted(unknown)}; known: {STEPS}.")
@@ -189,7 +182,7 @@ def epoch_time_table(files, hp: dict | None = None, batch_size: int = 128, round
     """
     from mlcourse import models, timing
 
-    tf = _tf()
+    tf = quiet_import("tensorflow")
     hp = {"arch": "cnn", "filters": [16, 32], "dense_units": 64, "dropout": 0.1, **(hp or {})}
     variants, steps = {}, []
     for step in (None,) + STEPS:

@@ -14,6 +14,7 @@ it reports it: the notebook's ``parameters`` cell decides, and papermill can ove
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import os
 import random
 import shutil
@@ -27,8 +28,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ROOT", "device", "is_smoke", "set_seed", "quiet_tensorflow", "silenced", "setup", "RunInfo", "work_dir",
-           "keep_aside", "free_port", "child_env", "ProcessGroup", "exit_with_parent",
+__all__ = ["ROOT", "device", "is_smoke", "set_seed", "quiet_tensorflow", "quiet_import", "silenced", "setup", "RunInfo",
+           "work_dir", "keep_aside", "free_port", "child_env", "ProcessGroup", "exit_with_parent",
            "private_network_available", "listening_ports", "pick_sizes"]
 
 #: The course checkout (the folder that holds ``mlcourse/``, ``notebooks/`` and ``solutions/``).
@@ -89,6 +90,13 @@ def quiet_tensorflow() -> None:
             import tf_keras  # noqa: F401
 
             tensorflow.config.list_physical_devices()  # probes CUDA now, quietly, not in a later cell
+
+
+def quiet_import(name: str):
+    """``import name`` (``"tensorflow"``, ``"keras"``, ``"keras_tuner"``, ...) after :func:`quiet_tensorflow`: the one
+    way the course's modules import a TensorFlow library lazily, so that importing ``mlcourse`` stays fast."""
+    quiet_tensorflow()
+    return importlib.import_module(name)
 
 
 def set_seed(seed: int = 0, tensorflow: bool = True) -> None:

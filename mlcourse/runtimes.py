@@ -71,21 +71,11 @@ def telemetry_blocked() -> bool:
 def trained_model(kind: str, x, y, epochs: int = 4, seed: int = 0):
     """The ``kind`` model (``"tuned"`` or ``"conv_heavy"``, see :data:`MODELS`) trained on ``(x, y)`` (Keras 3),
     from the workshop cache when the same recipe was trained before."""
-    from mlcourse import models
-    from mlcourse.cache import cached_model
-    from mlcourse.runtime import set_seed
+    from mlcourse.cache import trained_model as cached_training
 
     if kind not in MODELS:
         raise ValueError(f"Unknown model kind {kind!r}: use one of {list(MODELS)}.")
-    hp = dict(MODELS[kind])
-
-    def train():
-        set_seed(seed)
-        model = models.build_model(hp, name=kind)
-        model.fit(x, y, epochs=epochs, batch_size=128, verbose=0, callbacks=[models.epoch_bar(model, epochs, kind)])
-        return model
-
-    return cached_model(f"runtimes-{kind}", train, x, y, hp=hp, epochs=epochs, seed=seed)
+    return cached_training(f"runtimes-{kind}", x, y, MODELS[kind], epochs, seed=seed, model_name=kind)
 
 
 def default_sizes(smoke: bool) -> dict:

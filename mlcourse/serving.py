@@ -55,19 +55,9 @@ def deployment_hp(work_dir=None) -> tuple[dict, str]:
 
 def deployment_model(x, y, hp: dict | None = None, epochs: int = 6, seed: int = 0):
     """The model to deploy, trained on ``(x, y)`` (Keras 3), from the workshop cache when trained before."""
-    from mlcourse import models
-    from mlcourse.cache import cached_model
-    from mlcourse.runtime import set_seed
+    from mlcourse.cache import trained_model
 
-    hp = hp or dict(TUNED_HP)
-
-    def train():
-        set_seed(seed)
-        model = models.build_model(hp, name="deployed")
-        model.fit(x, y, epochs=epochs, batch_size=128, verbose=0, callbacks=[models.epoch_bar(model, epochs)])
-        return model
-
-    return cached_model("deployment", train, x, y, hp=hp, epochs=epochs, seed=seed)
+    return trained_model("deployment", x, y, hp or TUNED_HP, epochs, seed=seed, model_name="deployed")
 
 
 class Predictor:

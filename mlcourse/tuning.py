@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlcourse.runtime import free_port, keep_aside
+from mlcourse.runtime import free_port, keep_aside, quiet_import
 
 __all__ = ["SPACE", "hp_from_trial", "build_hypermodel", "make_tuner", "search", "trial_table", "best_hp",
            "distributed_search", "TUNERS", "split_for_tuning", "score_hp", "hyperband_brackets", "automl_search"]
@@ -47,15 +47,6 @@ SPACE = {
     "dropout": ("float", (0.0, 0.5, 0.1)),
     "learning_rate": ("log", (1e-4, 1e-2)),
 }
-
-
-def _kt():
-    from mlcourse.runtime import quiet_tensorflow
-
-    quiet_tensorflow()
-    import keras_tuner
-
-    return keras_tuner
 
 
 def hp_from_trial(hp) -> dict:
@@ -138,7 +129,7 @@ def make_tuner(kind: str, directory, project: str, max_trials: int = 10, max_epo
     If ``directory/project`` exists, the tuner **resumes** it. ``fresh=True`` moves it to
     ``project-previous-<time>`` first (nothing you tuned is deleted) and starts over.
     """
-    kt = _kt()
+    kt = quiet_import("keras_tuner")
     if kind not in TUNERS:
         raise ValueError(f"Unknown tuner {kind!r}: use one of {TUNERS}.")
     if max_trials < 1 or max_epochs < 1:

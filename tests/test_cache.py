@@ -34,6 +34,25 @@ def test_cached_model_trains_once_and_keys_on_the_recipe(tmp_path, monkeypatch, 
     assert any("previous" in p.name for p in tmp_path.iterdir())            # the damaged entry was kept aside
 
 
+
+def test_trained_model_is_the_plain_recipe_trained_once(tmp_path, monkeypatch, capsys):
+    """cache.trained_model = models.train (seed, build, fit) + the cache: the same weights as training by hand,
+    trained once per recipe; the batch size and the seed are part of the recipe."""
+    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path))
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 255, (64, 28, 28)).astype(np.uint8), np.arange(64) % 10
+    hp = {"arch": "mlp", "hidden_units": [8]}
+    first = cache.trained_model("t", x, y, hp, epochs=1, seed=3, model_name="mine")
+    assert "cached in" in capsys.readouterr().out and first.name == "mine"
+    again = cache.trained_model("t", x, y, hp, epochs=1, seed=3, model_name="mine")
+    assert "loaded from the workshop cache" in capsys.readouterr().out
+    by_hand = models.train(hp, x, y, 1, seed=3)
+    for a, b, c in zip(first.get_weights(), again.get_weights(), by_hand.get_weights()):
+        assert np.array_equal(a, b) and np.allclose(a, c, atol=1e-6)
+    cache.trained_model("t", x, y, hp, epochs=1, seed=3, batch_size=32)   # another batch size: trained again
+    assert "cached in" in capsys.readouterr().out
+    assert len(cache.entries(tmp_path)) == 2
+
 def _mlp():
     return models.build_model({"arch": "mlp", "hidden_units": [4]})
 

@@ -142,3 +142,20 @@ def test_sensible_hyperparameter_types_still_pass():
     hp = models.get_hp(m)
     assert hp["filters"] == [4, 8] and hp["batch_norm"] is True and hp["num_classes"] == 3
     assert models.build_model({"kernel_size": 5, "conv": "separable"}).count_params() > 0
+
+
+def test_flavor_of_a_subclass_is_its_base_keras():
+    """A model class a learner writes (``class Distiller(keras.Model)``) lives in ``__main__``: its Keras is
+    its base class's, so epoch_bar and convert work on it."""
+    import keras
+    import tf_keras
+
+    class Mine(keras.Model):
+        pass
+
+    class Theirs(tf_keras.Model):
+        pass
+
+    assert models.flavor_of(Mine()) == "keras3" and models.flavor_of(Theirs()) == "tf_keras"
+    with pytest.raises(TypeError, match="not a Keras model"):
+        models.flavor_of(object())

@@ -21,10 +21,9 @@ __all__ = ["check_tf_config", "check_strategy_scope", "check_input_pipeline", "c
 def check_tf_config(fn) -> None:
     """Exercise 5.1: ``fn(hosts, index) -> dict``: the ``TF_CONFIG`` of worker ``index`` of a cluster whose
     workers are the ``"host:port"`` strings ``hosts`` (one per machine), read back by TensorFlow's resolver."""
-    from mlcourse.runtime import quiet_tensorflow
+    from mlcourse.runtime import quiet_import
 
-    quiet_tensorflow()
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
 
     cases = ((["10.0.0.1:2222", "10.0.0.2:2222", "10.0.0.3:2222"], 0),
              (["10.0.0.1:2222", "10.0.0.2:2222", "10.0.0.3:2222"], 2),
@@ -61,11 +60,10 @@ def check_tf_config(fn) -> None:
 def check_strategy_scope(fn) -> None:
     """Exercise 5.2: ``fn(strategy, x, y) -> model``: a Keras model created *and compiled* inside
     ``strategy.scope()``, trained one epoch on ``x, y``. Checked under a real MirroredStrategy."""
-    from mlcourse.runtime import quiet_tensorflow
+    from mlcourse.runtime import quiet_import
 
-    quiet_tensorflow()
-    import keras
-    import tensorflow as tf
+    keras = quiet_import("keras")
+    tf = quiet_import("tensorflow")
 
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
     # its own strategy, reducing without collective ops: a second collective MirroredStrategy in one process can
@@ -161,10 +159,9 @@ def check_input_pipeline(fn) -> None:
 def check_mixed_precision(fn) -> None:
     """Exercise 5.4: ``fn(policy) -> compiled model`` for ``"mixed_float16"`` and ``"mixed_bfloat16"``: hidden
     layers compute in 16 bits with float32 variables, the output is float32, float16 uses a LossScaleOptimizer."""
-    from mlcourse.runtime import quiet_tensorflow
+    from mlcourse.runtime import quiet_import
 
-    quiet_tensorflow()
-    import keras
+    keras = quiet_import("keras")
 
     saved = keras.mixed_precision.global_policy()
     rng = np.random.default_rng(0)
