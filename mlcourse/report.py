@@ -138,6 +138,28 @@ def headlines(rec: dict) -> list[dict]:
             "",
             "01_tuning",
         )
+    grid = _rows(rec, "01_tuning", "grid vs random search (same budget)")
+    g, r = _row(grid, method="grid"), _row(grid, method="random")
+    if g and r:
+        add(
+            "grid vs random search, same number of trials",
+            f"grid {g['best val accuracy']:.4f} ({g['distinct C']} distinct values per axis); random "
+            f"{r['best val accuracy']:.4f} mean best ({r['distinct C']} distinct values per axis, spread over seeds "
+            f"{r['spread over seeds']:.4f}): random "
+            + ("ahead" if r["best val accuracy"] > g["best val accuracy"] else "not ahead") + " in this run",
+            "",
+            "01_tuning",
+        )
+    automl = rec.get("01_tuning", {}).get("AutoML vs hand-tuned CNN (test set)")
+    if isinstance(automl, dict) and automl.get("automl_test_accuracy") is not None:
+        best = automl.get("automl_best") or {}
+        add(
+            "AutoML (scikit-learn pipelines) vs the tuned CNN, test accuracy",
+            f"{automl['automl_test_accuracy']:.4f} ({best.get('model', '?')}, {automl.get('pipelines')} pipelines in "
+            f"{automl.get('automl_seconds', float('nan')):.0f} s) vs {automl['tuned_cnn_test_accuracy']:.4f}",
+            "",
+            "01_tuning",
+        )
     nas = _rows(rec, "02_nas", "NAS strategies under one budget")
     if nas:
         best = max(nas, key=lambda r: r["best val accuracy"])
@@ -154,6 +176,36 @@ def headlines(rec: dict) -> list[dict]:
             "NAS: 1-epoch performance estimate",
             f"rank agreement with full training (Spearman) "
             f"{cheap['spearman vs full']:.2f}, {cheap['time saved']:.0%} of the time saved",
+            "",
+            "02_nas",
+        )
+    noise = rec.get("02_nas", {}).get("NAS strategies: gap vs seed spread")
+    if isinstance(noise, dict) and noise.get("gap") is not None:
+        add(
+            "NAS strategies: gap between best and worst vs seed-to-seed spread",
+            f"gap {noise['gap']:.4f}, spread {noise['seed spread']:.4f}: "
+            + ("within the noise" if noise.get("within noise") else "more than the noise"),
+            "",
+            "02_nas",
+        )
+    mm = rec.get("02_nas", {}).get("NAS micro vs macro")
+    if isinstance(mm, dict) and mm.get("pairs"):
+        add(
+            "NAS: micro (cell) vs macro search space, random search",
+            f"micro won {mm['micro wins']} of {mm['pairs']} same-seed searches, mean difference "
+            f"{mm['mean difference']:+.4f}: the claim {'holds' if mm.get('holds') else 'does not hold'} here",
+            "",
+            "02_nas",
+        )
+    lc = rec.get("02_nas", {}).get("learning-curve extrapolation")
+    if isinstance(lc, dict) and lc.get("mean abs error") is not None:
+        est = _rows(rec, "02_nas", "performance estimation: rank agreement and time saved")
+        est = _row(est, estimator="extrapolated")
+        add(
+            "NAS: learning-curve extrapolation",
+            f"from {lc['fit epochs']} to {lc['target epoch']} epochs: mean |error| {lc['mean abs error']:.4f}"
+            + (f", Spearman vs full training {est['spearman vs full']:.2f}" if est else "")
+            + f"; {lc['fitted']} curves fitted, {lc['fell back']} fell back to the last value",
             "",
             "02_nas",
         )
@@ -190,6 +242,28 @@ def headlines(rec: dict) -> list[dict]:
             "04_compression",
             verdict(macs, TARGETS["depthwise-separable convolutions"], "x"),
         )
+    qat = rec.get("04_compression", {}).get("QAT on a wide-range model")
+    if isinstance(qat, dict) and qat.get("QAT (1 epoch) + int8") is not None:
+        control = next((v for k, v in qat.items() if k.startswith("control")), None)
+        add(
+            "QAT on a model with a wide activation range, test accuracy",
+            f"float {qat.get('float model (outlier)', float('nan')):.4f}, post-training int8 "
+            f"{qat.get('post-training int8', float('nan')):.4f}, QAT + int8 {qat['QAT (1 epoch) + int8']:.4f}"
+            + (f", control (float fine-tune + int8) {control:.4f}" if control is not None else ""),
+            "",
+            "04_compression",
+        )
+    pr = _rows(rec, "04_compression", "structured vs unstructured pruning")
+    dense, mag, filt = _row(pr, variant="dense"), _row(pr, variant="magnitude"), _row(pr, variant="filter")
+    if dense and mag and filt:
+        add(
+            "structured (filter) vs unstructured (magnitude) pruning, int8 latency",
+            f"dense {dense['latency_ms']:.3f} ms, magnitude-pruned {mag['latency_ms']:.3f} ms, filter-pruned "
+            f"{filt['latency_ms']:.3f} ms ({dense['MACs'] / filt['MACs']:.1f}x fewer MACs; accuracy "
+            f"{filt['accuracy (int8)']:.4f} vs {dense['accuracy (int8)']:.4f})",
+            "",
+            "04_compression",
+        )
     ft = rec.get("05_distributed_training", {}).get(
         "fault tolerance: worker killed mid-training, resumed from BackupAndRestore"
     )
@@ -210,6 +284,18 @@ def headlines(rec: dict) -> list[dict]:
             "",
             "05_distributed_training",
         )
+    goes = rec.get("05_distributed_training", {}).get("tf.data: where the time goes")
+    if isinstance(goes, str) and goes:
+        add("tf.data: where the time goes", goes, "", "05_distributed_training")
+    for topic, steps in (
+        ("model parallelism on 2 logical CPU devices, training step",
+         _rows(rec, "05_distributed_training", "model parallelism: step time (ms), one device vs split vs pipelined")),
+        ("mixed precision, training step on this CPU",
+         _rows(rec, "05_distributed_training", "mixed precision: training step (ms) on this CPU")),
+    ):
+        if steps and "candidate" in steps[0]:
+            add(topic, ", ".join(f"{r['candidate']} {r['median_ms']:.2f} ms (spread {r['spread']:.0%})" for r in steps),
+                "", "05_distributed_training")
     gap = rec.get("06_distillation_ensembles", {}).get("distillation gap closed (mean over seeds)")
     if isinstance(gap, dict) and gap.get("gap closed") is not None:
         how = ""

@@ -34,7 +34,12 @@ def _jsonable(value):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
-    if hasattr(value, "to_dict"):  # a DataFrame: keep it as records
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # a DataFrame: keep it as records
+        if type(value.index).__name__ != "RangeIndex":  # row names (timing tables: the candidates) are data too
+            try:
+                value = value.reset_index()
+            except ValueError:  # the index's name is also a column's: that column already names the rows
+                pass
         return [_jsonable(r) for r in value.to_dict(orient="records")]
     raise TypeError(f"Cannot record a {type(value).__name__}: record numbers, strings, lists, dicts or DataFrames.")
 

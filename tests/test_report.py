@@ -118,3 +118,55 @@ def test_every_key_the_report_reads_is_recorded_by_its_notebook():
         if "results.record(" not in code or (json.dumps(key) not in code and repr(key) not in code):
             missing.append(f"{notebook}: {key!r}")
     assert not missing, "keys the report reads but no notebook records:\n" + "\n".join(missing)
+
+
+def test_headlines_of_the_new_sections_read_what_the_notebooks_record():
+    """The sections added in the last release (grid vs random, AutoML, micro vs macro, extrapolation, the QAT case,
+    structured pruning, model parallelism, mixed precision, where tf.data's time goes) each get a headline, built
+    from values recorded the way the notebooks record them (timing tables keep their candidates' names)."""
+    import pandas as pd
+
+    from mlcourse import results
+
+    timing_table = pd.DataFrame({"median_ms": [2.0, 3.0], "p95_ms": [2.2, 3.3], "spread": [0.1, 0.2]},
+                                index=pd.Index(["float32", "mixed_bfloat16"], name="candidate"))
+    rec = {
+        "01_tuning": {
+            "grid vs random search (same budget)": [
+                {"method": "grid (3 x 3)", "distinct C": 3, "best val accuracy": 0.80, "spread over seeds": 0.0},
+                {"method": "random (9 points, 8 seeds)", "distinct C": 9, "best val accuracy": 0.82,
+                 "spread over seeds": 0.03}],
+            "AutoML vs hand-tuned CNN (test set)": {"automl_best": {"model": "SVC()"}, "automl_test_accuracy": 0.85,
+                                                    "tuned_cnn_test_accuracy": 0.90, "pipelines": 12,
+                                                    "automl_seconds": 40.0}},
+        "02_nas": {
+            "NAS micro vs macro": {"pairs": 3, "micro wins": 2, "mean difference": 0.01, "holds": True},
+            "NAS strategies: gap vs seed spread": {"gap": 0.01, "seed spread": 0.02, "within noise": True},
+            "learning-curve extrapolation": {"fit epochs": 4, "target epoch": 8, "fitted": 7, "fell back": 1,
+                                             "mean abs error": 0.012},
+            "performance estimation: rank agreement and time saved": [
+                {"estimator": "extrapolated from 4 epochs", "spearman vs full": 0.8}]},
+        "04_compression": {
+            "QAT on a wide-range model": {"float model (outlier)": 0.9, "post-training int8": 0.6,
+                                          "QAT (1 epoch) + int8": 0.88,
+                                          "control: float fine-tune (1 epoch) + int8": 0.7},
+            "structured vs unstructured pruning": [
+                {"variant": "dense (all filters)", "MACs": 400, "accuracy (int8)": 0.9, "latency_ms": 1.0},
+                {"variant": "magnitude-pruned 50% (zeros)", "MACs": 400, "accuracy (int8)": 0.89, "latency_ms": 1.0},
+                {"variant": "filter-pruned, 50% of filters kept", "MACs": 100, "accuracy (int8)": 0.88,
+                 "latency_ms": 0.4}]},
+        "05_distributed_training": {
+            "mixed precision: training step (ms) on this CPU": results._jsonable(timing_table),
+            "tf.data: where the time goes": "Sequential epoch 2.00 s; ..."},
+    }
+    heads = {h["topic"]: h["measured"] for h in report.headlines(rec)}
+    assert "random 0.8200 mean best" in heads["grid vs random search, same number of trials"]
+    assert "ahead in this run" in heads["grid vs random search, same number of trials"]
+    assert heads["AutoML (scikit-learn pipelines) vs the tuned CNN, test accuracy"].startswith("0.8500 (SVC()")
+    assert "won 2 of 3" in heads["NAS: micro (cell) vs macro search space, random search"]
+    assert "within the noise" in heads["NAS strategies: gap between best and worst vs seed-to-seed spread"]
+    assert "Spearman vs full training 0.80" in heads["NAS: learning-curve extrapolation"]
+    assert "QAT + int8 0.8800" in heads["QAT on a model with a wide activation range, test accuracy"]
+    assert "4.0x fewer MACs" in heads["structured (filter) vs unstructured (magnitude) pruning, int8 latency"]
+    assert heads["mixed precision, training step on this CPU"].startswith("float32 2.00 ms (spread 10%)")
+    assert heads["tf.data: where the time goes"].startswith("Sequential epoch")
