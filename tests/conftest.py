@@ -21,3 +21,42 @@ from mlcourse.notebooks import use_this_checkout  # noqa: E402
 use_this_checkout()
 
 
+
+
+# ------------------------------------------------------------------------------ scheduling on 2 workers
+# `make test` runs pytest-xdist with `--dist loadfile`: nbval runs a solution notebook's cells in one kernel, so a
+# notebook must stay on one worker. Two refinements keep 2 cores busy to the end (CI's budget is 20 minutes):
+# each student notebook test is a unit of its own (they share nothing but the prepared room, which is shared
+# across workers), and the units start longest first, notebooks before the package tests (which fill the tail).
+LONGEST_FIRST = ("05_", "01_", "02_", "04_", "06_", "00_", "08_", "07_", "03_")  # smoke run times, longest first
+STUDENT_TESTS = "tests/test_student_notebooks.py::"
+
+
+def _unit(nodeid: str) -> str:
+    return nodeid if nodeid.startswith(STUDENT_TESTS) else nodeid.split("::", 1)[0]
+
+
+def _rank(nodeid: str) -> tuple:
+    for i, prefix in enumerate(LONGEST_FIRST):
+        if f"[{prefix}" in nodeid or f"solutions/{prefix}" in nodeid:
+            return (0, i, not nodeid.startswith(STUDENT_TESTS))  # each week: the student test, then nbval's
+    return (1, 0, False)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: _rank(item.nodeid))  # stable: a notebook's cells keep their order
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class NotebookScheduling(LoadFileScheduling):
+        """loadfile, but one unit per student notebook, queued in collection order (set above)."""
+
+        def _split_scope(self, nodeid):
+            return _unit(nodeid)
+
+    config.option.loadscopereorder = False  # xdist would otherwise queue the units with most tests first
+    return NotebookScheduling(config, log)
