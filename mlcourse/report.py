@@ -494,7 +494,24 @@ def environment() -> dict:
         if found
         else "only the embedded 6,000/1,000-image subset (sudo apt-get install dataset-fashion-mnist)"
     )
+    info["course version"] = _course_version()
     return info
+
+
+def _course_version() -> str:
+    """The checkout's git commit (``+ local changes`` when its files differ from it), or "unknown" without git."""
+    import subprocess
+
+    from mlcourse.runtime import ROOT
+
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return f"commit {head}" + (" + local changes" if dirty else "")
 
 
 def _fmt(v) -> str:

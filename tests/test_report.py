@@ -59,6 +59,7 @@ def test_markdown_report_has_minutes_links_environment_and_the_failure(built):
     assert "### 04_compression failed" in text and "cell 7" in text and "compress(model)" in text
     assert "ValueError: boom" in text.split("### 04_compression failed")[1]
     assert "## Environment" in text and "| tensorflow |" in text and "| cpu cores |" in text
+    assert "| course version |" in text  # the commit the numbers were measured at
     assert "| verdict |" in text and "misses (-1.00 pp)" in text
     assert (out / "notebooks" / "01_tuning.html").read_text().count("hello from 01") >= 1
 
