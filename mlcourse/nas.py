@@ -36,7 +36,7 @@ import pandas as pd
 __all__ = ["MICRO_OPS", "MACRO_CHOICES", "MACRO_DECISIONS", "sample", "mutate", "build", "evaluate", "Evaluator",
            "random_search", "regularized_evolution", "macro_hyperparameters", "bayesian_search", "Controller",
            "reinforce_update", "rl_search", "rank_agreement", "fit_learning_curve", "extrapolate",
-           "early_stopping_by_extrapolation", "inherit_weights", "pareto_front", "to_hp"]
+           "early_stopping_by_extrapolation", "inherit_weights", "pareto_front", "to_hp", "macro_hypermodel"]
 
 MACRO_CHOICES = {"filters": [8, 16, 32, 64], "kernel": [3, 5], "type": ["standard", "separable"], "dense": [0, 32, 64]}
 MICRO_OPS = ("conv3", "sep3", "sep5", "maxpool", "identity")
@@ -266,6 +266,24 @@ def macro_hyperparameters():
         hps.Choice(f"type{i}", MACRO_CHOICES["type"])
     hps.Choice("dense", MACRO_CHOICES["dense"])
     return hps
+
+
+def macro_hypermodel(hp):
+    """The macro space as a keras-tuner **hypermodel** (exercise 2.4's reference): ``kt.RandomSearch(macro_hypermodel,
+    ...)`` or ``kt.Hyperband`` then search architectures themselves, building and training each candidate.
+
+    Block ``i``'s choices are declared inside ``hp.conditional_scope("depth", [i + 1, ..., 3])``: they are active
+    only in networks deep enough to have that block, so a trial's values hold no meaningless ``filters2`` for a
+    one-block network, and the tuner's oracle does not spend its statistics on them.
+    """
+    depth = hp.Int("depth", 1, 3)
+    blocks = []
+    for i in range(3):
+        with hp.conditional_scope("depth", [d for d in (1, 2, 3) if d > i]):
+            block = {key: hp.Choice(f"{key}{i}", MACRO_CHOICES[key]) for key in ("filters", "kernel", "type")}
+        if i < depth:
+            blocks.append(block)
+    return build({"space": "macro", "blocks": blocks, "dense": hp.Choice("dense", MACRO_CHOICES["dense"])})
 
 
 def bayesian_search(budget: int, evaluate_fn, directory, project: str = "nas_bayes", seed: int = 0) -> pd.DataFrame:

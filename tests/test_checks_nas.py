@@ -101,3 +101,29 @@ def test_reinforce_update_leaves_untaken_decisions():
     assert new["a"][0] > 0 and new["a"].sum() == pytest.approx(0)
     with pytest.raises(KeyError, match="unknown decision"):
         nas.reinforce_update(logits, {"c": 0}, 1.0, 0.1)
+
+
+def test_macro_hypermodel_checker():
+    checks.check_macro_hypermodel(nas.macro_hypermodel)
+
+    def unconditional(hp):  # every block's choices declared without a scope
+        depth = hp.Int("depth", 1, 3)
+        blocks = [{k: hp.Choice(f"{k}{i}", nas.MACRO_CHOICES[k]) for k in ("filters", "kernel", "type")}
+                  for i in range(3)]
+        return nas.build({"space": "macro", "blocks": blocks[:depth],
+                          "dense": hp.Choice("dense", nas.MACRO_CHOICES["dense"])})
+
+    with pytest.raises(AssertionError, match="conditional_scope"):
+        checks.check_macro_hypermodel(unconditional)
+
+    def always_three(hp):  # declares the scopes but builds every block
+        hp.Int("depth", 1, 3)
+        blocks = []
+        for i in range(3):
+            with hp.conditional_scope("depth", [d for d in (1, 2, 3) if d > i]):
+                blocks.append({k: hp.Choice(f"{k}{i}", nas.MACRO_CHOICES[k]) for k in ("filters", "kernel", "type")})
+        blocks = [{k: (v if v is not None else nas.MACRO_CHOICES[k][0]) for k, v in b.items()} for b in blocks]
+        return nas.build({"space": "macro", "blocks": blocks, "dense": hp.Choice("dense", nas.MACRO_CHOICES["dense"])})
+
+    with pytest.raises(AssertionError, match="conv block"):
+        checks.check_macro_hypermodel(always_three)

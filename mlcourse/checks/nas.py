@@ -1,5 +1,5 @@
 """Checkers of the exercises of notebook 02_nas (neural architecture search); the reference code is
-:mod:`mlcourse.nas` (``mutate``, ``reinforce_update``, ``to_hp``)."""
+:mod:`mlcourse.nas` (``mutate``, ``reinforce_update``, ``to_hp``, ``macro_hypermodel``)."""
 from __future__ import annotations
 
 import copy
@@ -8,7 +8,7 @@ import numpy as np
 
 from mlcourse.checks._common import _passed
 
-__all__ = ["check_mutate", "check_reinforce_update", "check_to_hp"]
+__all__ = ["check_mutate", "check_reinforce_update", "check_to_hp", "check_macro_hypermodel"]
 
 _PARENTS = [
     {"space": "macro", "blocks": [{"filters": 16, "kernel": 3, "type": "standard"}], "dense": 32},
@@ -153,3 +153,72 @@ def check_to_hp(fn) -> None:
         assert hp.get("learning_rate", models.DEFAULTS["learning_rate"]) == 1e-3 and \
             hp.get("activation", "relu") == "relu", "The search trained with ReLU and Adam at 1e-3: keep those."
     _passed("2.3", "build_model(to_hp(arch)) rebuilds the scored network exactly (layers, shapes, parameters).")
+
+
+def check_macro_hypermodel(fn) -> None:
+    """Exercise 2.4: ``fn(hp) -> compiled Keras 3 model``: the macro space declared with keras-tuner (``depth``
+    1-3; ``filters{i}``, ``kernel{i}``, ``type{i}`` per block, each active only when ``depth > i``; ``dense``), the
+    model built for the values drawn; then a real 2-trial ``kt.RandomSearch`` on tiny data."""
+    import tempfile
+
+    from mlcourse import models, nas
+    from mlcourse.runtime import quiet_import, silenced
+
+    kt = quiet_import("keras_tuner")
+    names = ["depth"] + [f"{k}{i}" for i in range(3) for k in ("filters", "kernel", "type")] + ["dense"]
+    hp = kt.HyperParameters()
+    model = fn(hp)
+    assert model is not None and models.flavor_of(model) == "keras3", (
+        "Return a Keras 3 model (nas.build(arch) builds one): keras-tuner builds and trains what you return.")
+    assert getattr(model, "optimizer", None) is not None and getattr(model, "compiled", True), (
+        "Return a *compiled* model (nas.build compiles it): the tuner calls fit on it.")
+    declared = {p.name: p for p in hp.space}
+    missing = [n for n in names if n not in declared]
+    assert not missing, f"Declare every decision of the macro space; missing: {missing} (declared: {list(declared)})."
+    depth = declared["depth"]
+    assert type(depth).__name__ == "Int" and (depth.min_value, depth.max_value) == (1, 3), (
+        'depth must be hp.Int("depth", 1, 3).')
+    for i in range(3):
+        for key in ("filters", "kernel", "type"):
+            p = declared[f"{key}{i}"]
+            assert list(getattr(p, "values", [])) == list(nas.MACRO_CHOICES[key]), (
+                f"{key}{i} must be hp.Choice over nas.MACRO_CHOICES[{key!r}] = {nas.MACRO_CHOICES[key]}.")
+            wanted = [d for d in (1, 2, 3) if d > i]
+            conds = [(c.name, sorted(c.values)) for c in p.conditions]
+            if i > 0:
+                assert conds == [("depth", wanted)], (
+                    f"{key}{i} is declared with conditions {conds}: declare block {i}'s choices inside "
+                    f'hp.conditional_scope("depth", {wanted}), so they are active only in networks with a block {i}.')
+    assert list(declared["dense"].values) == list(nas.MACRO_CHOICES["dense"]) and not declared["dense"].conditions, (
+        'dense must be hp.Choice("dense", nas.MACRO_CHOICES["dense"]), outside any conditional scope.')
+    for d in (1, 2, 3):
+        fixed = kt.HyperParameters()
+        fixed.Fixed("depth", d)
+        fixed.Fixed("filters0", 64)
+        fixed.Fixed("type0", "separable")
+        fixed.Fixed("dense", 32)
+        m = fn(fixed)
+        convs = [layer for layer in m.layers if "Conv" in type(layer).__name__]
+        assert len(convs) == d, f"With depth = {d} the network must have {d} conv block(s), yours has {len(convs)}."
+        assert type(convs[0]).__name__ == "SeparableConv2D" and convs[0].filters == 64, (
+            "Build block 0 from the values hp returns (with filters0 = 64, type0 = 'separable' fixed, the first conv "
+            f"is a {type(convs[0]).__name__} with {convs[0].filters} filters).")
+        assert any(type(layer).__name__ == "Dense" and layer.units == 32 for layer in m.layers), (
+            "With dense = 32 fixed, the network must have a Dense(32) layer before the output.")
+        active = [n for n in names if fixed.is_active(n)]
+        extra = [n for n in active if n[-1].isdigit() and int(n[-1]) >= d]
+        assert not extra, f"With depth = {d}, {extra} should be inactive (use hp.conditional_scope)."
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (96, 28, 28)).astype("uint8"), np.arange(96) % 10
+    with tempfile.TemporaryDirectory() as folder, silenced():
+        tuner = kt.RandomSearch(fn, objective="val_accuracy", max_trials=2, seed=0, directory=folder,
+                                project_name="check_2_4")
+        tuner.search(x[:64], y[:64], validation_data=(x[64:], y[64:]), epochs=1, batch_size=32, verbose=0)
+        trials = tuner.oracle.get_best_trials(2)
+    assert len(trials) == 2, f"The 2-trial RandomSearch finished {len(trials)} trial(s)."
+    for t in trials:
+        values = t.hyperparameters.values
+        extra = [n for n in values if n[-1].isdigit() and int(n[-1]) >= values["depth"]]
+        assert not extra, f"A depth-{values['depth']} trial carries values of blocks it has not: {extra}."
+    _passed("2.4", "the macro space is a keras-tuner hypermodel with conditional blocks; a 2-trial RandomSearch "
+                   "ran on it.")
