@@ -23,6 +23,8 @@ SUBCOMMANDS = {
                  "check it (check), or open JupyterLab on the course (lab [--ip] [--port])"),
     "compression": ("mlcourse.compression", "the compression benchmark table (float32, int8, pruned, clustered...) "
                     "with its targets (--smoke: tiny data)"),
+    "report": ("mlcourse.report", "write a build's report again (rewrite BUILD), or copy a full run's report "
+               "into reference/ (publish BUILD)"),
     "catalog": ("mlcourse.catalog", "write or check the landing notebook and the README's course table "
                 "(write | check)"),
     "runtimes": ("mlcourse.runtimes", "the deployment runtimes table of notebook 08 (LiteRT, ONNX Runtime, "

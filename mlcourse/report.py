@@ -7,6 +7,12 @@ reference figure it should meet, where one exists, with a verdict (meets / misse
 :func:`write` turns a course run into ``report.md`` and a self-contained ``report.html``.
 :func:`figures` draws the plots the report embeds. A notebook that did not run, or recorded something
 else, simply leaves its headline out: the report never invents a number.
+
+    python -m mlcourse.report rewrite build/       # the report again from a build's runs.json and results
+    python -m mlcourse.report publish build/       # copy a full run's report into reference/ (to commit)
+
+``reference/`` holds the course's committed reference full run (report, executed notebooks as HTML, the
+recorded results), for instructors who cannot run the whole course before a session.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ __all__ = [
     "write_html",
     "notebook_html",
     "write",
+    "rewrite",
+    "publish",
+    "main",
 ]
 
 #: Public reference figures the course measures itself against (each notebook says where it comes from).
@@ -730,3 +739,90 @@ def write(runs: list[dict], results_dir: Path, out_dir: Path, smoke: bool) -> Pa
             r["html"] = bool(notebook_html(executed, out_dir / "notebooks" / f"{r['notebook']}.html"))
     write_html(runs, recorded, out_dir / "report.html", smoke, figs, env)
     return write_markdown(runs, recorded, out_dir / "report.md", smoke, figs, env)
+
+
+def rewrite(build) -> Path:
+    """Write the report of the course run in ``build`` again (from its ``runs.json`` and ``results/``), with
+    this version's headlines; the executed notebooks are read from ``build/notebooks/``."""
+    import json
+
+    build = Path(build)
+    runs_file = build / "runs.json"
+    if not runs_file.is_file():
+        raise FileNotFoundError(f"{build} holds no runs.json: run the course into it first (mlcourse course --out "
+                                f"{build}).")
+    runs = json.loads(runs_file.read_text())
+    for r in runs:  # the build may have been moved since: find the executed notebooks where they are now
+        r["output"] = str(build / "notebooks" / f"{r['notebook']}.ipynb")
+    smoke = (build / "report.md").is_file() and "smoke" in (build / "report.md").read_text().split("\n", 3)[0].lower()
+    return write(runs, build / "results", build, smoke)
+
+
+PUBLISHED = ("report.md", "report.html", "runs.json", "figures", "notebooks", "results")
+
+
+def publish(build, dest=None) -> Path:
+    """Copy the report of a **full** course run in ``build`` into ``dest`` (default ``reference/`` in the
+    checkout): ``report.md``, ``report.html``, ``figures/``, the executed notebooks as HTML, the recorded
+    ``results/`` and ``runs.json`` (with paths made relative). A smoke run, or one with a failed notebook, is
+    refused: the reference must be a whole full run. A previous ``dest`` is replaced (git keeps its history)."""
+    import json
+    import shutil
+
+    from mlcourse.runtime import ROOT
+
+    build = Path(build)
+    dest = Path(dest) if dest is not None else ROOT / "reference"
+    md = build / "report.md"
+    if not md.is_file() or not (build / "runs.json").is_file():
+        raise FileNotFoundError(f"{build} holds no finished course run (report.md and runs.json): run "
+                                "`mlcourse course` first.")
+    runs = json.loads((build / "runs.json").read_text())
+    if "smoke" in md.read_text().split("\n", 3)[0].lower():
+        raise ValueError(f"{build} is a smoke run: publish a full run (`mlcourse course`, no --smoke).")
+    failed = [r["notebook"] for r in runs if r.get("status") != "ok"]
+    if failed:
+        raise ValueError(f"{', '.join(failed)} did not finish in {build}: the reference must be a whole run.")
+    staging = dest.with_name(dest.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in PUBLISHED:
+        src = build / name
+        if src.is_dir():
+            shutil.copytree(src, staging / name, ignore=shutil.ignore_patterns("*.ipynb"))
+        elif src.is_file():
+            shutil.copy2(src, staging / name)
+    for r in runs:
+        r["output"] = f"notebooks/{r['notebook']}.html"
+    (staging / "runs.json").write_text(json.dumps(runs, indent=2) + "\n")
+    if dest.exists():
+        shutil.rmtree(dest)
+    staging.rename(dest)
+    return dest
+
+
+def main(argv=None) -> int:
+    """``python -m mlcourse.report rewrite BUILD`` | ``publish BUILD [--to DEST]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m mlcourse.report", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("rewrite", help="write a build's report again").add_argument("build", type=Path)
+    pub = sub.add_parser("publish", help="copy a full run's report into reference/")
+    pub.add_argument("build", type=Path)
+    pub.add_argument("--to", type=Path, default=None, help="destination (default: reference/ in the checkout)")
+    args = p.parse_args(argv)
+    try:
+        out = rewrite(args.build) if args.command == "rewrite" else publish(args.build, args.to)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 2
+    print(f"{args.command}: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -171,3 +171,34 @@ def test_headlines_of_the_new_sections_read_what_the_notebooks_record():
     assert "4.0x fewer MACs" in heads["structured (filter) vs unstructured (magnitude) pruning, int8 latency"]
     assert heads["mixed precision, training step on this CPU"].startswith("float32 2.00 ms (spread 10%)")
     assert heads["tf.data: where the time goes"].startswith("Sequential epoch")
+
+
+def test_publish_copies_a_whole_full_run_and_refuses_anything_less(built, tmp_path):
+    out, _ = built
+    with pytest.raises(FileNotFoundError, match="no finished course run"):  # the course command writes runs.json
+        report.publish(out, tmp_path / "reference")
+    (out / "runs.json").write_text(json.dumps([{"notebook": "04_compression", "status": "failed", "seconds": 1}]))
+    with pytest.raises(ValueError, match="04_compression did not finish"):
+        report.publish(out, tmp_path / "reference")
+    ok = [{"notebook": "01_tuning", "status": "ok", "seconds": 150.0, "error": "",
+           "output": str(tmp_path / "executed" / "01_tuning.ipynb")}]
+    (out / "runs.json").write_text(json.dumps(ok))
+    (out / "notebooks" / "01_tuning.ipynb").write_text("{}")  # executed copies are not published, their HTML is
+    (out / "results").mkdir()
+    (out / "results" / "01_tuning.json").write_text(json.dumps(RESULTS["01_tuning"]))
+    dest = report.publish(out, tmp_path / "reference")
+    assert (dest / "report.html").is_file() and (dest / "notebooks" / "01_tuning.html").is_file()
+    assert not list(dest.rglob("*.ipynb")) and (dest / "results" / "01_tuning.json").is_file()
+    assert json.loads((dest / "runs.json").read_text())[0]["output"] == "notebooks/01_tuning.html"
+    assert report.main(["publish", str(tmp_path / "nowhere")]) == 2  # a clear error, no traceback
+
+
+def test_rewrite_writes_the_report_again_from_a_build(built, tmp_path):
+    out, md = built
+    runs = [{"notebook": "01_tuning", "status": "ok", "seconds": 150.0, "error": "", "output": "/moved/away.ipynb"}]
+    (out / "runs.json").write_text(json.dumps(runs))
+    nbformat.write(nbformat.v4.new_notebook(), out / "notebooks" / "01_tuning.ipynb")
+    md.unlink()
+    assert report.rewrite(out) == md and "| [01_tuning](notebooks/01_tuning.html) | ok |" in md.read_text()
+    with pytest.raises(FileNotFoundError, match="no runs.json"):
+        report.rewrite(tmp_path / "empty")
