@@ -159,7 +159,9 @@ def index_notebook(root: Path = ROOT):
             "**Short on time?** Every notebook's first code cell has `SMOKE = None`: set it to `True` to run the "
             "whole story on tiny data in about a minute (the numbers are then not the course's results), or run "
             "the room with `MLCOURSE_SMOKE=1`.\n\n"
-            "**The course's own measurements**: the results report of a full run, `build/report.html` after "
+            "**The course's own measurements**: the committed reference full run ([its report]"
+            "(../reference/report.html), every notebook executed at full size in `reference/notebooks/`), and "
+            "yours, `build/report.html` after "
             "`make course` ([open it](../build/report.html)); the measured times per notebook are in "
             "[INSTRUCTOR.md](../INSTRUCTOR.md); set-up and commands in the [README](../README.md)."
         )

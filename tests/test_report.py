@@ -202,3 +202,4 @@ def test_rewrite_writes_the_report_again_from_a_build(built, tmp_path):
     assert report.rewrite(out) == md and "| [01_tuning](notebooks/01_tuning.html) | ok |" in md.read_text()
     with pytest.raises(FileNotFoundError, match="no runs.json"):
         report.rewrite(tmp_path / "empty")
+
