@@ -189,6 +189,7 @@ def run_course(out: Path = ROOT / "build", smoke: bool = False, only: list[str] 
     if kept:
         print(f"the previous build was moved to {kept}")
     out.mkdir(parents=True, exist_ok=True)
+    (out / "environment.json").write_text(json.dumps(report.environment(), indent=2))  # what the run ran on
     results_dir = out / "results"
     os.environ["MLCOURSE_RESULTS_DIR"] = str(results_dir)
     use_this_checkout()

@@ -724,13 +724,20 @@ def notebook_html(executed: Path, out: Path) -> Path | None:
 
 def write(runs: list[dict], results_dir: Path, out_dir: Path, smoke: bool) -> Path:
     """Write the whole report into ``out_dir``: ``report.md``, ``report.html``, ``figures/`` and every executed
-    notebook as ``notebooks/<name>.html`` (from ``run["output"]``). Returns the path of ``report.md``."""
+    notebook as ``notebooks/<name>.html`` (from ``run["output"]``). Returns the path of ``report.md``.
+
+    The environment block is ``out_dir/environment.json`` when the course command saved one as the run began
+    (so a report written again later still names the machine and commit the numbers were measured on), else
+    this process's :func:`environment`."""
+    import json
+
     from mlcourse import results
 
     out_dir = Path(out_dir)
     recorded = results.load_all(results_dir) if Path(results_dir).is_dir() else {}
     figs = figures(recorded, runs, out_dir / "figures")
-    env = environment()
+    saved = out_dir / "environment.json"
+    env = json.loads(saved.read_text()) if saved.is_file() else environment()
     (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     runs = [dict(r) for r in runs]
     for r in runs:
@@ -758,7 +765,7 @@ def rewrite(build) -> Path:
     return write(runs, build / "results", build, smoke)
 
 
-PUBLISHED = ("report.md", "report.html", "runs.json", "figures", "notebooks", "results")
+PUBLISHED = ("report.md", "report.html", "runs.json", "environment.json", "figures", "notebooks", "results")
 
 
 def publish(build, dest=None) -> Path:

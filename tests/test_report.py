@@ -203,3 +203,11 @@ def test_rewrite_writes_the_report_again_from_a_build(built, tmp_path):
     with pytest.raises(FileNotFoundError, match="no runs.json"):
         report.rewrite(tmp_path / "empty")
 
+
+
+def test_the_environment_is_the_one_saved_when_the_run_began(built):
+    """The course command saves environment.json as a run begins; a report written again later shows that one."""
+    out, md = built
+    (out / "environment.json").write_text(json.dumps({"course version": "commit abc1234", "cpu cores": 2}))
+    report.write([], out / "results", out, smoke=False)
+    assert "| course version | commit abc1234 |" in md.read_text()
