@@ -540,6 +540,15 @@ def _minutes(seconds) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def _not_run(runs: list[dict]) -> str:
+    """" Not in this run: 03_x, 05_y." for the course's notebooks a run left out ("" when it ran them all)."""
+    from mlcourse.notebooks import SOLUTIONS, solution_notebooks
+
+    ran = {r["notebook"] for r in runs}
+    missing = [p.stem for p in solution_notebooks(SOLUTIONS) if p.stem not in ran] if SOLUTIONS.is_dir() else []
+    return f" Not in this run: {', '.join(missing)}." if missing else ""
+
+
 def _failure(run: dict) -> str:
     """The failing cell and the tail of its traceback, as much as the runner kept."""
     parts = []
@@ -569,10 +578,10 @@ def write_markdown(runs: list[dict], recorded: dict, path: Path, smoke: bool, fi
     ]
     for r in runs:
         link = f"[{r['notebook']}](notebooks/{r['notebook']}.html)" if r.get("html") else r["notebook"]
-        err = (r.get("error") or "").splitlines()[0] if r.get("error") else ""
+        err = (r.get("error") or "").splitlines()[0] if r.get("error") else r.get("note", "")
         lines.append(f"| {link} | {r['status']} | {_minutes(r['seconds'])} | {err} |")
     total = sum(r["seconds"] for r in runs)
-    lines += ["", f"Total: {_minutes(total)}.", ""]
+    lines += ["", f"Total: {_minutes(total)}." + _not_run(runs), ""]
     for r in runs:
         if r["status"] != "ok":
             lines += [f"### {r['notebook']} failed", "", "```", _failure(r)[-3000:], "```", ""]
@@ -651,12 +660,12 @@ def write_html(runs: list[dict], recorded: dict, path: Path, smoke: bool, figs=(
         link = (
             f"<a href='notebooks/{e(r['notebook'])}.html'>{e(r['notebook'])}</a>" if r.get("html") else e(r["notebook"])
         )
-        err = e((r.get("error") or "").splitlines()[0]) if r.get("error") else ""
+        err = e((r.get("error") or "").splitlines()[0]) if r.get("error") else e(r.get("note", ""))
         rows.append([link, f"<span class='{e(r['status'])}'>{e(r['status'])}</span>", _minutes(r["seconds"]), err])
     html += [
         "<h2>Notebooks</h2>",
         table(["notebook", "status", "run time", "error"], rows),
-        f"<p>Total: {_minutes(sum(r['seconds'] for r in runs))}.</p>",
+        f"<p>Total: {_minutes(sum(r['seconds'] for r in runs))}.{e(_not_run(runs))}</p>",
     ]
     for r in runs:
         if r["status"] != "ok":
@@ -771,8 +780,9 @@ PUBLISHED = ("report.md", "report.html", "runs.json", "environment.json", "figur
 def publish(build, dest=None) -> Path:
     """Copy the report of a **full** course run in ``build`` into ``dest`` (default ``reference/`` in the
     checkout): ``report.md``, ``report.html``, ``figures/``, the executed notebooks as HTML, the recorded
-    ``results/`` and ``runs.json`` (with paths made relative). A smoke run, or one with a failed notebook, is
-    refused: the reference must be a whole full run. A previous ``dest`` is replaced (git keeps its history)."""
+    ``results/``, ``environment.json`` and ``runs.json`` (with paths made relative). A smoke run, or one with a
+    failed notebook, is refused; notebooks the run left out are named in its report. A previous ``dest`` is
+    replaced (git keeps its history)."""
     import json
     import shutil
 
@@ -789,7 +799,8 @@ def publish(build, dest=None) -> Path:
         raise ValueError(f"{build} is a smoke run: publish a full run (`mlcourse course`, no --smoke).")
     failed = [r["notebook"] for r in runs if r.get("status") != "ok"]
     if failed:
-        raise ValueError(f"{', '.join(failed)} did not finish in {build}: the reference must be a whole run.")
+        raise ValueError(f"{', '.join(failed)} did not finish in {build}: publish only notebooks that ran to the "
+                         "end (run them again, or `mlcourse course --only` the others into a new build).")
     staging = dest.with_name(dest.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
