@@ -573,7 +573,7 @@ def write_markdown(runs: list[dict], recorded: dict, path: Path, smoke: bool, fi
         "",
         "## Notebooks",
         "",
-        "| notebook | status | run time | error |",
+        "| notebook | status | run time | error or note |",
         "|---|---|---|---|",
     ]
     for r in runs:
@@ -664,7 +664,7 @@ def write_html(runs: list[dict], recorded: dict, path: Path, smoke: bool, figs=(
         rows.append([link, f"<span class='{e(r['status'])}'>{e(r['status'])}</span>", _minutes(r["seconds"]), err])
     html += [
         "<h2>Notebooks</h2>",
-        table(["notebook", "status", "run time", "error"], rows),
+        table(["notebook", "status", "run time", "error or note"], rows),
         f"<p>Total: {_minutes(sum(r['seconds'] for r in runs))}.{e(_not_run(runs))}</p>",
     ]
     for r in runs:

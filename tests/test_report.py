@@ -219,3 +219,23 @@ def test_the_report_names_the_notebooks_a_run_left_out_and_each_runs_note(tmp_pa
     assert "| 00_workflow | ok | 1.0 min | ran alone |" in md
     left_out = md.split("Not in this run:")[1].splitlines()[0]
     assert "01_tuning" in left_out and "00_workflow" not in left_out
+
+
+def test_the_committed_reference_run_is_linked_from_every_notebook_it_holds():
+    """reference/ (written by `mlcourse report publish`) holds full runs that ran to the end, each with its executed
+    HTML; the report names the environment and commit and the notebooks it left out; every notebook's intro links
+    its reference run, and no intro links one that is not there."""
+    from mlcourse.runtime import ROOT
+
+    ref = ROOT / "reference"
+    md = (ref / "report.md").read_text()
+    assert "full run" in md.splitlines()[0] and "| course version | commit " in md
+    runs = {r["notebook"]: r for r in json.loads((ref / "runs.json").read_text())}
+    assert runs and all(r["status"] == "ok" for r in runs.values())
+    for path in sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb")):
+        intro = nbformat.read(path, as_version=4).cells[0].source
+        link = f"../reference/notebooks/{path.stem}.html"
+        if path.stem in runs:
+            assert (ref / "notebooks" / f"{path.stem}.html").is_file() and link in intro, path.stem
+        else:
+            assert link not in intro and path.stem in md.split("Not in this run:")[1].splitlines()[0], path.stem
