@@ -757,6 +757,12 @@ def write(runs: list[dict], results_dir: Path, out_dir: Path, smoke: bool) -> Pa
     return write_markdown(runs, recorded, out_dir / "report.md", smoke, figs, env)
 
 
+def _is_smoke_build(build: Path) -> bool:
+    """Whether the report in ``build`` is a smoke run's (its title says so)."""
+    md = Path(build) / "report.md"
+    return md.is_file() and "smoke" in md.read_text().split("\n", 1)[0].lower()
+
+
 def rewrite(build) -> Path:
     """Write the report of the course run in ``build`` again (from its ``runs.json`` and ``results/``), with
     this version's headlines; the executed notebooks are read from ``build/notebooks/``."""
@@ -770,7 +776,7 @@ def rewrite(build) -> Path:
     runs = json.loads(runs_file.read_text())
     for r in runs:  # the build may have been moved since: find the executed notebooks where they are now
         r["output"] = str(build / "notebooks" / f"{r['notebook']}.ipynb")
-    smoke = (build / "report.md").is_file() and "smoke" in (build / "report.md").read_text().split("\n", 3)[0].lower()
+    smoke = _is_smoke_build(build)
     return write(runs, build / "results", build, smoke)
 
 
@@ -795,7 +801,7 @@ def publish(build, dest=None) -> Path:
         raise FileNotFoundError(f"{build} holds no finished course run (report.md and runs.json): run "
                                 "`mlcourse course` first.")
     runs = json.loads((build / "runs.json").read_text())
-    if "smoke" in md.read_text().split("\n", 3)[0].lower():
+    if _is_smoke_build(build):
         raise ValueError(f"{build} is a smoke run: publish a full run (`mlcourse course`, no --smoke).")
     failed = [r["notebook"] for r in runs if r.get("status") != "ok"]
     if failed:
