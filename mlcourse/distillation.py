@@ -38,6 +38,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from mlcourse import stats
 from mlcourse.runtime import quiet_import
 
 __all__ = ["warm_cache", "SIZES", "sizes", "TEACHER", "STUDENT", "STUDENTS", "teacher_hp", "split", "logits_output",
@@ -393,19 +394,12 @@ def seed_study(x, y, x_test, y_test, seeds=(0, 1, 2), temperature: float = 4.0, 
 
 def verdict(study: pd.DataFrame, a: str, b: str) -> str:
     """A sentence built from a :func:`seed_study` table: does column ``a`` beat column ``b`` (test accuracy), by
-    how many points on average, in how many seeds, and is the mean difference larger than its spread over seeds
-    (two standard errors of the per-seed differences)? With one seed it says that no spread was measured."""
+    how many points on average, in how many seeds, and does the 95 % t-interval of the per-seed differences
+    exclude 0 (:func:`mlcourse.stats.difference_verdict`)? With one seed it says that no spread was measured."""
     for c in (a, b):
         if c not in study.columns:
             raise KeyError(f"{c!r} is not a column of the study; columns: {list(study.columns)}.")
-    d = (study[a] - study[b]).to_numpy(dtype=float)
-    n, mean, wins = len(d), float(d.mean()), int((d > 0).sum())
-    head = f"{a} vs {b}: {mean * 100:+.2f} points on average, {a} ahead in {wins} of {n} seed(s)"
-    if n < 2:
-        return head + "; one seed only, so no spread was measured: one draw, not a finding."
-    se = float(d.std(ddof=1) / np.sqrt(n))
-    where = "larger than" if abs(mean) > 2 * se else "within"
-    return head + f"; the difference is {where} its seed-to-seed spread (2 standard errors: {2 * se * 100:.2f} pp)."
+    return stats.difference_verdict((study[a] - study[b]).to_numpy(dtype=float), a, b)
 
 
 def warm_cache(ds, smoke: bool, seed: int = 0) -> None:

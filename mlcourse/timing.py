@@ -9,6 +9,9 @@ C A B, ...) on the same inputs, so each one sees the same machine, and keeps eve
     >>> print(timing.compare(table, "int8", "float32"))
     int8 is faster than float32 here: median 0.041 vs 0.105 ms (0.39x), faster in 9 of 9 rounds.
 
+The verdict needs the medians and the rounds to agree (see :func:`compare`); a split decision is "too close
+to call", whatever either count alone would say.
+
 Used by the compression (04), distributed input pipeline (05), deployment (07) and runtimes (08) lessons.
 """
 from __future__ import annotations
@@ -67,7 +70,12 @@ def per_round(table: pd.DataFrame) -> pd.DataFrame:
 
 def compare(table: pd.DataFrame, a: str, b: str, unit: str = "ms") -> str:
     """A sentence built from the measurements: is ``a`` faster than ``b`` in this run, by how much, and in how
-    many of the rounds (round ``i`` of both ran back to back, so the count is robust to a busy machine)."""
+    many of the rounds (round ``i`` of both ran back to back, so the count is robust to a busy machine).
+
+    One rule, which never contradicts the numbers it prints: ``a`` is *faster* only when its median is lower
+    **and** it was faster in at least 80 % of the rounds; *slower* only when its median is higher and it was
+    faster in at most 20 % of the rounds; anything else (the medians and the rounds disagree, or the rounds
+    are split) is *too close to call*."""
     for name in (a, b):
         if name not in table.index:
             raise KeyError(f"{name!r} is not in the table; candidates: {list(table.index)}.")
@@ -75,9 +83,9 @@ def compare(table: pd.DataFrame, a: str, b: str, unit: str = "ms") -> str:
     wins = int((ta < tb).sum())
     ma, mb = float(table.loc[a, "median_ms"]), float(table.loc[b, "median_ms"])
     n = len(ta)
-    if wins >= 0.8 * n:
+    if wins >= 0.8 * n and ma < mb:
         verdict = f"{a} is faster than {b} here"
-    elif wins <= 0.2 * n:
+    elif wins <= 0.2 * n and ma > mb:
         verdict = f"{a} is slower than {b} here"
     else:
         verdict = f"{a} and {b} are too close to call here"

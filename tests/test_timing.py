@@ -27,6 +27,30 @@ def test_compare_verdict_follows_the_rounds():
     assert timing.per_round(table).shape == (5, 2)
 
 
+def _table(rounds):
+    import numpy as np
+    import pandas as pd
+
+    rows = [{"candidate": k, "median_ms": float(np.median(v)), "rounds_ms": list(v)} for k, v in rounds.items()]
+    return pd.DataFrame(rows).set_index("candidate")
+
+
+def test_compare_never_contradicts_its_medians():
+    # a wins 8 of 10 rounds by a hair, loses 2 by a lot, and its median is higher: 04 section 6's case
+    a = [1.00] * 8 + [3.0, 3.0]
+    b = [1.01] * 8 + [0.5, 0.5]
+    t = _table({"a": a, "b": b})
+    t.loc["a", "median_ms"], t.loc["b", "median_ms"] = 0.298, 0.259
+    sentence = timing.compare(t, "a", "b")
+    assert sentence.startswith("a and b are too close to call here"), sentence
+    assert "faster in 8 of 10 rounds" in sentence
+    clear = _table({"a": [1.0] * 10, "b": [2.0] * 10})
+    assert timing.compare(clear, "a", "b").startswith("a is faster than b here")
+    assert timing.compare(clear, "b", "a").startswith("b is slower than a here")
+    split = _table({"a": [1.0, 2.0] * 5, "b": [1.5] * 10})
+    assert "too close to call" in timing.compare(split, "a", "b")
+
+
 def test_bad_input_says_what_to_do():
     with pytest.raises(ValueError, match="at least one candidate"):
         timing.interleaved({})
