@@ -9,8 +9,9 @@ an entry is never overwritten. ``make workshop`` (:mod:`mlcourse.workshop`) fill
 
 The cache repairs itself: an entry is written into a temporary folder beside it and renamed into place in
 one step (two processes caching the same recipe at once: the first rename wins, the other loads the
-winner's entry); an entry that cannot be read, or whose weights are not finite, is moved aside (to
-``<entry>-previous-<time>``, never deleted) and trained again.
+winner's entry); an entry that cannot be read, whose weights are not finite, or whose files no longer match
+the SHA-256 content hash recorded when it was cached (weights replaced, even by valid numbers) is moved aside
+(to ``<entry>-previous-<time>``, never deleted) and trained again.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from mlcourse.runtime import ROOT, keep_aside
 
-__all__ = ["cache_dir", "fingerprint", "cached_model", "trained_model", "entries", "load_entry"]
+__all__ = ["cache_dir", "fingerprint", "cached_model", "trained_model", "entries", "load_entry", "content_hash"]
 
 _FILES = ("spec.json", "weights.npz", "recipe.json")
 _TMP = ".tmp-"
@@ -71,13 +72,31 @@ def entries(folder=None) -> list[Path]:
                   and all((p / f).is_file() for f in _FILES))
 
 
+_HASHED = ("spec.json", "weights.npz")
+
+
+def content_hash(folder) -> str:
+    """SHA-256 of an entry's model files (``spec.json`` and ``weights.npz``), recorded in its ``recipe.json``."""
+    h = hashlib.sha256()
+    for f in _HASHED:
+        h.update(f.encode() + b"\0")
+        h.update((Path(folder) / f).read_bytes())
+    return h.hexdigest()
+
+
 def load_entry(folder):
-    """Load the model of one cache entry; raise ValueError if it cannot be read or its weights are not finite."""
+    """Load the model of one cache entry; raise ValueError if it cannot be read, its files do not match the
+    content hash recorded when it was cached, or its weights are not finite."""
     from mlcourse import models
 
     folder = Path(folder)
     try:
-        json.loads((folder / "recipe.json").read_text())
+        recipe = json.loads((folder / "recipe.json").read_text())
+        recorded = recipe.get("content_sha256")
+        if not recorded:
+            raise ValueError("it has no content hash (cached by an older version of the course)")
+        if content_hash(folder) != recorded:
+            raise ValueError("its files changed after it was cached (the content hash does not match)")
         model = models.load(folder)
     except Exception as exc:  # truncated zip, EOF, bad JSON, missing key or file: all mean "damaged"
         raise ValueError(f"unreadable: {type(exc).__name__}: {exc}") from exc
@@ -124,7 +143,8 @@ def cached_model(name: str, train, x, y, verbose: bool = True, **recipe):
     tmp = root / f"{_TMP}{folder.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         models.save(model, tmp)
-        (tmp / "recipe.json").write_text(json.dumps(key, indent=1, sort_keys=True, default=str))
+        (tmp / "recipe.json").write_text(json.dumps({**key, "content_sha256": content_hash(tmp)}, indent=1,
+                                                    sort_keys=True, default=str))
         try:
             os.rename(tmp, folder)  # atomic: the entry appears whole or not at all
         except OSError:  # another process wrote this entry meanwhile: keep its copy, drop ours

@@ -180,9 +180,9 @@ def run_course(out: Path = ROOT / "build", smoke: bool = False, only: list[str] 
     paths = select_notebooks(only)
     if timeout is not None and timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds per cell, got {timeout}.")
-    out = Path(out)
+    out = Path(out).expanduser().resolve()  # kernels run in solutions/: a relative path would land there
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out} is a file: choose another --out folder.")
+        raise NotADirectoryError(f"{out} is a file, not a folder: choose another --out folder.")
     if expected is None:
         expected = expected_seconds(smoke)
     kept = _move_previous_build(out)
@@ -195,14 +195,30 @@ def run_course(out: Path = ROOT / "build", smoke: bool = False, only: list[str] 
     use_this_checkout()
     runs, t0 = [], time.perf_counter()
     total = sum(expected.get(p.stem, 0) for p in paths)
-    for i, path in enumerate(paths, 1):
-        print(f"[{i}/{len(paths)}] {path.stem} ({_minutes(time.perf_counter() - t0)} into the course"
-              + (f", about {_minutes(total)} expected in all" if total else "") + ")", flush=True)
-        runs.append(run_notebook(path, out / "notebooks", smoke, timeout, expected.get(path.stem)))
-        r = runs[-1]
-        print(f"{r['notebook']}: {r['status']} in {_minutes(r['seconds'])}"
-              + (f" (cell {r.get('cell')}: {r['error']})" if r["status"] != "ok" else ""), flush=True)
+    try:
+        for i, path in enumerate(paths, 1):
+            print(f"[{i}/{len(paths)}] {path.stem} ({_minutes(time.perf_counter() - t0)} into the course"
+                  + (f", about {_minutes(total)} expected in all" if total else "") + ")", flush=True)
+            started = time.perf_counter()
+            try:
+                runs.append(run_notebook(path, out / "notebooks", smoke, timeout, expected.get(path.stem)))
+            except KeyboardInterrupt:
+                runs.append({"notebook": path.stem, "status": "interrupted",
+                             "seconds": round(time.perf_counter() - started, 1),
+                             "error": "interrupted (Ctrl-C) while it ran",
+                             "output": str(out / "notebooks" / path.name)})
+                raise
+            r = runs[-1]
+            print(f"{r['notebook']}: {r['status']} in {_minutes(r['seconds'])}"
+                  + (f" (cell {r.get('cell')}: {r['error']})" if r["status"] != "ok" else ""), flush=True)
+            (out / "runs.json").write_text(json.dumps(runs, indent=2))
+    except KeyboardInterrupt:
         (out / "runs.json").write_text(json.dumps(runs, indent=2))
+        written = report.write(runs, results_dir, out, smoke)
+        print(f"\ninterrupted: the report of what ran ({len(runs)} of {len(paths)} notebooks, the last one "
+              f"unfinished) is in {written}; after fixing or finishing a notebook, `python -m mlcourse report "
+              f"rewrite {out}` writes it again.", flush=True)
+        raise
     return runs, report.write(runs, results_dir, out, smoke)
 
 
@@ -217,7 +233,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.timeout is not None and args.timeout <= 0:
         p.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
-    runs, written = run_course(args.out, args.smoke, args.only, args.timeout)
+    try:
+        runs, written = run_course(args.out, args.smoke, args.only, args.timeout)
+    except (NotADirectoryError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
     print(f"report: {written} (and {written.with_suffix('.html')})")
     return 0 if all(r["status"] == "ok" for r in runs) else 1
 

@@ -183,6 +183,9 @@ def _has_all(folder: Path) -> bool:
 def _candidates(data_dir) -> list[tuple[str, Path]]:
     out = []
     if data_dir is not None:
+        if not isinstance(data_dir, (str, os.PathLike)):
+            raise TypeError(f"data_dir must be a folder path (a str or pathlib.Path), got {type(data_dir).__name__} "
+                            f"{data_dir!r}.")
         out.append(("data_dir", Path(data_dir)))
     elif os.environ.get("MLCOURSE_DATA_DIR"):
         out.append(("MLCOURSE_DATA_DIR", Path(os.environ["MLCOURSE_DATA_DIR"])))
@@ -330,13 +333,22 @@ def _load_embedded() -> Dataset:
 
 
 def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0):
-    """Return ``n`` examples of ``(x, y)`` with the same class proportions as ``y`` (deterministic)."""
+    """Return ``n`` examples of ``(x, y)`` with the same class proportions as ``y`` (deterministic).
+
+    ``x`` and ``y`` must have one label per example. Asking for more examples than there are returns all of
+    them, with a warning that says how many that is (never silently)."""
     from sklearn.model_selection import train_test_split
 
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} examples but y has {len(y)} labels: pass one label per example "
+                         "(the same slice of both).")
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
+        raise ValueError(f"n must be a positive whole number of examples, got {n!r}.")
     if n >= len(y):
+        if n > len(y):
+            warnings.warn(f"stratified_subset: asked for {n} examples but there are only {len(y)}: using all "
+                          f"{len(y)}.", stacklevel=2)
         return x, y
-    if n <= 0:
-        raise ValueError(f"n must be positive, got {n}.")
     _, xs, _, ys = train_test_split(x, y, test_size=n, stratify=y, random_state=seed)
     return xs, ys
 

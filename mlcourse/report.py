@@ -30,6 +30,7 @@ __all__ = [
     "write_html",
     "notebook_html",
     "write",
+    "load_runs",
     "rewrite",
     "publish",
     "main",
@@ -763,17 +764,42 @@ def _is_smoke_build(build: Path) -> bool:
     return md.is_file() and "smoke" in md.read_text().split("\n", 1)[0].lower()
 
 
+_RUN_KEYS = ("notebook", "status", "seconds")
+
+
+def load_runs(build) -> list[dict]:
+    """The runs of a course build (``build/runs.json``), checked: a missing, unreadable or malformed file is a
+    :class:`FileNotFoundError` / :class:`ValueError` that names the file, the entry and what to do."""
+    import json
+
+    path = Path(build) / "runs.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{Path(build)} holds no runs.json: run the course into it first (mlcourse course "
+                                f"--out {build}).")
+    try:
+        runs = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not readable JSON ({type(exc).__name__}: {exc}): restore it (git, or the "
+                         "build's previous-* copy) or run the course again into a new folder.") from None
+    if not isinstance(runs, list):
+        raise ValueError(f"{path} holds a JSON {type(runs).__name__}; a course build's runs.json is a list with "
+                         "one {notebook, status, seconds, ...} object per notebook run.")
+    for i, r in enumerate(runs):
+        missing = [k for k in _RUN_KEYS if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise ValueError(f"{path}: entry {i} ({str(r)[:60]}) lacks {', '.join(missing)}; each entry needs "
+                             f"{', '.join(_RUN_KEYS)} (as `mlcourse course` writes them).")
+        if not isinstance(r["seconds"], (int, float)):
+            raise ValueError(f"{path}: entry {i} ({r['notebook']}) has seconds={r['seconds']!r}, not a number.")
+    return runs
+
+
 def rewrite(build) -> Path:
     """Write the report of the course run in ``build`` again (from its ``runs.json`` and ``results/``), with
     this version's headlines; the executed notebooks are read from ``build/notebooks/``."""
-    import json
 
     build = Path(build)
-    runs_file = build / "runs.json"
-    if not runs_file.is_file():
-        raise FileNotFoundError(f"{build} holds no runs.json: run the course into it first (mlcourse course --out "
-                                f"{build}).")
-    runs = json.loads(runs_file.read_text())
+    runs = load_runs(build)
     for r in runs:  # the build may have been moved since: find the executed notebooks where they are now
         r["output"] = str(build / "notebooks" / f"{r['notebook']}.ipynb")
     smoke = _is_smoke_build(build)
@@ -800,7 +826,7 @@ def publish(build, dest=None) -> Path:
     if not md.is_file() or not (build / "runs.json").is_file():
         raise FileNotFoundError(f"{build} holds no finished course run (report.md and runs.json): run "
                                 "`mlcourse course` first.")
-    runs = json.loads((build / "runs.json").read_text())
+    runs = load_runs(build)
     if _is_smoke_build(build):
         raise ValueError(f"{build} is a smoke run: publish a full run (`mlcourse course`, no --smoke).")
     failed = [r["notebook"] for r in runs if r.get("status") != "ok"]

@@ -64,13 +64,28 @@ def recorded(notebook: str | None = None) -> dict:
 
 
 def load_all(folder) -> dict:
-    """Read every ``<notebook>.json`` of a results folder: ``{notebook: {key: value}}``."""
+    """Read every ``<notebook>.json`` of a results folder: ``{notebook: {key: value}}``.
+
+    A file that is not a JSON object of results (random bytes, broken JSON, a list, ``null``) is never fatal to
+    the others: its notebook gets one ``{"error": ...}`` entry that names the file and what to do, and a
+    warning says the same."""
+    import warnings
+
     out = {}
     for path in sorted(Path(folder).glob("*.json")):
         try:
-            out[path.stem] = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            out[path.stem] = {"error": f"unreadable results file: {exc}"}
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, OSError) as exc:
+            why = f"it is not a readable JSON file ({type(exc).__name__}: {exc})"
+        else:
+            if isinstance(data, dict):
+                out[path.stem] = data
+                continue
+            why = f"it holds a JSON {type(data).__name__}, not an object of {{key: result}}"
+        message = (f"unreadable results file {path}: {why}; run notebook {path.stem} again to write it anew, "
+                   "or delete the file")
+        warnings.warn(message, stacklevel=2)
+        out[path.stem] = {"error": message}
     return out
 
 

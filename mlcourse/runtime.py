@@ -36,9 +36,21 @@ __all__ = ["ROOT", "device", "is_smoke", "set_seed", "quiet_tensorflow", "quiet_
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
 def is_smoke() -> bool:
-    """True when ``MLCOURSE_SMOKE=1``: run on tiny data, for tests and CI."""
-    return os.environ.get("MLCOURSE_SMOKE", "0") == "1"
+    """True when ``MLCOURSE_SMOKE`` is set to 1 (or true / yes / on): run on tiny data, for tests and CI.
+
+    Unset, or 0 / false / no / off, means full size. Any other value is an error that says what it accepts,
+    rather than a full-size run the learner did not ask for."""
+    value = os.environ.get("MLCOURSE_SMOKE", "0").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"MLCOURSE_SMOKE={os.environ['MLCOURSE_SMOKE']!r} is not understood: set it to 1 (tiny data) or "
+                     "0 (full size), or unset it.")
 
 
 class silenced:

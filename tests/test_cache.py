@@ -111,6 +111,33 @@ def test_nan_weights_are_damage(tmp_path, monkeypatch, capsys):
     assert np.isfinite(model.predict(XY[0][:2], verbose=0)).all()
 
 
+def test_weights_replaced_by_valid_zeros_are_caught_by_the_content_hash(tmp_path, monkeypatch, capsys):
+    """Valid, finite numbers in place of the trained weights: only the content hash can tell."""
+    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def train():
+        calls.append(1)
+        return _mlp()
+
+    cache.cached_model("m", train, *XY, epochs=1)
+    (entry,) = cache.entries(tmp_path)
+    recipe = json.loads((entry / "recipe.json").read_text())
+    assert recipe["content_sha256"] == cache.content_hash(entry)
+    weights = dict(np.load(entry / "weights.npz"))
+    np.savez(entry / "weights.npz", **{k: np.zeros_like(v) for k, v in weights.items()})
+    cache.cached_model("m", train, *XY, epochs=1)
+    out = capsys.readouterr().out
+    assert len(calls) == 2 and "content hash does not match" in out and "moved aside" in out
+    # an entry cached by an older version (no hash) cannot be trusted either: retrained, kept aside
+    (entry,) = cache.entries(tmp_path)
+    recipe = json.loads((entry / "recipe.json").read_text())
+    del recipe["content_sha256"]
+    (entry / "recipe.json").write_text(json.dumps(recipe))
+    cache.cached_model("m", train, *XY, epochs=1)
+    assert len(calls) == 3 and "no content hash" in capsys.readouterr().out
+
+
 def test_entries_lists_only_complete_entries(tmp_path, monkeypatch):
     monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path))
     assert cache.entries() == [] and cache.entries(tmp_path / "absent") == []

@@ -1,6 +1,7 @@
 """The course command: arguments checked before anything moves, unique aside-names, per-cell progress,
 notebooks saved as they run, failures with their cell and traceback, figures kept."""
 import json
+import os
 
 import nbformat
 import pytest
@@ -102,3 +103,39 @@ def test_course_never_overwrites_a_previous_build_and_writes_the_report(tmp_path
     assert len(kept) == 1 and kept[0].read_text() == "my earlier results"
     assert written.is_file() and (out / "report.html").is_file() and runs[0]["notebook"] == "00_workflow"
     assert json.loads((out / "runs.json").read_text()) == runs
+
+
+def test_a_relative_out_reaches_the_kernels_as_an_absolute_path(tmp_path, monkeypatch):
+    """Kernels run in solutions/: a relative results folder would land in solutions/build/... (the smoke report
+    then had no results at all)."""
+    monkeypatch.setattr(course, "run_notebook", _fake_run)
+    monkeypatch.setenv("MLCOURSE_RESULTS_DIR", "unset")
+    monkeypatch.chdir(tmp_path)
+    course.run_course("rel/build", smoke=True, only=["00_workflow"])
+    results = os.environ["MLCOURSE_RESULTS_DIR"]
+    assert os.path.isabs(results) and results == str(tmp_path / "rel" / "build" / "results")
+
+
+def test_out_that_is_a_file_is_a_clear_error_not_a_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(course, "run_notebook", _fake_run)
+    f = tmp_path / "notes.txt"
+    f.write_text("mine")
+    assert course.main(["--smoke", "--only", "00_workflow", "--out", str(f)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err and f.read_text() == "mine"
+
+
+def test_ctrl_c_still_writes_the_report_of_what_ran_and_says_how_to_rewrite_it(tmp_path, monkeypatch, capsys):
+    def run(path, out_dir, smoke, timeout=None, expected=None):
+        if path.stem != "00_workflow":
+            raise KeyboardInterrupt
+        return _fake_run(path, out_dir, smoke)
+
+    monkeypatch.setattr(course, "run_notebook", run)
+    monkeypatch.setenv("MLCOURSE_RESULTS_DIR", "unset")
+    out = tmp_path / "build"
+    assert course.main(["--smoke", "--only", "00_workflow", "01_tuning", "--out", str(out)]) == 130
+    runs = json.loads((out / "runs.json").read_text())
+    assert [r["status"] for r in runs] == ["ok", "interrupted"]
+    assert (out / "report.md").is_file() and "interrupted" in (out / "report.md").read_text()
+    said = capsys.readouterr().out
+    assert "interrupted:" in said and f"mlcourse report rewrite {out}" in said

@@ -223,3 +223,21 @@ def test_a_checksum_file_missing_one_file_is_an_error(monkeypatch, tmp_path):
     monkeypatch.setattr(data, "EMBEDDED_DIR", subset)
     with pytest.raises(data.DataError, match="SHA256SUMS.*train-images"):
         data.load_fashion_mnist(source="embedded")
+
+
+def test_stratified_subset_refuses_mismatched_input_and_says_when_it_gives_all():
+    x, y = np.zeros((400, 2)), np.arange(400) % 10
+    with pytest.raises(ValueError, match="400 examples but y has 10 labels"):
+        data.stratified_subset(x, y[:10], 50)
+    with pytest.raises(ValueError, match="positive whole number"):
+        data.stratified_subset(x, y, 0)
+    with pytest.raises(ValueError, match="positive whole number"):
+        data.stratified_subset(x, y, 12.5)
+    with pytest.warns(UserWarning, match="asked for 1000 examples but there are only 400"):
+        xs, ys = data.stratified_subset(x, y, 1000)
+    assert len(xs) == len(ys) == 400
+
+
+def test_a_data_dir_that_is_not_a_path_is_a_clear_error():
+    with pytest.raises(TypeError, match="data_dir must be a folder path"):
+        data.find_fashion_mnist(data_dir=123)

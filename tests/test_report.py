@@ -239,3 +239,32 @@ def test_the_committed_reference_run_is_linked_from_every_notebook_it_holds():
             assert (ref / "notebooks" / f"{path.stem}.html").is_file() and link in intro, path.stem
         else:
             assert link not in intro and path.stem in md.split("Not in this run:")[1].splitlines()[0], path.stem
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 4, b"[1, 2, 3]", b"null", b"{broken"])
+def test_a_bad_results_file_is_named_and_never_sinks_the_report(built, content):
+    out, md = built
+    (out / "results").mkdir(exist_ok=True)
+    (out / "results" / "03_dimensionality_reduction.json").write_bytes(content)
+    (out / "results" / "01_tuning.json").write_text(json.dumps(RESULTS["01_tuning"]))
+    (out / "runs.json").write_text(json.dumps([{"notebook": "01_tuning", "status": "ok", "seconds": 1.0}]))
+    with pytest.warns(UserWarning, match="03_dimensionality_reduction.json"):
+        report.rewrite(out)
+    text = md.read_text()
+    assert "unreadable results file" in text and "03_dimensionality_reduction.json" in text
+    assert "baseline (untuned)" in text  # the good notebook's results are still there
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"{not json", "runs.json is not readable JSON"),
+    (bytes(range(256)), "runs.json is not readable JSON"),
+    (b'{"notebook": "x"}', "holds a JSON dict"),
+    (b'[{"notebook": "01_tuning", "status": "ok"}]', "entry 0 .* lacks seconds"),
+    (b'[{"notebook": "01_tuning", "status": "ok", "seconds": "long"}]', "not a number"),
+])
+def test_a_broken_runs_json_is_named_with_what_to_do(built, content, message, capsys):
+    out, _ = built
+    (out / "runs.json").write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        report.rewrite(out)
+    assert report.main(["rewrite", str(out)]) == 2 and "runs.json" in capsys.readouterr().out
