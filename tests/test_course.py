@@ -139,3 +139,25 @@ def test_ctrl_c_still_writes_the_report_of_what_ran_and_says_how_to_rewrite_it(t
     assert (out / "report.md").is_file() and "interrupted" in (out / "report.md").read_text()
     said = capsys.readouterr().out
     assert "interrupted:" in said and f"mlcourse report rewrite {out}" in said
+
+
+def test_a_smoke_run_into_a_relative_folder_reports_its_headlines(tmp_path, monkeypatch):
+    """End to end, as `make smoke` runs it (`--out build/smoke`, relative): the kernel runs in the notebooks'
+    folder, records a headline result, and the report shows it (before the fix, the results landed in
+    <notebooks>/build/smoke/results and the smoke report had no Headlines section)."""
+    folder = tmp_path / "solutions"
+    folder.mkdir()
+    nb = _notebook(folder / "00_workflow.ipynb", "SMOKE = None",
+                   "from mlcourse import results\n"
+                   "rows = [{'positive_rate': 0.5, 'roc_auc': 0.9, 'pr_auc': 0.88},\n"
+                   "        {'positive_rate': 0.01, 'roc_auc': 0.9, 'pr_auc': 0.2}]\n"
+                   "results.record('ROC-AUC vs PR-AUC as positives get rarer', rows, notebook='00_workflow')")
+    monkeypatch.setattr(course, "select_notebooks", lambda only=None: [nb])
+    monkeypatch.setenv("MLCOURSE_RESULTS_DIR", "unset")
+    monkeypatch.chdir(tmp_path)
+    runs, md = course.run_course("build/smoke", smoke=True, timeout=120, expected={})
+    assert runs[0]["status"] == "ok", runs
+    assert (tmp_path / "build" / "smoke" / "results" / "00_workflow.json").is_file()
+    assert not (folder / "build").exists()
+    text = md.read_text()
+    assert "## Headlines" in text and "ROC-AUC vs PR-AUC" in text
