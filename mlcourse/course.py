@@ -91,6 +91,30 @@ class _without_env:
         return False
 
 
+class _kernel_log:
+    """Send what the kernel writes to its native stderr (TensorFlow's start-up lines, a CUDA probe's
+    "failed call to cuInit" on a machine without GPU, ipykernel's own log) to ``path`` instead of the console,
+    where it looked like failures in a passing run. The kernel inherits file descriptor 2 when it starts;
+    what a cell prints still goes into the executed notebook."""
+
+    def __init__(self, path: Path):
+        self.path, self.saved, self.file = Path(path), None, None
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self.file = open(self.path, "w")
+        self.saved = os.dup(2)
+        os.dup2(self.file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.file.close()
+        return False
+
+
 def run_notebook(path: Path, out_dir: Path, smoke: bool, timeout: int | None = None,
                  expected: float | None = None) -> dict:
     """Execute one notebook with papermill; return ``{notebook, status, seconds, error, output}`` and, when it
@@ -99,7 +123,8 @@ def run_notebook(path: Path, out_dir: Path, smoke: bool, timeout: int | None = N
 
     One line per code cell shows progress (which cell of how many, elapsed, ``expected`` seconds as the
     expected total); the executed notebook is saved after every cell, so a long run can be followed in
-    ``out_dir``. ``MPLBACKEND`` is kept from the kernel (``Agg`` there would strip the figures).
+    ``out_dir``. ``MPLBACKEND`` is kept from the kernel (``Agg`` there would strip the figures). The kernel's
+    own log lines go to ``<out_dir>/<name>.kernel.log`` (named in the record as ``kernel_log``), not the console.
     """
     import nbformat
     import papermill as pm
@@ -114,11 +139,14 @@ def run_notebook(path: Path, out_dir: Path, smoke: bool, timeout: int | None = N
     print(f"{path.stem}: {n_code} code cells" + (f", expected about {_minutes(expected)}" if expected else "")
           + f"; follow it in {output}", flush=True)
     t0 = time.perf_counter()
-    record = {"notebook": path.stem, "status": "ok", "seconds": 0.0, "error": "", "output": str(output)}
+    log = out_dir / f"{path.stem}.kernel.log"
+    record = {"notebook": path.stem, "status": "ok", "seconds": 0.0, "error": "", "output": str(output),
+              "kernel_log": str(log)}
     try:
-        with _without_env("MPLBACKEND"):
+        with _without_env("MPLBACKEND"), _kernel_log(log):
             pm.execute_notebook(str(path), str(output), parameters={"SMOKE": smoke}, cwd=str(path.parent),
                                 kernel_name="python3", progress_bar=False, log_output=False,
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"],
                                 request_save_on_cell_execute=True, autosave_cell_every=10,
                                 execution_timeout=timeout, on_cell_start=progress)
     except pm.PapermillExecutionError as exc:
@@ -130,6 +158,8 @@ def run_notebook(path: Path, out_dir: Path, smoke: bool, timeout: int | None = N
                       source=_head(progress.cell.source) if progress.cell is not None else "",
                       traceback=f"{type(exc).__name__}: {exc}"[-2000:])
     record["seconds"] = round(time.perf_counter() - t0, 1)
+    if record["status"] != "ok":
+        print(f"{path.stem}: the kernel's own log is in {log}", flush=True)
     return record
 
 

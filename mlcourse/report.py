@@ -839,7 +839,7 @@ def publish(build, dest=None) -> Path:
     for name in PUBLISHED:
         src = build / name
         if src.is_dir():
-            shutil.copytree(src, staging / name, ignore=shutil.ignore_patterns("*.ipynb"))
+            shutil.copytree(src, staging / name, ignore=shutil.ignore_patterns("*.ipynb", "*.kernel.log"))
         elif src.is_file():
             shutil.copy2(src, staging / name)
     for r in runs:

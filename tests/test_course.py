@@ -161,3 +161,16 @@ def test_a_smoke_run_into_a_relative_folder_reports_its_headlines(tmp_path, monk
     assert not (folder / "build").exists()
     text = md.read_text()
     assert "## Headlines" in text and "ROC-AUC vs PR-AUC" in text
+
+
+def test_the_kernels_own_log_lines_stay_off_the_console(tmp_path, capfd):
+    """TensorFlow's start-up lines, a CUDA probe's "failed call to cuInit" and ipykernel's TCP warning looked
+    like failures in a passing run: they go to the notebook's kernel log."""
+    nb = _notebook(tmp_path / "00_noisy.ipynb", "SMOKE = None",
+                   "import os\nos.write(2, b'E0000 failed call to cuInit: CUDA error\\n')\nprint('cell output')")
+    run = course.run_notebook(nb, tmp_path / "out", smoke=True, timeout=120)
+    assert run["status"] == "ok", run
+    console = capfd.readouterr()
+    assert "cuInit" not in console.err + console.out and "TCP without encryption" not in console.err
+    assert "cuInit" in open(run["kernel_log"]).read()
+    assert "cell output" in json.dumps(nbformat.read(run["output"], as_version=4).cells[-1].outputs)
