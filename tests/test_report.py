@@ -237,6 +237,8 @@ def test_the_committed_reference_run_is_linked_from_every_notebook_it_holds():
         link = f"../reference/notebooks/{path.stem}.html"
         if path.stem in runs:
             assert (ref / "notebooks" / f"{path.stem}.html").is_file() and link in intro, path.stem
+            page = (ref / "notebooks" / f"{path.stem}.html").read_text()
+            assert "has no full run in" not in page, f"{path.stem}'s reference page says it has no full run"
         else:
             assert link not in intro and path.stem in md.split("Not in this run:")[1].splitlines()[0], path.stem
 
