@@ -123,16 +123,13 @@ def batch_size_sweep(x, y, x_test, y_test, batch_sizes=(32, 128, 512, 2048), epo
 
 
 def cpu_flags() -> list[str]:
-    """The instruction-set flags of this CPU that decide whether 16-bit training can be fast here (Linux
-    ``/proc/cpuinfo``): ``avx2``, ``fma``, ``f16c``, ``avx512f``, ``avx512_bf16``, ``avx512_fp16``, ``amx_bf16``,
-    ``amx_fp16``, ``amx_tile``. An empty list where the file cannot be read (macOS, Windows)."""
+    """The instruction-set flags of this CPU that decide whether 16-bit training can be fast here
+    (:mod:`mlcourse.machine`): ``avx2``, ``fma``, ``f16c``, ``avx512f``, ``avx512_bf16``, ``avx512_fp16``,
+    ``amx_bf16``, ``amx_fp16``, ``amx_tile``. An empty list where they cannot be read (macOS, Windows)."""
+    from mlcourse import machine
+
     wanted = ("avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16", "amx_tile")
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    have = set(line.split(":", 1)[-1].split())
+    have = machine.cpu()["flags"]
     return [f for f in wanted if f in have]
 
 

@@ -460,7 +460,6 @@ def figures(rec: dict, runs: list[dict], out_dir: Path) -> list[tuple[str, Path]
 def environment() -> dict:
     """Where the results were measured: Python and library versions, CPU (cores, model, the instruction sets
     that matter for int8 / bfloat16), GPU or not, and where Fashion-MNIST came from."""
-    import os
     import platform
     import sys
     from importlib.metadata import PackageNotFoundError, version
@@ -483,19 +482,9 @@ def environment() -> dict:
             info[pkg] = version(pkg)
         except PackageNotFoundError:
             info[pkg] = "MISSING: run `make setup`"
-    info["cpu cores"] = os.cpu_count()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        text = cpuinfo.read_text(errors="replace")
-        model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
-        flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
-        wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-        info["cpu"] = model
-        info["cpu features"] = ", ".join(f for f in wanted if f in flags) or "none of " + ", ".join(wanted)
-    gpu = Path("/proc/driver/nvidia/gpus")
-    info["gpu"] = (
-        ", ".join(sorted(p.name for p in gpu.iterdir())) if gpu.is_dir() and any(gpu.iterdir()) else "none (CPU only)"
-    )
+    from mlcourse import machine
+
+    info.update(machine.probe())
     from mlcourse import data
 
     found = data.find_fashion_mnist()

@@ -10,7 +10,7 @@ from mlcourse.runtime import ROOT
 
 # ../shared/ARCHITECTURE.md: 1 ground, 2 the weeks, 3 what a person runs
 FLOORS = {
-    1: {"runtime", "data", "models", "cache", "results", "plots", "notebooks", "timing", "stats"},
+    1: {"runtime", "data", "models", "cache", "results", "plots", "notebooks", "timing", "stats", "machine"},
     2: {"evaluation", "drift", "tuning", "nas", "reduction", "compression", "distributed", "pipelines",
         "distillation", "ensembles", "serving", "runtimes"},
     3: {"course", "report", "workshop", "checks", "catalog", "__main__"},
