@@ -41,7 +41,8 @@ __all__ = ["warm_cache", "SIZES", "defaults", "CONV_HP", "prune_filters", "struc
            "evaluate_tflite", "tflite_predict", "interpreter", "run_interpreter", "tflite_latency_ms", "sizes",
            "sparsity", "prunable", "prune", "quantization_aware", "cluster", "low_rank", "macs", "BinaryDense",
            "build_binary_mlp", "binary_weight_bytes", "fit", "sparsity_sweep", "calibration_sweep",
-           "low_rank_sweep", "baseline_model", "benchmark", "BASELINE_HP", "TARGETS", "check_targets"]
+           "low_rank_sweep", "baseline_model", "float_finetune", "CONTROL", "benchmark", "BASELINE_HP", "TARGETS",
+           "check_targets"]
 
 MODES = ("float32", "dynamic", "float16", "int8", "int8_per_tensor")
 MIN_CALIBRATION = 100
@@ -84,7 +85,7 @@ def to_tflite(model, mode: str = "float32", representative=None, io_type: str = 
         if representative is None:
             raise ValueError(f"mode={mode!r} needs representative=images (a few hundred training images) "
                              "to calibrate the activation ranges.")
-        rep = np.asarray(representative, dtype=np.float32)
+        rep = _calibration_images(model, representative)
         if len(rep) < MIN_CALIBRATION:
             warnings.warn(f"Calibrating int8 on {len(rep)} samples: ranges from so few are often too narrow "
                           f"and cost accuracy. Use at least {MIN_CALIBRATION}.", stacklevel=2)
@@ -100,6 +101,30 @@ def to_tflite(model, mode: str = "float32", representative=None, io_type: str = 
         return conv.convert()
 
 
+def _calibration_images(model, representative) -> np.ndarray:
+    """The representative images as float32, refused (ValueError naming the fix) when they cannot calibrate:
+    empty, not finite, or not shaped like the model's input (one image per row, no batch axis of its own)."""
+    try:
+        rep = np.asarray(representative, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"representative must be an array of images (numbers), got {type(representative).__name__}:"
+                         f" {err}") from None
+    if rep.ndim == 0 or len(rep) == 0:
+        raise ValueError("representative is empty: give a few hundred training images, e.g. x_train[:500], "
+                         "to calibrate the int8 activation ranges.")
+    if not np.isfinite(rep).all():
+        bad = int((~np.isfinite(rep)).sum())
+        raise ValueError(f"representative holds {bad} non-finite values (NaN or inf): int8 ranges calibrated on "
+                         "them are meaningless. Pass the raw training images (e.g. x_train[:500]), not a "
+                         "transformed copy that divided by zero.")
+    want = tuple(getattr(model, "input_shape", (None,) + rep.shape[1:])[1:])
+    if len(want) != rep.ndim - 1 or any(w is not None and w != g for w, g in zip(want, rep.shape[1:])):
+        raise ValueError(f"representative has shape {rep.shape}, but the model takes images of shape {want}: pass "
+                         f"an array of shape (n, {', '.join(str(w) for w in want)}), e.g. x_train[:500] "
+                         "(no extra batch or channel axis).")
+    return rep
+
+
 def interpreter(tflite: bytes, threads: int = 1):
     """A LiteRT interpreter for the model bytes, tensors allocated (create it once; run it with
     :func:`run_interpreter`)."""
@@ -113,12 +138,16 @@ def interpreter(tflite: bytes, threads: int = 1):
 
 def tflite_predict(tflite: bytes, x, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (float) from a TFLite model, quantizing inputs / dequantizing outputs as needed."""
+    if len(np.asarray(x)) == 0:
+        raise ValueError("tflite_predict got an empty batch (0 images): pass at least one image, e.g. x_test[:1].")
     return run_interpreter(interpreter(tflite, threads=os.cpu_count() or 1), x, batch_size)
 
 
 def run_interpreter(it, x, batch_size: int = 256) -> np.ndarray:
     """Run a LiteRT interpreter on ``x`` in batches (see :func:`tflite_predict`); reusable across calls."""
     x = np.asarray(x)
+    if x.ndim == 0 or len(x) == 0:
+        raise ValueError("run_interpreter got an empty batch (0 images): pass at least one image, e.g. x_test[:1].")
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     preds = []
     for start in range(0, len(x), batch_size):
@@ -142,7 +171,11 @@ def run_interpreter(it, x, batch_size: int = 256) -> np.ndarray:
 
 def evaluate_tflite(tflite: bytes, x, y) -> float:
     """Accuracy of a TFLite classifier on ``(x, y)``."""
-    return float((tflite_predict(tflite, x).argmax(1) == np.asarray(y)).mean())
+    y = np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"evaluate_tflite got {len(x)} images but {len(y)} labels: pass matching x and y "
+                         "(e.g. x_test, y_test, both subset the same way).")
+    return float((tflite_predict(tflite, x).argmax(1) == y).mean())
 
 
 def tflite_latency_ms(tflite: bytes, image, runs: int = 200, warmup: int = 20) -> float:
@@ -245,6 +278,20 @@ def prune(model, x, y, target_sparsity: float = 0.8, schedule: str = "polynomial
     return stripped
 
 
+#: The benchmark row that fine-tunes the float model as QAT and clustering do (same epochs, same learning rate)
+#: and converts it to int8 like them: what a fine-tuned row must beat, rather than the float32 baseline.
+CONTROL = "control: float fine-tune + int8"
+
+
+def float_finetune(model, x, y, epochs: int = 1, batch_size: int = 128, learning_rate: float = 1e-4):
+    """The equal-epoch control of the fine-tuned variants: a tf_keras copy of ``model`` trained on for ``epochs``
+    at ``learning_rate`` (QAT's defaults) with no compression at all."""
+    twin = _tfk_twin(model)
+    models.compile_model(models.copy_hp(model, twin), dict(models.get_hp(model), learning_rate=learning_rate))
+    fit(twin, x, y, epochs=epochs, batch_size=batch_size)
+    return twin
+
+
 def quantization_aware(model, x, y, epochs: int = 1, batch_size: int = 128, learning_rate: float = 1e-4):
     """Quantization-aware training: fake-quantize Conv/Dense layers while fine-tuning (tf_keras model).
 
@@ -284,13 +331,30 @@ def low_rank(model, rank: int):
 
     The truncated SVD is the best rank-``r`` approximation of ``W``; parameters go from ``n*m`` to
     ``r*(n+m)``. Returns a new Keras 3 model (no fine-tuning: measure what the approximation costs).
-    Layers with ``r*(n+m) >= n*m`` are kept as they are.
+    Layers with ``r*(n+m) >= n*m`` are kept as they are (with a warning). A ``rank`` above a layer's full
+    rank ``min(n, m)`` is refused: it would leave the layer as it is and the result would not be rank ``r``.
     """
     import keras
 
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)):
+        raise TypeError(f"rank must be an integer, got {rank!r}.")
     if rank < 1:
         raise ValueError(f"rank must be at least 1, got {rank}.")
     src = models.convert(model, "keras3")
+    hidden = [lay for lay in src.layers[1:-1] if isinstance(lay, keras.layers.Dense)]
+    if not hidden:
+        raise ValueError(f"{src.name} has no hidden Dense layer to factorize (only the output layer): low_rank "
+                         "needs a model with dense_units (a CNN) or hidden_units (an MLP).")
+    full = {lay.name: min(lay.kernel.shape) for lay in hidden}
+    too_high = {name: r for name, r in full.items() if rank > r}
+    if too_high:
+        raise ValueError(f"rank {rank} is above the full rank of {too_high} (min(n, m) of each kernel): a rank-"
+                         f"{rank} factorization would not change those layers. Use a rank of at most "
+                         f"{min(full.values())}.")
+    kept = [lay.name for lay in hidden if rank * sum(lay.kernel.shape) >= int(np.prod(lay.kernel.shape))]
+    if kept:
+        warnings.warn(f"rank {rank}: factorizing {kept} would not save parameters (r*(n+m) >= n*m), so they are "
+                      "kept as they are.", stacklevel=2)
     inputs = keras.Input(shape=src.input_shape[1:], name="image")
     x = inputs
     last = src.layers[-1]
@@ -432,7 +496,15 @@ def low_rank_sweep(model, x_test, y_test, ranks=(2, 4, 8, 16, 32, 64, 128)) -> p
     rows = [{"rank": "full", "params": models.count_params(model),
              "accuracy": float(model.evaluate(x_test, y_test, verbose=0)[1])}]
     for r in ranks:
-        m = low_rank(model, r)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a rank that saves nothing in some layer: its row shows the cost
+            try:
+                m = low_rank(model, r)
+            except ValueError as err:
+                if "above the full rank" not in str(err):
+                    raise
+                print(f"low_rank_sweep: rank {r} skipped: {str(err).split(':')[0]}.")
+                continue
         rows.append({"rank": r, "params": m.count_params(),
                      "accuracy": float(m.evaluate(x_test, y_test, verbose=0)[1])})
     return pd.DataFrame(rows)
@@ -521,7 +593,9 @@ def benchmark(x_train, y_train, x_test, y_test, hp=None, epochs: int = 4, finetu
 
     Latency is timed interleaved over ``latency_rounds`` rounds of ``latency_runs // latency_rounds`` calls
     (:func:`latency_table`, one thread): ``latency_ms`` is the median, ``latency_spread`` (p95 - min) / median.
-    ``ptq_only`` skips the fine-tuned variants (QAT, pruning, clustering). Returns ``(table, baseline_model,
+    ``ptq_only`` skips the fine-tuned variants (QAT, pruning, clustering) and their control, :data:`CONTROL`: the
+    float model fine-tuned for QAT's epochs at QAT's learning rate (:func:`float_finetune`), then converted to
+    int8 the same way, so a fine-tuned row is judged against the same extra training. Returns ``(table, baseline_model,
     extras)``, where ``extras`` holds the intermediate models, the ``"blobs"`` and the ``"latency"`` table.
     """
     from tqdm.auto import tqdm
@@ -532,7 +606,7 @@ def benchmark(x_train, y_train, x_test, y_test, hp=None, epochs: int = 4, finetu
     set_seed(seed)
     rep = x_train[:500]
     n = models.count_params(base)
-    steps = tqdm(total=5 if ptq_only else 8, desc="compressing")
+    steps = tqdm(total=5 if ptq_only else 9, desc="compressing")
     blobs, params, extras = {}, {}, {"baseline": base}
 
     def add(name, blob, p=n):
@@ -553,6 +627,9 @@ def benchmark(x_train, y_train, x_test, y_test, hp=None, epochs: int = 4, finetu
         clustered = cluster(base, x_train, y_train, n_clusters=16, epochs=max(1, finetune_epochs // 2))
         extras["clustered"] = clustered
         add("clustered (16) + int8", to_tflite(clustered, "int8", rep))
+        control = float_finetune(base, x_train, y_train, epochs=max(1, finetune_epochs // 2))
+        extras["control"] = control
+        add(CONTROL, to_tflite(control, "int8", rep))
     steps.close()
     lat = latency_table(blobs, x_test[0], rounds=latency_rounds, number=max(1, latency_runs // latency_rounds))
     rows = []

@@ -268,3 +268,48 @@ def test_binary_weight_layer_is_named_as_such():
     assert type(model.get_layer("binary0")).__name__ == "BinaryWeightDense"
     assert C.BinaryDense is C.BinaryWeightDense  # the old name still works
     assert "activations stay float" in C.BinaryWeightDense.__doc__
+
+
+def test_int8_calibration_data_is_refused_when_it_cannot_calibrate(trained, ds):
+    x = ds[0]
+    with pytest.raises(ValueError, match="non-finite"):
+        C.to_tflite(trained, "int8", np.full((100, 28, 28), np.nan, np.float32))
+    with pytest.raises(ValueError, match="empty"):
+        C.to_tflite(trained, "int8", x[:0])
+    with pytest.raises(ValueError, match=r"shape \(100, 784\).*x_train\[:500\]"):
+        C.to_tflite(trained, "int8", x[:100].reshape(100, -1))
+    with pytest.raises(ValueError, match="shape"):
+        C.to_tflite(trained, "int8", x[:100, None])
+
+
+def test_low_rank_refuses_a_rank_it_cannot_apply(ds):
+    m = models.build_model({"arch": "mlp", "hidden_units": [64, 64], "dropout": 0.0})
+    with pytest.raises(ValueError, match="above the full rank.*at most 64"):
+        C.low_rank(m, 10000)
+    with pytest.raises(TypeError, match="integer"):
+        C.low_rank(m, 2.5)
+    with pytest.warns(UserWarning, match="would not save parameters"):
+        C.low_rank(m, 40)  # 40 * (64 + 64) > 64 * 64: kept, and said so
+    with pytest.raises(ValueError, match="no hidden Dense"):
+        C.low_rank(models.build_model({"arch": "cnn", "filters": [4], "dense_units": 0, "dropout": 0.0}), 2)
+    t = C.low_rank_sweep(m, ds[2], ds[3], ranks=(3, 10000))
+    assert t["rank"].tolist() == ["full", 3]
+
+
+def test_evaluation_refuses_mismatched_or_empty_batches(trained, ds):
+    blob = C.to_tflite(trained)
+    xt, yt = ds[2], ds[3]
+    with pytest.raises(ValueError, match="200 images but 199 labels"):
+        C.evaluate_tflite(blob, xt, yt[:-1])
+    with pytest.raises(ValueError, match="empty batch"):
+        C.tflite_predict(blob, xt[:0])
+    with pytest.raises(ValueError, match="empty batch"):
+        C.run_interpreter(C.interpreter(blob), xt[:0])
+
+
+def test_float_finetune_is_the_equal_epoch_control(trained, ds):
+    x, y, xt, yt = ds
+    control = C.float_finetune(trained, x[:256], y[:256], epochs=1)
+    assert not np.allclose(control.get_weights()[0], trained.get_weights()[0])  # it trained
+    assert np.allclose(trained.get_weights()[0], models.convert(trained, "keras3").get_weights()[0])  # base untouched
+    assert C.evaluate_tflite(C.to_tflite(control, "int8", x[:100]), xt, yt) > 0.3
