@@ -161,8 +161,10 @@ def index_notebook(root: Path = ROOT):
             "the room with `MLCOURSE_SMOKE=1`.\n\n"
             "**The course's own measurements**: the committed reference full run ([its report]"
             "(../reference/report.html), every notebook executed at full size in `reference/notebooks/`), and "
-            "yours, `build/report.html` after "
-            "`make course` ([open it](../build/report.html)); the measured times per notebook are in "
+            "yours: [build/report.html](../build/report.html) exists once `make course` has run, and "
+            "[build/smoke/report.html](../build/smoke/report.html) once `make smoke` has; a link that shows "
+            "\"404: Not Found\" means that run has not been made on this machine yet (run the command, then "
+            "reload). The measured times per notebook are in "
             "[INSTRUCTOR.md](../INSTRUCTOR.md); set-up and commands in the [README](../README.md)."
         )
     ]
@@ -180,8 +182,35 @@ def index_notebook(root: Path = ROOT):
     for i, cell in enumerate(cells):  # stable ids: the file changes only when its content does
         cell.id = f"course-map-{i}"
     nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    # as JupyterLab saves it, so that opening the notebook leaves it unchanged (no "unsaved" mark, no autosave)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.metadata["language_info"] = {
+        "codemirror_mode": {"name": "ipython", "version": 3},
+        "file_extension": ".py",
+        "mimetype": "text/x-python",
+        "name": "python",
+        "nbconvert_exporter": "python",
+        "pygments_lexer": "ipython3",
+        "version": ".".join(map(str, sys.version_info[:3])),
+    }
     return nb
+
+
+#: What a save by JupyterLab may change without changing the notebook's content: the kernel's own
+#: description of itself (display name, language_info with its Python version) and the format's minor version.
+_SAVE_NOISE_METADATA = ("language_info",)
+
+
+def _content(text: str):
+    """A notebook's content, less what a JupyterLab save adds or rewrites (:data:`_SAVE_NOISE_METADATA`, the
+    kernelspec's display name, the nbformat minor version, empty cell metadata JupyterLab writes)."""
+    nb = nbformat.reads(text, as_version=4)
+    meta = {k: v for k, v in nb.metadata.items() if k not in _SAVE_NOISE_METADATA}
+    if "kernelspec" in meta:
+        meta["kernelspec"] = {k: v for k, v in meta["kernelspec"].items() if k != "display_name"}
+    cells = [(c.cell_type, c.source, {k: v for k, v in c.get("metadata", {}).items() if k not in ("trusted",)})
+             for c in nb.cells]
+    return meta, cells
 
 
 def readme_table(root: Path = ROOT) -> str:
@@ -202,6 +231,13 @@ def _readme_with_table(text: str, table: str) -> str:
     return f"{head}{README_START}\n{table}\n{README_END}{tail}"
 
 
+def _same_notebook(a: str, b: str) -> bool:
+    try:
+        return _content(a) == _content(b)
+    except Exception:  # noqa: BLE001 - an unreadable notebook is out of date and written again
+        return False
+
+
 def write(root: Path = ROOT, check: bool = False) -> list[str]:
     """Write (or with ``check=True`` only compare) ``notebooks/index.ipynb`` and the README's table.
 
@@ -216,6 +252,8 @@ def write(root: Path = ROOT, check: bool = False) -> list[str]:
     }
     changed = []
     for path, text in wanted.items():
+        if path == index and path.is_file() and _same_notebook(path.read_text(), text):
+            continue  # opened and saved by JupyterLab (or written on another Python): same content
         if not path.is_file() or path.read_text() != text:
             changed.append(str(path.relative_to(root)))
             if not check:

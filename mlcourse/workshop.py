@@ -4,7 +4,8 @@
     python -m mlcourse.workshop prepare --smoke   # the same at smoke-mode sizes (a minute; for a dry run)
     python -m mlcourse.workshop check             # what this machine has: versions, data, cached models
     python -m mlcourse.workshop lab               # JupyterLab on the course, opens on the landing notebook
-    python -m mlcourse.workshop lab --ip 0.0.0.0 --port 8888   # serve a classroom from this machine
+    python -m mlcourse.workshop lab --ip 0.0.0.0 --port 8888   # one JupyterLab (one learner) on the network
+    python -m mlcourse.workshop room --ip 0.0.0.0 --port 8000  # a room: JupyterHub, one space per learner
 
 Notebooks train their slow models through :func:`mlcourse.cache.cached_model`; ``prepare`` runs the same
 recipes at the notebooks' default parameters, so that in the session every one of them loads in a second.
@@ -22,7 +23,8 @@ from pathlib import Path
 from mlcourse.cache import cache_dir
 from mlcourse.runtime import ROOT
 
-__all__ = ["prepare", "check", "lab_command", "lab", "kernel_check", "RECIPES", "LANDING"]
+__all__ = ["prepare", "check", "lab_command", "lab", "kernel_check", "lab_settings_dir", "port_to_use",
+           "room_command", "configure_room", "room", "RECIPES", "LANDING", "LAB_OVERRIDES"]
 
 
 # --- the recipes of the notebooks' slow models, at their default parameters (keep in step with them) ---
@@ -83,6 +85,65 @@ def check() -> dict:
 LANDING = "notebooks/index.ipynb"
 
 
+#: JupyterLab settings for an offline room: no news and no "Would you like to get notified about official Jupyter
+#: news?" pop-up (the announcements plugin asks while ``fetchNews`` is "none", its default, whatever
+#: ``--LabApp.news_url`` says), no update check.
+LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+
+
+def lab_settings_dir(where) -> Path:
+    """A JupyterLab application settings folder under ``where`` whose ``overrides.json`` holds
+    :data:`LAB_OVERRIDES` on top of the installed application's own overrides (written each start: generated)."""
+    import json
+
+    from jupyterlab.commands import get_app_dir
+
+    folder = Path(where) / "lab-settings"
+    folder.mkdir(parents=True, exist_ok=True)
+    merged = {}
+    installed = Path(get_app_dir()) / "settings" / "overrides.json"
+    if installed.is_file():
+        try:
+            merged = json.loads(installed.read_text())
+        except ValueError:
+            merged = {}
+    for plugin, values in LAB_OVERRIDES.items():
+        merged.setdefault(plugin, {}).update(values)
+    (folder / "overrides.json").write_text(json.dumps(merged, indent=2) + "\n")
+    return folder
+
+
+def _lab_settings_args(where) -> list[str]:
+    return [
+        f"--LabApp.app_settings_dir={lab_settings_dir(where)}",
+        # offline rooms: no news feed, no update check (both would call out to the internet)
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
+    ]
+
+
+def _port_free(port: int, ip: str) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind((ip or "0.0.0.0", port))
+        except OSError:
+            return False
+    # a server on 0.0.0.0 or on another address does not stop a bind on loopback: ask it too
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def port_to_use(port: int, ip: str = "127.0.0.1", tries: int = 50) -> int:
+    """``port`` if nothing listens there, else the next free one (ValueError naming the range if none is)."""
+    for p in range(port, port + tries):
+        if _port_free(p, ip):
+            return p
+    raise ValueError(f"ports {port}-{port + tries - 1} on {ip} are all in use: stop a server, or pass --port")
+
+
 def lab_command(port: int = 8888, ip: str = "127.0.0.1", token: str | None = None, root=ROOT) -> list[str]:
     """The command that starts JupyterLab on the course: the whole checkout is reachable (notebooks/,
     solutions/, README, the report), and it opens on the landing notebook, :data:`LANDING`.
@@ -105,9 +166,7 @@ def lab_command(port: int = 8888, ip: str = "127.0.0.1", token: str | None = Non
         f"--LabApp.default_url=/lab/tree/{LANDING}",
         f"--IdentityProvider.token={token}",
         "--ServerApp.port_retries=0",
-        # offline rooms: no news feed, no update check (both would call out to the internet)
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
+        *_lab_settings_args(Path(root) / "build"),
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # a container or a root shell: JupyterLab needs consent
         cmd.append("--allow-root")
@@ -137,6 +196,10 @@ def lab(port: int = 8888, ip: str = "127.0.0.1") -> None:
     import secrets
 
     token = secrets.token_urlsafe(24)
+    wanted, port = port, port_to_use(port, ip)
+    if port != wanted:
+        print(f"port {wanted} is in use (another JupyterLab, or `make lab` already running?): using {port} instead; "
+              f"to use that server instead, open the link it printed.")
     host = "127.0.0.1" if ip in ("127.0.0.1", "localhost") else (ip if ip not in ("0.0.0.0", "") else _lan_address())
     print(kernel_check())
     if ip not in ("127.0.0.1", "localhost"):
@@ -146,6 +209,134 @@ def lab(port: int = 8888, ip: str = "127.0.0.1") -> None:
         )
     print("\n  Open the course:  " + f"http://{host}:{port}/lab/tree/{LANDING}?token={token}\n", flush=True)
     os.execv(sys.executable, lab_command(port, ip, token) + ["--ServerApp.log_level=WARN"])
+
+
+#: What each learner gets, copied into their own home on their first start (never over their files).
+ROOM_COPY = ("notebooks", "solutions", "README.md", "INSTRUCTOR.md", "reference")
+
+
+def _copy_course(home: Path, root: Path = ROOT) -> None:
+    import shutil
+
+    home.mkdir(parents=True, exist_ok=True)
+    for name in ROOM_COPY:
+        src, dst = Path(root) / name, home / name
+        if not src.exists() or dst.exists():  # a learner's own copy is theirs: kept as it is
+            continue
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            shutil.copy2(src, dst)
+
+
+def configure_room(c, settings: dict) -> None:
+    """Fill a JupyterHub config ``c`` for a workshop room (called by the ``jupyterhub_config.py`` that
+    :func:`room_command` writes): shared-password accounts (DummyAuthenticator), one local process and one home
+    per learner (SimpleLocalProcessSpawner: ``<room>/learners/<name>``, with their own copy of the course and
+    their own ``MLCOURSE_WORK_DIR``), the instructor's prepared cache shared (``MLCOURSE_CACHE_DIR``)."""
+    room_dir = Path(settings["room_dir"])
+    learners = room_dir / "learners"
+    c.JupyterHub.ip = settings["ip"]
+    c.JupyterHub.port = settings["port"]
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = settings["hub_port"]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings['proxy_api_port']}"
+    c.ConfigurableHTTPProxy.should_start = True
+    c.JupyterHub.db_url = f"sqlite:///{room_dir / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(room_dir / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(room_dir / "jupyterhub.pid")
+    c.JupyterHub.authenticator_class = "jupyterhub.auth.DummyAuthenticator"
+    c.DummyAuthenticator.password = settings["password"]
+    c.Authenticator.allow_all = True
+    c.Authenticator.admin_users = {settings.get("admin", "instructor")}
+    c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
+    c.SimpleLocalProcessSpawner.home_dir_template = str(learners / "{username}")
+    c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
+    c.Spawner.default_url = f"/lab/tree/{LANDING}"
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 120
+    args = _lab_settings_args(room_dir)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--allow-root")
+    c.Spawner.args = args
+    path = [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = {"PYTHONPATH": os.pathsep.join(path), "MLCOURSE_CACHE_DIR": settings["cache_dir"],
+           "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": os.environ.get("PATH", "")}
+    if settings.get("smoke"):
+        env["MLCOURSE_SMOKE"] = "1"
+    c.Spawner.environment = env
+
+    def pre_spawn(spawner):  # the learner's own copy of the course and own work folder
+        home = learners / spawner.user.name
+        _copy_course(home, Path(settings["root"]))
+        spawner.environment = {**spawner.environment, "MLCOURSE_WORK_DIR": str(home / "runs")}
+
+    c.Spawner.pre_spawn_hook = pre_spawn
+    if settings.get("api_token"):  # an admin token, for scripts and tests (never printed)
+        c.JupyterHub.services = [{"name": "mlcourse-admin", "api_token": settings["api_token"]}]
+        c.JupyterHub.load_roles = [{"name": "mlcourse-admin",
+                                    "scopes": ["admin:users", "admin:servers", "access:servers"],
+                                    "services": ["mlcourse-admin"]}]
+
+
+def _proxy_missing() -> str | None:
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("jupyterhub") is None:
+        return "jupyterhub is not installed: run `make setup` (it installs requirements.lock)"
+    if shutil.which("configurable-http-proxy") is None:
+        return ("JupyterHub's proxy, configurable-http-proxy, is not on PATH: run `make setup`, or "
+                "`npm install -g configurable-http-proxy` (needs node and npm)")
+    return None
+
+
+def room_command(room_dir, port: int = 8000, ip: str = "127.0.0.1", password: str | None = None,
+                 api_token: str | None = None, smoke: bool | None = None, root=ROOT) -> tuple[list[str], dict]:
+    """The command (and settings) that start JupyterHub for a room in ``room_dir``: it writes
+    ``room_dir/jupyterhub_config.py``, which calls :func:`configure_room`. Returns ``(cmd, settings)``."""
+    import json
+    import secrets
+
+    from mlcourse.runtime import free_port
+
+    room_dir = Path(room_dir).resolve()
+    room_dir.mkdir(parents=True, exist_ok=True)
+    settings = {"room_dir": str(room_dir), "ip": ip, "port": port, "hub_port": free_port(),
+                "proxy_api_port": free_port(), "password": password or secrets.token_urlsafe(6),
+                "cache_dir": str(cache_dir().resolve()), "api_token": api_token, "smoke": smoke,
+                "root": str(Path(root).resolve())}
+    config = room_dir / "jupyterhub_config.py"
+    config.write_text(
+        "# Written by `python -m mlcourse.workshop room` at each start: edit mlcourse/workshop.py instead.\n"
+        f"import json\nimport sys\n\nsys.path.insert(0, {str(ROOT)!r})\n"
+        "from mlcourse.workshop import configure_room  # noqa: E402\n\n"
+        f"configure_room(c, json.loads({json.dumps(settings)!r}))  # noqa: F821\n"
+    )
+    cmd = [sys.executable, "-m", "jupyterhub", "-f", str(config), "--no-ssl"]
+    return cmd, settings
+
+
+def room(port: int = 8000, ip: str = "127.0.0.1", room_dir=None, password: str | None = None) -> None:
+    """Print how learners join (the address, the shared password), warn about the network, become JupyterHub."""
+    missing = _proxy_missing()
+    if missing:
+        raise SystemExit(f"mlcourse workshop room: {missing}")
+    wanted, port = port, port_to_use(port, ip)
+    if port != wanted:
+        print(f"port {wanted} is in use: using {port} instead.")
+    room_dir = Path(room_dir or ROOT / "build" / "room")
+    cmd, settings = room_command(room_dir, port, ip, password)
+    host = "127.0.0.1" if ip in ("127.0.0.1", "localhost") else (ip if ip not in ("0.0.0.0", "") else _lan_address())
+    print(kernel_check())
+    if ip not in ("127.0.0.1", "localhost"):
+        print(f"WARNING: serving on {ip} over plain HTTP: anyone on this network who has the password can sign in "
+              "and run code on this machine as this user. Use it on the room's own network only.")
+    print(f"cache shared with every learner: {settings['cache_dir']} (prepare it first: make workshop)")
+    print(f"each learner's copy of the course and work folder: {room_dir / 'learners'}/<name>/")
+    print(f"\n  Open the room:  http://{host}:{port}/   any user name, password: {settings['password']}\n",
+          flush=True)
+    os.execv(sys.executable, cmd)
 
 
 def _lan_address() -> str:
@@ -170,6 +361,11 @@ def main(argv=None) -> int:
     lb = sub.add_parser("lab", help="start JupyterLab on the course")
     lb.add_argument("--port", type=int, default=8888)
     lb.add_argument("--ip", default="127.0.0.1", help="address to listen on (0.0.0.0: serve a room; default: loopback)")
+    rm = sub.add_parser("room", help="start JupyterHub: one account, one copy of the course per learner")
+    rm.add_argument("--port", type=int, default=8000)
+    rm.add_argument("--ip", default="127.0.0.1", help="address to listen on (0.0.0.0: the room's network)")
+    rm.add_argument("--dir", default=None, help="the room's folder (default: build/room)")
+    rm.add_argument("--password", default=None, help="the shared password (default: a new random one, printed)")
     args = p.parse_args(argv)
     if args.cmd == "prepare":
         for what, s in prepare(args.smoke).items():
@@ -177,6 +373,8 @@ def main(argv=None) -> int:
     elif args.cmd == "check":
         for k, v in check().items():
             print(f"{k:>32}: {v}")
+    elif args.cmd == "room":
+        room(args.port, args.ip, args.dir, args.password)
     else:
         lab(args.port, args.ip)
     return 0
