@@ -16,6 +16,11 @@ keras-tuner only accepts Keras 3 models; :func:`build_hypermodel` builds them th
   (``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``), logs collected,
   processes always cleaned up.
 
+One process at a time per project: :func:`make_tuner` (and :func:`distributed_search`, for its chief and
+workers) hold ``<directory>/<project>.mlcourse.lock`` (``fcntl.flock``, the holder's pid inside) for as long as
+the tuner lives; a second process on the same project waits ``wait`` seconds, then gets a
+:class:`ProjectInUseError` naming the project, the holder's pid and what to do.
+
 Taught in notebook ``01_tuning``, which writes the keras-tuner calls in plain sight; this module is their
 tested version.
 """
@@ -35,8 +40,9 @@ import pandas as pd
 
 from mlcourse.runtime import free_port, keep_aside, quiet_import
 
-__all__ = ["SPACE", "hp_from_trial", "build_hypermodel", "make_tuner", "search", "trial_table", "best_hp",
-           "distributed_search", "TUNERS", "split_for_tuning", "score_hp", "hyperband_brackets", "automl_search"]
+__all__ = ["ProjectInUseError", "project_lock", "release_project", "SPACE", "hp_from_trial", "build_hypermodel",
+           "make_tuner", "search", "trial_table", "best_hp", "distributed_search", "TUNERS", "split_for_tuning",
+           "score_hp", "hyperband_brackets", "automl_search"]
 
 TUNERS = ("random", "hyperband", "bayesian")
 #: The search space: name -> (kind, values). Shared by all tuners so that comparisons are fair.
@@ -121,13 +127,77 @@ def _project_dir(directory, project) -> Path:
     return Path(directory) / project
 
 
+class ProjectInUseError(RuntimeError):
+    """Another process is tuning this project now (see :func:`project_lock`)."""
+
+
+_HELD: dict[str, object] = {}  # lock path -> open file holding the flock, in this process
+_OWNER_ENV = "MLCOURSE_TUNING_LOCK_OWNER"  # set for distributed_search's own chief and workers
+
+
+def _lock_path(directory, project) -> Path:
+    return Path(directory) / f"{project}.mlcourse.lock"
+
+
+def project_lock(directory, project: str, wait: float = 0.0):
+    """Hold the lock of tuning project ``directory/project`` for this process (until it exits or
+    :func:`release_project`); return the open lock file. Already held by this process: returned again.
+    Held by another process: wait up to ``wait`` seconds, then :class:`ProjectInUseError`."""
+    import fcntl
+
+    path = _lock_path(directory, project)
+    key = str(path.resolve())
+    if key in _HELD and not _HELD[key].closed:
+        return _HELD[key]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    owner = os.environ.get(_OWNER_ENV)
+    f = open(path, "a+")
+    deadline = time.monotonic() + max(0.0, wait)
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip().split()[:1]
+            holder = holder[0] if holder else "unknown"
+            if owner and holder == owner:  # our own distributed_search holds it for us: chief and workers share
+                f.close()
+                return None
+            if time.monotonic() >= deadline:
+                f.close()
+                raise ProjectInUseError(
+                    f"tuning project {project!r} in {Path(directory)} is in use by process {holder} (lock file "
+                    f"{path}): two searches in one project overwrite each other's trials. Wait for it to finish "
+                    f"(or stop that notebook's kernel; make_tuner(..., wait=SECONDS) waits for it), or use "
+                    f"another project name."
+                ) from None
+            time.sleep(0.2)
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
+    f.flush()
+    _HELD[key] = f
+    return f
+
+
+def release_project(directory, project: str) -> None:
+    """Let other processes tune ``directory/project`` (this process's lock on it, if any, is released)."""
+    f = _HELD.pop(str(_lock_path(directory, project).resolve()), None)
+    if f is not None and not f.closed:
+        f.close()
+
+
 def make_tuner(kind: str, directory, project: str, max_trials: int = 10, max_epochs: int = 4, seed: int = 0,
-               fresh: bool = False, verbose: bool = True):
+               fresh: bool = False, verbose: bool = True, wait: float = 0.0):
     """A keras-tuner tuner on :data:`SPACE` maximising ``val_accuracy``.
 
     ``max_trials`` applies to random and bayesian; Hyperband's budget is ``max_epochs`` (factor 3).
     If ``directory/project`` exists, the tuner **resumes** it. ``fresh=True`` moves it to
     ``project-previous-<time>`` first (nothing you tuned is deleted) and starts over.
+
+    This process holds the project's lock (:func:`project_lock`) from here on: another process that makes a
+    tuner on the same project waits ``wait`` seconds, then gets :class:`ProjectInUseError`.
     """
     kt = quiet_import("keras_tuner")
     if kind not in TUNERS:
@@ -135,6 +205,7 @@ def make_tuner(kind: str, directory, project: str, max_trials: int = 10, max_epo
     if max_trials < 1 or max_epochs < 1:
         raise ValueError("max_trials and max_epochs must be at least 1.")
     path = _project_dir(directory, project)
+    project_lock(directory, project, wait=wait)  # before reading or moving anything of the project
     if path.exists() and fresh:
         kept = keep_aside(path)
         if verbose:
@@ -341,11 +412,24 @@ def distributed_search(n_workers: int, directory, project: str, kind: str = "ran
     and each one's output is kept in ``directory/logs-<project>/``. Returns ``{"seconds", "trials",
     "best_score", "logs"}``.
     """
-    from mlcourse.runtime import ProcessGroup
 
     if n_workers < 1:
         raise ValueError("n_workers must be at least 1.")
     directory = Path(directory)
+    held_before = str(_lock_path(directory, project).resolve()) in _HELD
+    project_lock(directory, project)  # before touching its logs: a second search on it is refused here
+    try:
+        return _distributed(n_workers, directory, project, kind, max_trials, epochs, n_train, n_val, source, seed,
+                            timeout, threads_per_worker)
+    finally:
+        if not held_before:
+            release_project(directory, project)
+
+
+def _distributed(n_workers, directory, project, kind, max_trials, epochs, n_train, n_val, source, seed, timeout,
+                 threads_per_worker) -> dict:
+    from mlcourse.runtime import ProcessGroup
+
     logs = directory / f"logs-{project}"
     logs.mkdir(parents=True, exist_ok=True)
     config = logs / "config.json"
@@ -353,7 +437,7 @@ def distributed_search(n_workers: int, directory, project: str, kind: str = "ran
                                   "max_trials": max_trials, "epochs": epochs, "n_train": n_train,
                                   "n_val": n_val, "source": source, "seed": seed}))
     port = free_port()
-    base_env = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port}
+    base_env = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port, _OWNER_ENV: os.getpid()}
     if threads_per_worker:
         base_env.update(TF_NUM_INTRAOP_THREADS=threads_per_worker, TF_NUM_INTEROP_THREADS=1,
                         OMP_NUM_THREADS=threads_per_worker)

@@ -138,3 +138,35 @@ def test_distributed_search_with_worker_processes(tmp_path):
     logs = {p.name for p in (tmp_path / "logs-dist").glob("*.log")}
     assert logs == {"chief.log", "tuner0.log", "tuner1.log"}
     assert "tuner0 done" in (tmp_path / "logs-dist" / "tuner0.log").read_text()
+
+
+def test_a_second_process_on_the_same_project_is_refused_then_waits(tmp_path):
+    """Two real processes on one project: the second is refused with the holder's pid, or waits for it."""
+    import subprocess
+    import sys
+    import time
+
+    from mlcourse.runtime import ROOT, child_env
+
+    holder = ("import sys, time\nfrom mlcourse import tuning\n"
+              "t = tuning.make_tuner('random', sys.argv[1], 'shared', max_trials=1, verbose=False)\n"
+              "print('holding', flush=True)\ntime.sleep(float(sys.argv[2]))\n")
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(tmp_path), "6"], env=child_env(), cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "holding"
+        with pytest.raises(tuning.ProjectInUseError) as err:
+            tuning.make_tuner("random", tmp_path, "shared", max_trials=1, verbose=False)
+        msg = str(err.value)
+        assert "'shared'" in msg and f"process {proc.pid}" in msg and "another project name" in msg
+        assert not (tmp_path / "shared" / "trial_0").exists()  # nothing of the holder's touched
+        other = tuning.make_tuner("random", tmp_path, "other", max_trials=1, verbose=False)  # another name: fine
+        assert other is not None
+        t0 = time.monotonic()
+        assert tuning.make_tuner("random", tmp_path, "shared", max_trials=1, verbose=False, wait=60) is not None
+        assert proc.wait(timeout=10) == 0 and time.monotonic() - t0 < 60  # it waited for the holder to end
+    finally:
+        proc.kill()
+        proc.wait(10)
+        tuning.release_project(tmp_path, "shared")
+        tuning.release_project(tmp_path, "other")
