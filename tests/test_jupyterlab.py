@@ -16,7 +16,7 @@ import nbformat
 import pytest
 from _chromium import Chromium, needs_chromium
 
-from mlcourse import report, workshop
+from mlcourse import catalog, report, workshop
 from mlcourse.runtime import ROOT, free_port
 
 NOTEBOOK = "solutions/00_workflow.ipynb"
@@ -160,6 +160,9 @@ def test_a_browser_opens_the_landing_notebook_and_reaches_a_solution_and_the_rep
         links = page.evaluate("Array.from(document.querySelectorAll('.jp-RenderedMarkdown a')).map(a => a.href)")
         assert any("solutions/00_workflow.ipynb" in h for h in links), links
         assert any("/files/build/report.html" in h for h in links), links
+        assert any("/files/build/smoke/report.html" in h for h in links), links  # make smoke's report too
+        time.sleep(3)  # the announcements plugin asks at start-up, if it asks at all
+        assert "official Jupyter news" not in page.evaluate("document.body.innerText")
         page.evaluate("Array.from(document.querySelectorAll('.jp-RenderedMarkdown a'))"
                       ".find(a => a.href.includes('solutions/00_workflow.ipynb')).click()")
         page.wait_for("Array.from(document.querySelectorAll('.lm-TabBar-tabLabel'))"
@@ -174,3 +177,39 @@ def test_a_browser_opens_the_landing_notebook_and_reaches_a_solution_and_the_rep
         assert report_page.evaluate("document.querySelectorAll('h2').length") >= 3
     for name in ("README.md", "INSTRUCTOR.md"):  # the course root is reachable, not only notebooks/
         assert _get(f"{base}/api/contents/{name}", token)[0] == 200
+
+
+def test_no_news_pop_up_offline(lab):
+    """JupyterLab 4.6 asks "Would you like to get notified about official Jupyter news?" while the announcements
+    plugin's ``fetchNews`` setting is "none" (its default), whatever ``--LabApp.news_url`` says: the course's
+    overrides make it "false" (and no update check)."""
+    _, text = _get(f"{lab['base']}/lab/api/settings/@jupyterlab/apputils-extension:notification", lab["token"])
+    props = json.loads(text)["schema"]["properties"]
+    assert props["fetchNews"]["default"] == "false" and props["checkForUpdates"]["default"] is False
+
+
+def test_the_landing_notebook_saved_by_jupyterlab_still_passes_the_catalog_check(lab):
+    """Opening the landing notebook and saving it (as JupyterLab's autosave does, through the contents API, with
+    the kernel's language_info, another Python's version and display name) leaves `catalog check` passing."""
+    root, path = lab["root"], workshop.LANDING
+    shutil.copy(ROOT / "README.md", root / "README.md")
+    assert catalog.write(root, check=True) == []
+    model = json.loads(_get(f"{lab['base']}/api/contents/{path}", lab["token"])[1])
+    nb = model["content"]
+    assert nb["metadata"]["kernelspec"]["display_name"] == "Python 3 (ipykernel)"  # as the kernel names itself
+    assert "language_info" in nb["metadata"]  # nothing for a first save to add
+    nb["metadata"]["language_info"] = {**nb["metadata"]["language_info"], "version": "3.12.9"}
+    nb["metadata"]["kernelspec"]["display_name"] = "Python 3"
+    nb["nbformat_minor"] = 4
+    status, _ = _get(f"{lab['base']}/api/contents/{path}", lab["token"], "PUT",
+                     {"type": "notebook", "format": "json", "content": nb})
+    assert status == 200
+    assert json.loads((root / path).read_text())["metadata"]["language_info"]["version"] == "3.12.9"
+    assert catalog.write(root, check=True) == []  # what a save adds is not a change of content
+    assert catalog.write(root) == [] and "3.12.9" in (root / path).read_text()  # and write leaves it as it is
+
+
+def test_the_landing_notebook_links_both_reports_and_says_what_a_missing_one_means():
+    text = "\n".join(c.source for c in catalog.index_notebook().cells[:1])
+    assert "(../build/report.html)" in text and "(../build/smoke/report.html)" in text
+    assert "make smoke" in text and "404" in text

@@ -15,3 +15,30 @@ def test_prepare_smoke_fills_the_cache_and_check_reports_it(tmp_path, monkeypatc
     info = workshop.check()
     assert info["tensorflow"] and f"{len(entries)} in" in info["cached models"]
     assert "--port=9999" in workshop.lab_command(9999) and "--no-browser" in workshop.lab_command()
+
+
+def test_a_second_lab_uses_the_next_free_port_and_says_so_before_printing_its_link(monkeypatch, capsys):
+    import socket
+
+    from mlcourse.runtime import free_port
+
+    with socket.socket() as busy:  # the first `make lab`
+        busy.bind(("127.0.0.1", free_port()))
+        busy.listen()
+        port = busy.getsockname()[1]
+        started = []
+        monkeypatch.setattr(workshop.os, "execv", lambda exe, cmd: started.append(cmd))
+        workshop.lab(port, "127.0.0.1")
+    out = capsys.readouterr().out
+    used = int(next(a for a in started[0] if a.startswith("--port=")).split("=")[1])
+    assert used != port and f"port {port} is in use" in out and f"using {used}" in out
+    assert f"http://127.0.0.1:{used}/lab/tree/" in out and f":{port}/" not in out
+    assert out.index("in use") < out.index("Open the course")
+
+
+def test_port_to_use_names_the_range_when_all_are_taken(monkeypatch):
+    import pytest
+
+    monkeypatch.setattr(workshop, "_port_free", lambda p, ip: False)
+    with pytest.raises(ValueError, match="8888-8890 .* --port"):
+        workshop.port_to_use(8888, tries=3)
