@@ -3,7 +3,9 @@
 #   make lint     ruff over the package, tests, tools and solutions; generated files and the lock up to date
 #   make test     lint, then the test suite (CI runs exactly this): package tests, student notebooks via papermill,
 #                 solution notebooks via nbval, all in smoke mode
-#   make lab      open the course in JupyterLab (make lab IP=0.0.0.0 PORT=8888 serves a room)
+#   make lab      open the course in JupyterLab, for one learner (IP=0.0.0.0 PORT=8888 to reach it from elsewhere)
+#   make room     a workshop room: JupyterHub, one account and one copy of the course per learner
+#                 (make room IP=0.0.0.0 PORT=8000 serves the room's network; PASSWORD=... the shared password)
 #   make workshop prepare a room ahead of time, offline: data checked, slow models pre-trained and cached
 #   make smoke    the course command on tiny data (a few minutes): checks a set-up
 #   make notebooks  regenerate notebooks/ from solutions/ (after editing a solution)
@@ -11,7 +13,7 @@ PYTHON ?= python3
 export PYTHON
 # No MPLBACKEND here: kernels inherit it, and with Agg an executed notebook keeps no figure (STACK.md).
 QUIET := TF_CPP_MIN_LOG_LEVEL=2
-.PHONY: setup course smoke test lint lab workshop notebooks
+.PHONY: setup course smoke test lint lab room workshop notebooks
 
 setup:
 	@bash tools/setup.sh
@@ -35,6 +37,10 @@ test: lint
 
 lab: setup
 	$(PYTHON) -m mlcourse.workshop lab $(if $(IP),--ip $(IP)) $(if $(PORT),--port $(PORT))
+
+room: setup
+	$(PYTHON) -m mlcourse.workshop room $(if $(IP),--ip $(IP)) $(if $(PORT),--port $(PORT)) \
+		$(if $(PASSWORD),--password $(PASSWORD))
 
 workshop: setup
 	$(QUIET) $(PYTHON) -m mlcourse.workshop prepare

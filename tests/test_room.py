@@ -160,3 +160,15 @@ def test_room_refuses_to_start_without_its_proxy_and_says_how_to_install_it(monk
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(SystemExit, match="npm install -g configurable-http-proxy"):
         workshop.room(port=free_port())
+
+
+def test_room_warns_about_the_network_when_not_on_loopback_and_prints_how_to_join(tmp_path, monkeypatch, capsys):
+    started = []
+    monkeypatch.setattr(workshop.os, "execv", lambda exe, cmd: started.append(cmd))  # nothing is started
+    workshop.room(port=free_port(), ip="0.0.0.0", room_dir=tmp_path, password="pw-for-the-room")
+    out = capsys.readouterr().out
+    assert "WARNING: serving on 0.0.0.0" in out and "anyone on this network" in out
+    assert "password: pw-for-the-room" in out and "learners" in out
+    assert started and started[0][-3:-1] == ["-f", str((tmp_path / "jupyterhub_config.py").resolve())]
+    workshop.room(port=free_port(), ip="127.0.0.1", room_dir=tmp_path, password="pw")
+    assert "WARNING" not in capsys.readouterr().out

@@ -4,7 +4,8 @@
 #     without it the course runs on the embedded subset in datasets/);
 #  2. the locked Python packages (requirements.lock: the closure of pyproject.toml's pins, exact versions),
 #     then mlcourse itself (editable, no dependencies of its own beyond the lock), into the current Python;
-#  3. with --tests: Debian's chromium, for the browser tests (optional: they skip without it).
+#  3. with --tests: Debian's chromium, for the browser tests (optional: they skip without it);
+#  4. JupyterHub's proxy, configurable-http-proxy, from npm (for `make room`; optional: only the room needs it).
 # A stamp (.setup-done) holds a hash of pyproject.toml, the lock and the Python used: a second run does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,18 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   else
     echo "setup: full Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist, or set"
     echo "       MLCOURSE_DATA_DIR); the course will use the embedded 6,000/1,000-image subset"
+  fi
+fi
+
+if ! command -v configurable-http-proxy >/dev/null 2>&1; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "setup: installing JupyterHub's proxy for \`make room\` (npm install -g configurable-http-proxy)"
+    npm install -g --silent configurable-http-proxy >/dev/null 2>&1 \
+      || echo "setup: could not install configurable-http-proxy (try: sudo npm install -g configurable-http-proxy);" \
+              "make room will not start without it, make lab works"
+  else
+    echo "setup: npm not found: \`make room\` needs JupyterHub's proxy (install node and npm, then"
+    echo "       npm install -g configurable-http-proxy); make lab works without it"
   fi
 fi
 
