@@ -74,6 +74,8 @@ def _stack(seed):
 
 def test_stacking_checker(capsys):
     from sklearn.ensemble import RandomForestClassifier, StackingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
     from sklearn.tree import DecisionTreeClassifier
 
     checks.check_stacking(_stack)
@@ -83,3 +85,13 @@ def test_stacking_checker(capsys):
     with pytest.raises(AssertionError, match="different"):
         checks.check_stacking(lambda seed: StackingClassifier([("a", DecisionTreeClassifier()),
                                                                ("b", DecisionTreeClassifier(max_depth=3))]))
+
+    with pytest.raises(AssertionError, match="a lone logistic regression reaches"):  # weak kinds: tree + naive Bayes
+        checks.check_stacking(lambda seed: StackingClassifier([("tree", DecisionTreeClassifier(random_state=seed)),
+                                                               ("nb", GaussianNB())],
+                                                              final_estimator=LogisticRegression(max_iter=500), cv=3))
+    with pytest.raises(AssertionError, match="below"):  # two shallow trees of different kinds, still weak
+        checks.check_stacking(lambda seed: StackingClassifier(
+            [("tree", DecisionTreeClassifier(max_depth=3, random_state=seed)),
+             ("forest", RandomForestClassifier(5, max_depth=3, random_state=seed))],
+            final_estimator=LogisticRegression(max_iter=500), cv=3))

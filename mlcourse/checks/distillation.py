@@ -99,6 +99,9 @@ def check_stacking(fn) -> None:
     from sklearn.base import clone
     from sklearn.datasets import load_digits
     from sklearn.ensemble import StackingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     model = fn(0)
     assert isinstance(model, StackingClassifier), (
@@ -116,7 +119,17 @@ def check_stacking(fn) -> None:
     stack = clone(model).fit(X[tr], y[tr])
     acc = float(np.mean(stack.predict(X[te]) == y[te]))
     bases = {name: float(np.mean(est.predict(X[te]) == y[te])) for name, est in stack.named_estimators_.items()}
-    assert acc >= 0.85, (f"Your stack reaches {acc:.3f} on digits (400 test images); expected at least 0.85. "
-                         f"Its base models alone: {bases}.")
-    _passed("6.3", f"a StackingClassifier of {len(model.estimators)} different models fits on digits and reaches "
-                   "at least 0.85 on 400 held-out images.")
+    # the bar is measured on this split, not fixed: a lone (scaled) logistic regression reaches about 0.94 here
+    lone = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X[tr], y[tr])
+    lone_acc = float(np.mean(lone.predict(X[te]) == y[te]))
+    margin = 0.015
+    bar = max(lone_acc, max(bases.values())) - margin
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in bases.items())
+    assert acc >= bar, (
+        f"Your stack reaches {acc:.3f} on digits (400 test images), below {bar:.3f}: a lone logistic regression "
+        f"reaches {lone_acc:.3f} on the same split and your base models alone reach {shown}. A stack should be at "
+        f"least as good as the best of those (within {margin}): use strong, different base models (e.g. a random "
+        "forest and a scaled logistic regression, or k-nearest neighbours) and a simple final_estimator.")
+    _passed("6.3", f"a StackingClassifier of {len(model.estimators)} different models fits on digits and is, on 400 "
+                   f"held-out images, at least as accurate as a lone logistic regression and its best base model "
+                   f"(within {margin}).")
