@@ -46,6 +46,8 @@ def check_int8_converter(fn) -> None:
     model = _tiny_model()
     try:
         blob = fn(model, x[:200])
+    except NotImplementedError:  # the student copy's stub: let it through as it is
+        raise
     except Exception as err:  # the converter's own errors are long: say which setting they point to
         hint = ("give converter.representative_dataset (a generator yielding [images[i:i+1].astype(np.float32)]):"
                 " without it the converter can only quantize the weights (dynamic range), not the activations"
@@ -132,6 +134,8 @@ def check_pruning_loop(fn) -> None:
     set_seed(0)
     try:
         out = fn(base, x, y, 0.75, 4)
+    except NotImplementedError:  # the student copy's stub: let it through as it is
+        raise
     except Exception as err:
         hint = ("fit with callbacks=[tfmot.sparsity.keras.UpdatePruningStep()]: it advances the schedule and "
                 "updates the masks" if "UpdatePruningStep" in str(err) or "callback" in str(err).lower()
