@@ -108,10 +108,24 @@ def test_check_claims_reports_what_holds_and_what_does_not():
     claims = ensembles.check_claims(table, bv).set_index("claim")["holds"]
     assert claims["random forest is more accurate than one tree"]
     assert not claims["AdaBoost is more accurate than one tree"]
-    assert claims["bagging cuts variance"] and not claims["boosting cuts bias (AdaBoost)"]
-    assert claims["boosting is sequential, so slower to train than bagging (AdaBoost)"]
+    # without its base learner measured, the claim says exactly which tree AdaBoost was compared with
+    assert claims["bagging cuts variance"] and not claims["boosting cuts bias (AdaBoost vs one fully grown tree, "
+                                                         "not its base learner)"]
+    assert claims["boosting trains slower than bagging (AdaBoost vs random forest)"]
     assert claims["stacking (forest + logreg) is as accurate as the best other ensemble"]
     assert len(ensembles.check_claims(table)) == 5  # no bias/variance measured: those claims are left out
+    # with the base learners measured: boosting against its own base learner, hist gradient boosting's time included
+    table2 = pd.concat([table, pd.DataFrame({"model": ["hist gradient boosting", "decision tree (depth 3)"],
+                                             "test accuracy": [0.86, 0.60], "train time (s)": [1.0, 0.1]})])
+    bv2 = pd.concat([bv, pd.DataFrame({"model": ["decision tree (depth 3)", "hist gradient boosting",
+                                                 "decision tree (31 leaves)"],
+                                       "bias": [0.40, 0.14, 0.30], "variance": [0.1, 0.05, 0.15]})])
+    claims2 = ensembles.check_claims(table2, bv2).set_index("claim")["holds"]
+    assert claims2["boosting cuts bias (AdaBoost vs one decision tree (depth 3), its base learner)"]
+    assert claims2["boosting cuts bias (hist gradient boosting vs one decision tree (31 leaves), its base learner)"]
+    assert not claims2["boosting trains slower than bagging (hist gradient boosting vs random forest)"]
+    assert not any(c.startswith("decision tree (depth 3)") for c in claims2.index)  # base learners are no contestants
+    assert set(ensembles.base_learners()) == set(ensembles.BASE_LEARNER.values())
     with pytest.raises(ValueError, match="no 'decision tree \\(one\\)' row"):
         ensembles.check_claims(table[table.model != "decision tree (one)"])
 
