@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 
+from mlcourse.notebooks import same_notebook
 from mlcourse.runtime import ROOT
 
 __all__ = ["COURSE", "exercises", "timings", "rows", "index_notebook", "readme_table", "write", "main"]
@@ -196,23 +197,6 @@ def index_notebook(root: Path = ROOT):
     return nb
 
 
-#: What a save by JupyterLab may change without changing the notebook's content: the kernel's own
-#: description of itself (display name, language_info with its Python version) and the format's minor version.
-_SAVE_NOISE_METADATA = ("language_info",)
-
-
-def _content(text: str):
-    """A notebook's content, less what a JupyterLab save adds or rewrites (:data:`_SAVE_NOISE_METADATA`, the
-    kernelspec's display name, the nbformat minor version, empty cell metadata JupyterLab writes)."""
-    nb = nbformat.reads(text, as_version=4)
-    meta = {k: v for k, v in nb.metadata.items() if k not in _SAVE_NOISE_METADATA}
-    if "kernelspec" in meta:
-        meta["kernelspec"] = {k: v for k, v in meta["kernelspec"].items() if k != "display_name"}
-    cells = [(c.cell_type, c.source, {k: v for k, v in c.get("metadata", {}).items() if k not in ("trusted",)})
-             for c in nb.cells]
-    return meta, cells
-
-
 def readme_table(root: Path = ROOT) -> str:
     """The README's course table (between its two markers)."""
     lines = ["| notebook | topic | exercises | full run |", "|---|---|---|---|"]
@@ -231,13 +215,6 @@ def _readme_with_table(text: str, table: str) -> str:
     return f"{head}{README_START}\n{table}\n{README_END}{tail}"
 
 
-def _same_notebook(a: str, b: str) -> bool:
-    try:
-        return _content(a) == _content(b)
-    except Exception:  # noqa: BLE001 - an unreadable notebook is out of date and written again
-        return False
-
-
 def write(root: Path = ROOT, check: bool = False) -> list[str]:
     """Write (or with ``check=True`` only compare) ``notebooks/index.ipynb`` and the README's table.
 
@@ -252,7 +229,7 @@ def write(root: Path = ROOT, check: bool = False) -> list[str]:
     }
     changed = []
     for path, text in wanted.items():
-        if path == index and path.is_file() and _same_notebook(path.read_text(), text):
+        if path == index and path.is_file() and same_notebook(path.read_text(), text):
             continue  # opened and saved by JupyterLab (or written on another Python): same content
         if not path.is_file() or path.read_text() != text:
             changed.append(str(path.relative_to(root)))

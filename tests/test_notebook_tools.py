@@ -186,3 +186,27 @@ def test_report_headlines_and_figures_from_recorded_results(tmp_path):
     assert "PR-AUC" not in text.split("## Figures")[0]
     for name in ("run_times.png", "tuners.png", "compression.png"):
         assert (tmp_path / "figures" / name).stat().st_size > 1000 and f"figures/{name}" in text
+
+
+def test_opening_and_saving_a_student_notebook_in_jupyterlab_keeps_it_up_to_date(tmp_path):
+    """A save by JupyterLab rewrites the kernel's self-description (language_info, display name, nbformat minor):
+    `generate --check` must not call that out of date; a cell the learner ran (outputs) or edited is a change."""
+    import json
+    import shutil
+
+    from mlcourse.notebooks import NOTEBOOKS, SOLUTIONS, generate
+
+    dst = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, dst)
+    assert generate(SOLUTIONS, dst, check=True) == []
+    target = dst / "00_workflow.ipynb"
+    nb = json.loads(target.read_text())
+    nb["metadata"]["language_info"] = {"name": "python", "version": "3.12.9"}
+    nb["metadata"]["kernelspec"]["display_name"] = "Python 3"
+    nb["nbformat_minor"] = 4
+    target.write_text(json.dumps(nb, indent=1))
+    assert generate(SOLUTIONS, dst, check=True) == []
+    code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "ran\n"}]
+    target.write_text(json.dumps(nb, indent=1))
+    assert generate(SOLUTIONS, dst, check=True) == ["00_workflow.ipynb"]
