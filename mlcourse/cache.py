@@ -7,6 +7,10 @@ it in a second. A different recipe is a different entry, so a cached model is ne
 an entry is never overwritten. ``make workshop`` (:mod:`mlcourse.workshop`) fills it ahead of a session and
 ``workshop check`` counts its :func:`entries`; notebooks 04, 06 and 07 load from it.
 
+A second, read-only layer, ``MLCOURSE_CACHE_SHARED`` (a workshop room's prepared cache, shared by every
+learner), is looked in after one's own folder and never written: a damaged shared entry is said and skipped,
+and what a learner trains goes into their own folder.
+
 The cache repairs itself: an entry is written into a temporary folder beside it and renamed into place in
 one step (two processes caching the same recipe at once: the first rename wins, the other loads the
 winner's entry); an entry that cannot be read, whose weights are not finite, or whose files no longer match
@@ -27,7 +31,8 @@ import numpy as np
 
 from mlcourse.runtime import ROOT, keep_aside
 
-__all__ = ["cache_dir", "fingerprint", "cached_model", "trained_model", "entries", "load_entry", "content_hash"]
+__all__ = ["cache_dir", "shared_dir", "fingerprint", "cached_model", "trained_model", "entries", "load_entry",
+           "content_hash"]
 
 _FILES = ("spec.json", "weights.npz", "recipe.json")
 _TMP = ".tmp-"
@@ -36,6 +41,12 @@ _TMP = ".tmp-"
 def cache_dir() -> Path:
     """The folder of cached models: ``MLCOURSE_CACHE_DIR`` or ``runs/cache`` in the course checkout."""
     return Path(os.environ.get("MLCOURSE_CACHE_DIR") or ROOT / "runs" / "cache")
+
+
+def shared_dir() -> Path | None:
+    """The read-only shared cache (``MLCOURSE_CACHE_SHARED``, e.g. a workshop room's prepared cache), or None."""
+    shared = os.environ.get("MLCOURSE_CACHE_SHARED")
+    return Path(shared) if shared else None
 
 
 def fingerprint(*arrays) -> str:
@@ -129,6 +140,16 @@ def cached_model(name: str, train, x, y, verbose: bool = True, **recipe):
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
     root = cache_dir()
     folder = root / f"{name}-{digest}"
+    shared = shared_dir()
+    if not folder.exists() and shared is not None and (shared / folder.name).exists():
+        try:
+            model = load_entry(shared / folder.name)
+            if verbose:
+                print(f"{name}: loaded from the shared workshop cache ({shared / folder.name})")
+            return model
+        except ValueError as exc:  # read-only: said, left as it is, and trained into one's own cache
+            print(f"{name}: the shared cache entry {shared / folder.name} is "
+                  f"{str(exc).removeprefix('unreadable: ')}; left as it is (shared, read-only), training again")
     if folder.exists():
         try:
             model = load_entry(folder)

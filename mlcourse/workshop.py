@@ -233,7 +233,8 @@ def configure_room(c, settings: dict) -> None:
     """Fill a JupyterHub config ``c`` for a workshop room (called by the ``jupyterhub_config.py`` that
     :func:`room_command` writes): shared-password accounts (DummyAuthenticator), one local process and one home
     per learner (SimpleLocalProcessSpawner: ``<room>/learners/<name>``, with their own copy of the course and
-    their own ``MLCOURSE_WORK_DIR``), the instructor's prepared cache shared (``MLCOURSE_CACHE_DIR``)."""
+    their own ``MLCOURSE_WORK_DIR``), the instructor's prepared cache shared read-only (``MLCOURSE_CACHE_SHARED``:
+    loaded from, never written; what a learner trains beyond it goes into their own ``MLCOURSE_CACHE_DIR``)."""
     room_dir = Path(settings["room_dir"])
     learners = room_dir / "learners"
     c.JupyterHub.ip = settings["ip"]
@@ -260,7 +261,7 @@ def configure_room(c, settings: dict) -> None:
         args.append("--allow-root")
     c.Spawner.args = args
     path = [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = {"PYTHONPATH": os.pathsep.join(path), "MLCOURSE_CACHE_DIR": settings["cache_dir"],
+    env = {"PYTHONPATH": os.pathsep.join(path), "MLCOURSE_CACHE_SHARED": settings["cache_dir"],
            "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": os.environ.get("PATH", "")}
     if settings.get("smoke"):
         env["MLCOURSE_SMOKE"] = "1"
@@ -269,7 +270,8 @@ def configure_room(c, settings: dict) -> None:
     def pre_spawn(spawner):  # the learner's own copy of the course and own work folder
         home = learners / spawner.user.name
         _copy_course(home, Path(settings["root"]))
-        spawner.environment = {**spawner.environment, "MLCOURSE_WORK_DIR": str(home / "runs")}
+        spawner.environment = {**spawner.environment, "MLCOURSE_WORK_DIR": str(home / "runs"),
+                               "MLCOURSE_CACHE_DIR": str(home / "runs" / "cache")}
 
     c.Spawner.pre_spawn_hook = pre_spawn
     if settings.get("api_token"):  # an admin token, for scripts and tests (never printed)

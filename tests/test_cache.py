@@ -196,3 +196,28 @@ def test_two_processes_caching_the_same_recipe(tmp_path):
     assert not list((tmp_path / "cache").glob(".tmp-*")) and not list((tmp_path / "cache").glob("*-previous-*"))
     models.load(entry)                                        # the one entry is whole
     assert sum("another process cached the same recipe first" in out for out in outs) == 1, outs
+
+
+def test_the_shared_cache_is_read_and_never_written(tmp_path, monkeypatch, capsys):
+    """A room: the instructor's prepared cache is shared read-only; a learner's own training goes to their own."""
+    shared, own = tmp_path / "shared", tmp_path / "own"
+    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(shared))
+    calls = []
+
+    def train():
+        calls.append(1)
+        return _mlp()
+
+    cache.cached_model("m", train, *XY, epochs=1)                  # the instructor prepares the room
+    before = sorted(p.name for p in shared.iterdir())
+    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(own))
+    monkeypatch.setenv("MLCOURSE_CACHE_SHARED", str(shared))
+    cache.cached_model("m", train, *XY, epochs=1)                  # a learner: loaded from the shared cache
+    assert len(calls) == 1 and "loaded from the shared workshop cache" in capsys.readouterr().out
+    cache.cached_model("m", train, *XY, epochs=2)                  # a recipe the room lacks: trained into own
+    assert len(calls) == 2 and len(cache.entries(own)) == 1
+    (entry,) = cache.entries(shared)
+    (entry / "weights.npz").write_bytes(b"damaged")                # a damaged shared entry: said, left alone
+    cache.cached_model("m", train, *XY, epochs=1)
+    assert len(calls) == 3 and "left as it is (shared, read-only)" in capsys.readouterr().out
+    assert sorted(p.name for p in shared.iterdir()) == before and len(cache.entries(own)) == 2

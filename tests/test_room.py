@@ -34,6 +34,7 @@ x, y, xv, yv = ds.x_train[:200], ds.y_train[:200], ds.x_test[:100], ds.y_test[:1
 t = tuning.make_tuner("random", work_dir() / "tuning", "shared", max_trials=3, max_epochs=1, verbose=False)
 table = tuning.search(t, x, y, xv, yv, epochs=1, batch_size=64)
 print("ROOM " + json.dumps({"work": os.environ.get("MLCOURSE_WORK_DIR"), "cache": os.environ.get("MLCOURSE_CACHE_DIR"),
+                            "shared": os.environ.get("MLCOURSE_CACHE_SHARED"),
                             "cwd": os.getcwd(), "trials": int(table["trial_id"].nunique()),
                             "dir": str(work_dir() / "tuning" / "shared")}))
 """
@@ -147,7 +148,8 @@ def test_two_learners_tune_the_same_project_at_once_and_each_keeps_every_trial(h
     for user, r in results.items():
         home = (room / "learners" / user).resolve()
         assert Path(r["work"]).resolve() == home / "runs" and Path(r["cwd"]).resolve() == home
-        assert r["cache"] == hub["settings"]["cache_dir"]  # the instructor's prepared cache, shared
+        assert r["shared"] == hub["settings"]["cache_dir"]  # the instructor's prepared cache, shared read-only
+        assert Path(r["cache"]).resolve() == home / "runs" / "cache"  # what a learner trains stays theirs
         assert r["trials"] == 3
         on_disk = sorted(p.parent.name for p in Path(r["dir"]).glob("trial_*/trial.json"))
         assert on_disk == ["trial_0", "trial_1", "trial_2"], f"{user} kept {on_disk}"
