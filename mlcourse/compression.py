@@ -751,16 +751,22 @@ def float_mlp(x, y, hidden_units=(512, 256), epochs: int = 1, seed: int = 0):
     return trained_model("compression-mlp", x, y, hp, epochs, seed=seed)
 
 
-def cpu_flags(path: str = "/proc/cpuinfo") -> dict:
-    """Which SIMD extensions this CPU has that int8 and float kernels use: ``{flag: bool}`` (Linux x86)."""
+def cpu_flags(path: str | None = None) -> dict:
+    """Which SIMD extensions this CPU has that int8 and float kernels use: ``{flag: bool}`` (Linux x86), from
+    :mod:`mlcourse.machine` (or from the ``/proc/cpuinfo``-format file at ``path``); ``{}`` when unknown."""
+    from mlcourse import machine
+
     wanted = ("sse4_1", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    try:
-        text = open(path).read()
-    except OSError:
+    if path is None:
+        info = machine.cpu()
+    else:
+        try:
+            info = machine.cpu(open(path, errors="replace").read())
+        except OSError:
+            return {}
+    if not info["known"]:
         return {}
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    have = set(line.split(":", 1)[-1].split())
-    return {f: f in have for f in wanted}
+    return {f: f in info["flags"] for f in wanted}
 
 
 #: 04's parameter defaults, one table: the notebook's parameters cell and :func:`warm_cache` read it.
