@@ -46,7 +46,8 @@ __all__ = ["TUNED_HP", "CONV_HEAVY_HP", "MODELS", "VARIANTS", "telemetry_blocked
            "default_sizes", "export_onnx", "CalibrationReader", "quantize_onnx", "ort_session", "openvino_int8",
            "tvm_status",
            "export_all", "size_on_disk", "load", "first_call_s", "benchmark", "plot", "cpu_features",
-           "runtime_report", "openvino_precisions", "energy_counter", "energy_per_image_mj", "pick", "summary", "run",
+           "runtime_report", "openvino_precisions", "openvino_compile", "openvino_inference_precision",
+           "openvino_bf16_status", "OPENVINO_HINTS", "energy_counter", "energy_per_image_mj", "pick", "summary", "run",
            "main"]
 
 from mlcourse.serving import TUNED_HP  # noqa: E402  (after the telemetry switch)
@@ -58,7 +59,11 @@ MODELS = {"tuned": TUNED_HP, "conv_heavy": CONV_HEAVY_HP}
 #: Every variant: (runtime, precision). TVM joins when :func:`tvm_status` says it works.
 VARIANTS = [("LiteRT", "float32"), ("LiteRT", "dynamic"), ("LiteRT", "int8"),
             ("ONNX Runtime", "float32"), ("ONNX Runtime", "int8"),
-            ("OpenVINO", "float32"), ("OpenVINO", "int8")]
+            ("OpenVINO", "float32"), ("OpenVINO", "bf16"), ("OpenVINO", "int8")]
+#: OpenVINO's ``INFERENCE_PRECISION_HINT`` per variant. Left unset, its CPU plugin runs a "float32" model in
+#: bfloat16 on CPUs with AVX512-BF16 / AMX: the float32 (and the int8 model's float parts) are pinned to f32, and
+#: bf16 is its own variant (same IR; on a CPU without native bf16 see :func:`openvino_bf16_status`).
+OPENVINO_HINTS = {"float32": "f32", "int8": "f32", "bf16": "bf16"}
 TVM_VARIANT = ("TVM", "float32")
 
 
@@ -244,6 +249,7 @@ def export_all(model, folder, calibration, tvm: bool | None = None) -> dict:
     ov_model = ov.convert_model(str(folder / "model.onnx"))
     ov.save_model(ov_model, str(folder / "openvino_float32" / "model.xml"), compress_to_fp16=False)
     paths[("OpenVINO", "float32")] = folder / "openvino_float32" / "model.xml"
+    paths[("OpenVINO", "bf16")] = paths[("OpenVINO", "float32")]  # same IR, compiled with the bf16 hint
     ov.save_model(openvino_int8(ov_model, cal), str(folder / "openvino_int8" / "model.xml"))
     paths[("OpenVINO", "int8")] = folder / "openvino_int8" / "model.xml"
     if tvm is None:
@@ -264,17 +270,14 @@ def size_on_disk(path) -> int:
 class _Runner:
     """``predict(x) -> probabilities`` for one variant; keeps one compiled program per batch size if needed."""
 
-    def __init__(self, runtime: str, path, threads: int):
+    def __init__(self, runtime: str, path, threads: int, precision: str = "float32"):
         self.runtime, self.path, self.threads = runtime, Path(path), int(threads)
         self._per_batch = {}
         if runtime == "ONNX Runtime":
             self._sess = ort_session(self.path, threads)
             self._name = self._sess.get_inputs()[0].name
         elif runtime == "OpenVINO":
-            import openvino as ov
-
-            self._compiled = ov.Core().compile_model(str(self.path), "CPU", {"INFERENCE_NUM_THREADS": self.threads,
-                                                                           "PERFORMANCE_HINT": "LATENCY"})
+            self._compiled = openvino_compile(self.path, precision, self.threads)
         elif runtime == "LiteRT":
             self._blob = self.path.read_bytes()
         elif runtime == "TVM":
@@ -315,7 +318,42 @@ def load(variant: tuple[str, str], path, threads: int = 1):
     """Variant ``(runtime, precision)`` stored at ``path`` as a ``predict(x) -> class probabilities`` callable
     with ``threads`` CPU threads (raw 0-255 float pixels in, batches of any size). TVM's program is compiled for
     batch 1 (a batch runs image by image) and its thread pool is sized once per process (``TVM_NUM_THREADS``)."""
-    return _Runner(variant[0], path, threads)
+    return _Runner(variant[0], path, threads, variant[1])
+
+
+def openvino_compile(path, precision: str = "float32", threads: int = 1):
+    """``ov.Core().compile_model`` of the IR at ``path`` for the CPU with ``threads`` threads, the latency hint and
+    the inference precision of variant ``precision`` pinned (:data:`OPENVINO_HINTS`: float32 and int8 -> f32)."""
+    import openvino as ov
+
+    if precision not in OPENVINO_HINTS:
+        raise ValueError(f"Unknown OpenVINO precision {precision!r}: use one of {sorted(OPENVINO_HINTS)}.")
+    return ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": int(threads),
+                                                      "PERFORMANCE_HINT": "LATENCY",
+                                                      "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision]})
+
+
+def openvino_inference_precision(compiled) -> str:
+    """The inference precision a compiled OpenVINO model reports (``openvino.properties.hint.inference_precision``),
+    e.g. ``"f32"`` or ``"bf16"``."""
+    import openvino.properties.hint as hints
+
+    return compiled.get_property(hints.inference_precision).get_type_name()
+
+
+def openvino_bf16_status(path, threads: int = 1) -> dict:
+    """What OpenVINO did with the bf16 hint on this CPU: the CPU's native bf16 flags (``avx512_bf16``,
+    ``amx_bf16``), the precision the compiled model reports, and how many operations its runtime model runs in each
+    precision (bf16 kernels, or f32 where it fell back). A refusal is returned in ``"error"``, not raised."""
+    feats = cpu_features()
+    out = {"avx512_bf16": feats["AVX-512 BF16"], "amx_bf16": feats["AMX bf16 (matrix tiles)"]}
+    try:
+        compiled = openvino_compile(path, "bf16", threads)
+    except Exception as exc:  # noqa: BLE001  (a plugin refusal is a finding to print)
+        return {**out, "reported": None, "operations": {}, "error": f"{type(exc).__name__}: {exc}"}
+    ops = _runtime_precisions(compiled)
+    return {**out, "reported": openvino_inference_precision(compiled), "operations": {k: int(v) for k, v in
+                                                                                       ops.items()}, "error": None}
 
 
 def first_call_s(variant, path, image, threads: int = 1) -> float:
@@ -420,7 +458,7 @@ def plot(table: pd.DataFrame, ax=None, title: str = "Runtimes on this CPU"):
 # ------------------------------------------------------------------------------------------- hardware
 _FLAGS = {"sse4_2": "SSE4.2", "avx": "AVX", "avx2": "AVX2", "fma": "FMA", "f16c": "F16C", "avx512f": "AVX-512",
           "avx512_vnni": "AVX-512 VNNI (int8 dot products)", "avx_vnni": "AVX-VNNI (int8 dot products)",
-          "avx512_bf16": "AVX-512 BF16", "amx_int8": "AMX int8 (matrix tiles)"}
+          "avx512_bf16": "AVX-512 BF16", "amx_bf16": "AMX bf16 (matrix tiles)", "amx_int8": "AMX int8 (matrix tiles)"}
 
 
 def cpu_features(cpuinfo: str | None = None) -> dict:
@@ -470,9 +508,10 @@ def runtime_report() -> pd.DataFrame:
 def openvino_precisions(path, threads: int = 1) -> pd.Series:
     """How many operations the compiled OpenVINO model runs in each precision (its runtime model's
     ``runtimePrecision``): shows whether the int8 IR really runs int8 kernels on this CPU."""
-    import openvino as ov
+    return _runtime_precisions(openvino_compile(path, "float32", threads))  # float ops pinned to f32
 
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads})
+
+def _runtime_precisions(compiled) -> pd.Series:
     precisions = []
     for op in compiled.get_runtime_model().get_ops():
         info = op.get_rt_info()

@@ -151,3 +151,20 @@ def test_unknown_kind_and_runtime_are_explained():
         R.trained_model("huge", np.zeros((2, 28, 28)), np.zeros(2))
     with pytest.raises(ValueError, match="ONNX Runtime"):
         R.load(("TensorRT", "int8"), "x")
+
+
+def test_openvino_float32_variant_runs_in_f32(tmp_path):
+    """OpenVINO's CPU plugin would run a "float32" model in bf16 on AVX512-BF16 / AMX CPUs unless pinned: the
+    float32 and int8 variants' compiled models must report f32; the bf16 variant is its own row."""
+    from mlcourse.checks.runtimes import tiny_onnx_model
+
+    onnx_path = tiny_onnx_model(tmp_path / "tiny.onnx")
+    for precision in ("float32", "int8"):
+        runner = R.load(("OpenVINO", precision), onnx_path, threads=1)
+        assert R.openvino_inference_precision(runner._compiled) == "f32"
+    assert R.openvino_inference_precision(R.openvino_compile(onnx_path, "bf16")) == "bf16"
+    status = R.openvino_bf16_status(onnx_path)
+    assert set(status) == {"avx512_bf16", "amx_bf16", "reported", "operations", "error"}
+    assert status["error"] is not None or status["operations"]
+    with pytest.raises(ValueError, match="Unknown OpenVINO precision"):
+        R.openvino_compile(onnx_path, "fp8")
