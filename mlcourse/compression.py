@@ -39,7 +39,7 @@ from mlcourse.runtime import quiet_import, silenced
 __all__ = ["warm_cache", "SIZES", "defaults", "CONV_HP", "prune_filters", "structured_prune", "latency_table",
            "with_outlier_unit", "BinaryWeightDense", "float_mlp", "cpu_flags", "MODES", "to_tflite",
            "evaluate_tflite", "tflite_predict", "interpreter", "run_interpreter", "tflite_latency_ms", "sizes",
-           "sparsity", "prunable", "prune", "quantization_aware", "cluster", "low_rank", "macs", "BinaryDense",
+           "sparsity", "prunable", "prune", "quantization_aware", "cluster", "low_rank", "macs",
            "build_binary_mlp", "binary_weight_bytes", "fit", "sparsity_sweep", "calibration_sweep",
            "low_rank_sweep", "baseline_model", "float_finetune", "CONTROL", "benchmark", "BASELINE_HP", "TARGETS",
            "check_targets"]
@@ -431,7 +431,6 @@ def _binary_dense_class():
 
 
 BinaryWeightDense = None  # set lazily (needs Keras): use build_binary_mlp or _binary_dense_class()
-BinaryDense = None  # the former name of BinaryWeightDense, kept for old notebooks
 
 
 def build_binary_mlp(hidden_units=(512, 256), learning_rate: float = 1e-3, num_classes: int = 10):
@@ -439,8 +438,8 @@ def build_binary_mlp(hidden_units=(512, 256), learning_rate: float = 1e-3, num_c
     scaling and the output layer stay float, the usual practice). Keras 3, compiled."""
     import keras
 
-    global BinaryDense, BinaryWeightDense
-    BinaryWeightDense = BinaryDense = BinaryWeightDense or _binary_dense_class()
+    global BinaryWeightDense
+    BinaryWeightDense = BinaryWeightDense or _binary_dense_class()
     inputs = keras.Input((28, 28), name="image")
     x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
     for i, units in enumerate(hidden_units):
@@ -542,13 +541,6 @@ def check_targets(table: pd.DataFrame) -> pd.DataFrame:
     rows = [{"target": k, "goal": f"{op} {goal}", "measured": round(float(measured[k]), 3),
              "met": bool(ops[op](measured[k], goal))} for k, (op, goal) in TARGETS.items()]
     return pd.DataFrame(rows)
-
-
-def describe(name: str, blob: bytes, x_test, y_test, params: int | None = None, latency_runs: int = 200) -> dict:
-    """One row of the comparison table for a TFLite model (latency timed alone: prefer :func:`latency_table`)."""
-    raw, gz = sizes(blob)
-    return {"variant": name, "bytes": raw, "gzipped": gz, "accuracy": evaluate_tflite(blob, x_test, y_test),
-            "latency_ms": tflite_latency_ms(blob, x_test[0], runs=latency_runs), "params": params}
 
 
 def latency_table(blobs: dict, image, rounds: int = 9, number: int = 50, threads: int = 1) -> pd.DataFrame:
