@@ -3,7 +3,6 @@ calibration reader, picking a runtime for a budget). Each runs in seconds on a f
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -71,19 +70,15 @@ def check_ort_session(fn) -> None:
 def check_ort_quantizer(fn) -> None:
     """Exercise 8.2: ``fn(float_path, int8_path, calibration_images)`` writes a statically quantized int8 model
     (``quantize_static`` with a calibration data reader) at ``int8_path`` that runs, holds int8 operations and
-    agrees on the top-1 class with the float model on at least 90 % of fixed inputs, within 10 seconds."""
+    agrees on the top-1 class with the float model on at least 90 % of fixed inputs (no timing is asserted)."""
     import onnx
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = tiny_onnx_model(Path(tmp) / "float.onnx"), Path(tmp) / "int8.onnx"
         calibration = _inputs(64, 2)
-        t0 = time.perf_counter()
         fn(str(src), str(dst), calibration)
-        seconds = time.perf_counter() - t0
         assert dst.is_file(), f"No file at int8_path ({dst.name}): quantize_static(..., model_output=int8_path, ...)."
-        assert seconds < 10, (f"Quantizing a tiny model took {seconds:.1f} s (limit 10 s): calibrate on the images "
-                              "given, once.")
         ops = [n.op_type for n in onnx.load(str(dst)).graph.node]
         int8_ops = [o for o in ops if o in ("QuantizeLinear", "DequantizeLinear", "QLinearMatMul", "MatMulInteger",
                                             "QLinearConv", "ConvInteger", "DynamicQuantizeLinear")]
