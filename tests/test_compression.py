@@ -266,7 +266,6 @@ def test_sizes_table_and_cpu_flags(tmp_path):
 def test_binary_weight_layer_is_named_as_such():
     model = C.build_binary_mlp(hidden_units=(8,))
     assert type(model.get_layer("binary0")).__name__ == "BinaryWeightDense"
-    assert C.BinaryDense is C.BinaryWeightDense  # the old name still works
     assert "activations stay float" in C.BinaryWeightDense.__doc__
 
 
