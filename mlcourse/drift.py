@@ -111,10 +111,29 @@ def shift_images(x, brightness: float = 0.0, contrast: float = 1.0, noise: float
     return np.clip(y, 0, 255).astype(np.uint8)
 
 
+def _labels(a, name):
+    a = np.asarray(a)
+    if a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of predicted class labels, got shape {a.shape}.")
+    if a.dtype.kind not in "iub":
+        f = np.asarray(a, dtype=float)
+        if not np.isfinite(f).all() or not np.array_equal(f, np.round(f)):
+            raise ValueError(f"{name} holds non-integer values (e.g. {f[f != np.round(f)][:3].tolist()}): pass "
+                             "predicted class labels, e.g. probs.argmax(axis=1), not probabilities or scores.")
+        a = f
+    if a.min() < 0:
+        raise ValueError(f"{name} holds negative labels ({int(a.min())}): class labels are 0, 1, ..., n_classes-1.")
+    return a.astype(int)
+
+
 def prediction_drift(pred_ref, pred_cur, n_classes: int | None = None) -> float:
     """PSI between two distributions of predicted classes (integer labels); needs no ground truth."""
-    a, b = np.asarray(pred_ref, int), np.asarray(pred_cur, int)
-    k = n_classes or int(max(a.max(), b.max()) + 1)
+    a, b = _labels(pred_ref, "pred_ref"), _labels(pred_cur, "pred_cur")
+    top = int(max(a.max(), b.max()))
+    if n_classes is not None and top >= n_classes:
+        raise ValueError(f"n_classes={n_classes} but the labels go up to {top}: pass n_classes={top + 1} or more "
+                         "(labels are 0 .. n_classes-1), or leave it None.")
+    k = n_classes or top + 1
     e = np.clip(np.bincount(a, minlength=k) / len(a), _EPS, None)
     c = np.clip(np.bincount(b, minlength=k) / len(b), _EPS, None)
     return float(np.sum((c - e) * np.log(c / e)))

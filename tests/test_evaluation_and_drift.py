@@ -124,3 +124,20 @@ def test_data_card_is_computed_from_the_dataset():
     assert "SHA256SUMS" in card["integrity"]
     with pytest.raises(TypeError, match="Dataset"):
         evaluation.data_card(np.zeros(3))
+
+
+def test_prediction_drift_refuses_bad_input():
+    a, b = np.array([0, 1, 2, 2]), np.array([0, 0, 1, 2])
+    assert drift.prediction_drift(a, b) > 0
+    assert drift.prediction_drift(a, a, n_classes=5) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="non-integer.*argmax"):
+        drift.prediction_drift([0.2, 0.9, 0.4], [0.1, 0.3, 0.8])
+    with pytest.raises(ValueError, match="non-empty"):
+        drift.prediction_drift([], [0, 1])
+    with pytest.raises(ValueError, match="non-empty"):
+        drift.prediction_drift([0, 1], [])
+    with pytest.raises(ValueError, match="n_classes=2.*up to 2"):
+        drift.prediction_drift(a, b, n_classes=2)
+    with pytest.raises(ValueError, match="negative"):
+        drift.prediction_drift([0, -1], [0, 1])
+    assert drift.prediction_drift([0.0, 1.0, 2.0], [0, 1, 2]) == pytest.approx(0.0)
