@@ -52,8 +52,8 @@ __all__ = ["TUNED_HP", "CONV_HEAVY_HP", "MODELS", "VARIANTS", "telemetry_blocked
 
 from mlcourse.serving import TUNED_HP  # noqa: E402  (after the telemetry switch)
 
-#: A conv-heavy twin of the tuned CNN: three wider conv blocks and no big dense layer. About as many parameters,
-#: roughly 5x the multiply-adds: the work moves from a matrix-vector product to convolutions.
+#: A conv-heavy counterpart of the fixed CNN: three wider conv blocks and no big dense layer, several times the
+#: multiply-adds: the work moves from a matrix-vector product to convolutions (08 prints both parameter counts).
 CONV_HEAVY_HP = {"arch": "cnn", "filters": [64, 128, 128], "dense_units": 0, "dropout": 0.1, "learning_rate": 1e-3}
 MODELS = {"tuned": TUNED_HP, "conv_heavy": CONV_HEAVY_HP}
 #: Every variant: (runtime, precision). TVM joins when :func:`tvm_status` says it works.

@@ -24,16 +24,16 @@ import pandas as pd
 __all__ = ["warm_cache", "SIZES", "sizes", "TUNED_HP", "deployment_hp", "deployment_model", "Predictor", "benchmark",
            "Monitor"]
 
-#: The winner of 01_tuning's full run (Bayesian optimization, 10 trials: 0.9137 test accuracy), used when
-#: no tuning result of your own is found.
+#: A fixed CNN (421,642 parameters), the fallback when no choice of your own (02_nas, 01_tuning) is found. It is
+#: not 01's current winner: the run says which model it deploys and from where.
 TUNED_HP = {"arch": "cnn", "filters": [32, 64], "dense_units": 128, "dropout": 0.1,
             "learning_rate": 0.0033473086882182972}
 
 
 #: 07_deployment's parameter defaults, one table read by the notebook's parameters cell and by :func:`warm_cache`.
 SIZES = {
-    "smoke": {"N_TRAIN": 2_000, "EPOCHS": 1, "N_CALIBRATION": 200, "ROUNDS": 5, "WINDOW": 1_000},
-    "full": {"N_TRAIN": 60_000, "EPOCHS": 6, "N_CALIBRATION": 500, "ROUNDS": 15, "WINDOW": 1_000},
+    "smoke": {"N_TRAIN": 2_000, "EPOCHS": 1, "N_CALIBRATION": 200, "ROUNDS": 5, "WINDOW": 1_000, "NORMAL_DAYS": 10},
+    "full": {"N_TRAIN": 60_000, "EPOCHS": 6, "N_CALIBRATION": 500, "ROUNDS": 15, "WINDOW": 1_000, "NORMAL_DAYS": 40},
 }
 
 
@@ -50,7 +50,8 @@ def deployment_hp(work_dir=None) -> tuple[dict, str]:
     02_nas's, else 01_tuning's) when there is one, else :data:`TUNED_HP`. Returns ``(hp, where it came from)``."""
     from mlcourse.results import chosen_hp
 
-    return chosen_hp(work_dir, TUNED_HP, "mlcourse.serving.TUNED_HP (01_tuning's full-run winner)")
+    return chosen_hp(work_dir, TUNED_HP,
+                     "mlcourse.serving.TUNED_HP (a fixed fallback CNN: no 02_nas or 01_tuning choice found)")
 
 
 def deployment_model(x, y, hp: dict | None = None, epochs: int = 6, seed: int = 0):
