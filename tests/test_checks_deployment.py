@@ -102,3 +102,20 @@ def test_prediction_alarm_checker(capsys):
             np.bincount(r, minlength=k) / len(r), np.bincount(c, minlength=k) / len(c)))
     with pytest.raises(AssertionError, match="alarm should be"):  # alarm inverted
         checks.check_prediction_alarm(lambda r, c, k, t: (_alarm(r, c, k, t)[0], not _alarm(r, c, k, t)[1]))
+
+
+def test_prediction_alarm_checker_rejects_more_mistakes():
+    def kl(r, c, k, t):  # one-sided KL divergence instead of PSI
+        e = np.clip(np.bincount(r, minlength=k) / len(r), 1e-4, None)
+        a = np.clip(np.bincount(c, minlength=k) / len(c), 1e-4, None)
+        v = float(np.sum(a * np.log(a / e)))
+        return v, v > t
+
+    with pytest.raises(AssertionError, match="expected .*PSI ="):
+        checks.check_prediction_alarm(kl)
+    with pytest.raises(AssertionError, match="Return \\(psi, alarm\\)"):  # only the number returned
+        checks.check_prediction_alarm(lambda r, c, k, t: _alarm(r, c, k, t)[0])
+    with pytest.raises(AssertionError, match="expected .*minlength"):  # counts, not shares
+        checks.check_prediction_alarm(lambda r, c, k, t: (lambda e, a: (lambda v: (v, v > t))(
+            float(np.sum((a - e) * np.log(a / e)))))(
+            np.clip(np.bincount(r, minlength=k), 1, None) * 1.0, np.clip(np.bincount(c, minlength=k), 1, None) * 1.0))
