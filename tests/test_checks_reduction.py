@@ -19,6 +19,27 @@ def test_pca_checker():
     with pytest.raises(AssertionError, match="centre"):
         checks.check_pca(uncentred)
 
+    def ratio_of_top_k(X, k):  # normalises over the k kept values only: the ratios always sum to 1
+        U, S, Vt = np.linalg.svd(X - X.mean(0), full_matrices=False)
+        return Vt[:k], (S[:k] ** 2 / (S[:k] ** 2).sum())
+
+    with pytest.raises(AssertionError, match="all.*singular values"):
+        checks.check_pca(ratio_of_top_k)
+
+    def unsquared(X, k):  # singular values, not variances
+        U, S, Vt = np.linalg.svd(X - X.mean(0), full_matrices=False)
+        return Vt[:k], (S / S.sum())[:k]
+
+    with pytest.raises(AssertionError, match=r"S\*\*2"):
+        checks.check_pca(unsquared)
+
+    def columns_of_vt(X, k):  # the axes are the rows of Vt, not its columns
+        U, S, Vt = np.linalg.svd(X - X.mean(0), full_matrices=False)
+        return Vt.T[:k], (S ** 2 / (S ** 2).sum())[:k]
+
+    with pytest.raises(AssertionError, match="first k rows of Vt"):
+        checks.check_pca(columns_of_vt)
+
 
 def _search(X, y, ks, seed, pca_inside=True, fixed_cv=True):
     from sklearn.decomposition import PCA

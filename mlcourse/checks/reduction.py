@@ -19,6 +19,9 @@ def check_pca(fn) -> None:
     ref = PCA(3).fit(X)
     assert comps.shape == (3, 6) and ratio.shape == (3,), (
         f"Return components of shape (3, 6) and ratios of shape (3,); got {comps.shape} and {ratio.shape}.")
+    assert not (np.isclose(ratio.sum(), 1.0) and not np.isclose(ref.explained_variance_ratio_.sum(), 1.0)), (
+        f"Your 3 ratios sum to 1 ({np.round(ratio, 4)}): they were normalised over the kept values only. Divide "
+        "S**2 by the sum over *all* singular values, so the ratios say how much of the total variance k keeps.")
     assert np.allclose(ratio, ref.explained_variance_ratio_, atol=1e-6), (
         f"explained variance ratios {np.round(ratio, 4)} differ from {np.round(ref.explained_variance_ratio_, 4)}: "
         "did you centre X first? ratio = S**2 / sum(S**2) over *all* singular values.")
