@@ -462,23 +462,16 @@ _FLAGS = {"sse4_2": "SSE4.2", "avx": "AVX", "avx2": "AVX2", "fma": "FMA", "f16c"
 
 
 def cpu_features(cpuinfo: str | None = None) -> dict:
-    """What this CPU offers, read from ``/proc/cpuinfo``: model name, cores, and which of the instruction sets
-    runtimes use for inference are present (``True``/``False`` per flag)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    flags, model = set(), "unknown"
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags" and not flags:
-            flags = set(value.split())
-        if key.strip() == "model name" and model == "unknown":
-            model = value.strip()
-    out = {"cpu": model, "cores": os.cpu_count() or 1}
+    """What this CPU offers (:mod:`mlcourse.machine`, or the text of a ``/proc/cpuinfo`` passed as ``cpuinfo``):
+    model name, cores, and which of the instruction sets runtimes use for inference are present (``True`` /
+    ``False`` per flag)."""
+    from mlcourse import machine
+
+    info = machine.cpu(cpuinfo)
+    flags = info["flags"]
+    out = {"cpu": info["model"] if info["model"] != "unknown CPU" else "unknown", "cores": info["cores"]}
     out.update({label: flag in flags for flag, label in _FLAGS.items()})
-    out["int8 dot-product instructions"] = any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+    out["int8 dot-product instructions"] = machine.has(*machine.INT8_DOT, cpuinfo=cpuinfo)
     return out
 
 
