@@ -233,10 +233,13 @@ def most_confused(y_true, y_pred, class_names=None, top: int = 5) -> pd.DataFram
 
 
 def what_to_fix_next(y_true, y_pred, class_names=None, train_score: float | None = None,
-                     val_score: float | None = None, target: float | None = None, top: int = 3) -> list[str]:
+                     val_score: float | None = None, target: float | None = None, top: int = 3,
+                     reference_score: float | None = None, reference_name: str = "a stronger model") -> list[str]:
     """Advice derived from the numbers of an error analysis (never a fixed text): a list of sentences.
 
-    1. the fitting regime (:func:`diagnose_fit`) when train and validation scores are given;
+    1. the fitting regime (:func:`diagnose_fit`) when train and validation scores are given. A small gap says
+       only "not over-fitting", never that the model is good enough: bias may remain. With ``reference_score``
+       (a stronger model's validation score on the same data) the sentence says how far behind it the model is;
     2. the weakest class by recall (and how far below the mean it is);
     3. how concentrated the errors are: the share of all mistakes in the ``top`` most-confused pairs, and
        the pair to look at first. Concentrated errors point at data (more or cleaner examples of those
@@ -251,7 +254,16 @@ def what_to_fix_next(y_true, y_pred, class_names=None, train_score: float | None
         regime = diagnose_fit(train_score, val_score, target)
         fix = {"overfitting": "more data, regularisation or early stopping before more capacity",
                "underfitting": "more capacity or longer training before anything else",
-               "good fit": "the model is not the bottleneck: look at the data and the confused classes"}[regime]
+               "good fit": "a small gap says only that it does not over-fit, not how far it is from the best "
+                           "achievable (bias may remain): compare with a stronger model and look at the confused "
+                           "classes"}[regime]
+        if regime == "good fit":
+            regime = "not over-fitting (small train/validation gap)"
+        if reference_score is not None:
+            behind = reference_score - val_score
+            fix += (f"; {reference_name} reaches {reference_score:.3f}, "
+                    + (f"{behind:.3f} ahead: this model's capacity is a bottleneck" if behind > 0 else
+                       f"not ahead of this model ({behind:+.3f})"))
         out.append(f"Fit: train {train_score:.3f}, validation {val_score:.3f} -> {regime}; next: {fix}.")
     labels = np.unique(np.concatenate([y_true, y_pred]))
     rec = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)

@@ -110,6 +110,11 @@ def test_most_confused_and_what_to_fix_next():
     assert "overfitting" in advice[0] and "Weakest class: a with recall 0.60" in advice[1]
     assert "a taken for b" in advice[2] and "57%" in advice[2]  # 4 of 7 errors
     assert "No errors" in evaluation.what_to_fix_next(y, y)[-1]
+    close = evaluation.what_to_fix_next(y, p, ["a", "b", "c"], train_score=0.85, val_score=0.845)[0]
+    assert "not over-fitting" in close and "bias may remain" in close and "not the bottleneck" not in close
+    ref = evaluation.what_to_fix_next(y, p, ["a", "b", "c"], train_score=0.85, val_score=0.845,
+                                      reference_score=0.91, reference_name="a CNN")[0]
+    assert "a CNN reaches 0.910, 0.065 ahead" in ref and "bottleneck" in ref
     with pytest.raises(ValueError, match="shape"):
         evaluation.most_confused(y, p[:5])
 
