@@ -7,7 +7,7 @@ import pytest
 from mlcourse import checks
 
 
-def hypermodel(hp, lr_sampling="log", filters=("Int", 16, 64, 16)):
+def hypermodel(hp, lr_sampling="log", filters=("Int", 16, 64, 16), use_dropout=True, use_lr=True):
     import keras
 
     f = hp.Int("filters", filters[1], filters[2], step=filters[3]) if filters[0] == "Int" else \
@@ -17,10 +17,11 @@ def hypermodel(hp, lr_sampling="log", filters=("Int", 16, 64, 16)):
     lr = hp.Float("learning_rate", 1e-4, 1e-2, sampling=lr_sampling)
     model = keras.Sequential([keras.Input((28, 28)), keras.layers.Rescaling(1 / 255), keras.layers.Reshape((28, 28, 1)),
                               keras.layers.Conv2D(f, 3, activation="relu"), keras.layers.MaxPooling2D(),
-                              keras.layers.Flatten(), keras.layers.Dropout(dropout),
+                              keras.layers.Flatten(), keras.layers.Dropout(dropout if use_dropout else 0.25),
                               keras.layers.Dense(units, activation="relu"),
                               keras.layers.Dense(10, activation="softmax")])
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(lr if use_lr else 1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
     return model
 
 
@@ -42,6 +43,19 @@ def test_hypermodel_tuner_checker():
     with pytest.raises(AssertionError, match="val_accuracy"):
         checks.check_hypermodel_tuner(hypermodel, lambda d, n: kt.RandomSearch(
             hypermodel, objective="val_loss", max_trials=n, directory=d, project_name="c"))
+
+
+def test_hypermodel_checker_rejects_declared_but_unused_hyperparameters():
+    import keras_tuner as kt
+
+    def make_tuner(directory, max_trials):
+        return kt.RandomSearch(hypermodel, objective="val_accuracy", max_trials=max_trials, seed=0,
+                               directory=directory, project_name="ex11")
+
+    with pytest.raises(AssertionError, match="'dropout' is declared but.*does not change"):
+        checks.check_hypermodel_tuner(lambda hp: hypermodel(hp, use_dropout=False), make_tuner)
+    with pytest.raises(AssertionError, match="'learning_rate' is declared but.*does not change"):
+        checks.check_hypermodel_tuner(lambda hp: hypermodel(hp, use_lr=False), make_tuner)
 
 
 def brackets(max_epochs, factor):
@@ -77,11 +91,29 @@ def test_retrain_best_checker():
         checks.check_retrain_best(not_retrained)
 
     def worst(tuner, x, y, epochs):
-        trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.score)
-        hp = trials[0].hyperparameters
+        best_id = tuner.oracle.get_best_trials(1)[0].trial_id  # another trial than the best (scores may tie)
+        hp = next(t for t in tuner.oracle.trials.values() if t.trial_id != best_id).hyperparameters
         model = tuner.hypermodel.build(hp)
         model.fit(x, y, epochs=epochs, verbose=0)
         return hp.values, model
 
     with pytest.raises(AssertionError, match="get_best_hyperparameters"):
         checks.check_retrain_best(worst)
+
+    def best_model_one_more_epoch(tuner, x, y, epochs):  # looks fresh: 1 epoch of history, steps > 0
+        model = tuner.get_best_models(1)[0]
+        model.fit(x, y, epochs=epochs, verbose=0)
+        return tuner.get_best_hyperparameters(1)[0].values, model
+
+    with pytest.raises(AssertionError, match="weights.*saved best model"):
+        checks.check_retrain_best(best_model_one_more_epoch)
+
+    def too_many_epochs(tuner, x, y, epochs):
+        best = tuner.get_best_hyperparameters(1)[0]
+        model = tuner.hypermodel.build(best)
+        model.fit(x, y, epochs=epochs, verbose=0)
+        model.fit(x, y, epochs=epochs, verbose=0)
+        return best.values, model
+
+    with pytest.raises(AssertionError, match="optimizer steps"):
+        checks.check_retrain_best(too_many_epochs)

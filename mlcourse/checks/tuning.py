@@ -36,6 +36,43 @@ def _quiet():
     return silenced()
 
 
+#: Two values of each hyperparameter that must give two different models.
+_PROBE_VALUES = {"filters": (16, 64), "dense_units": (32, 128), "dropout": (0.2, 0.4), "learning_rate": (1e-4, 1e-2)}
+
+
+def _strip_names(obj):
+    if isinstance(obj, dict):
+        return {k: _strip_names(v) for k, v in obj.items() if k not in ("name", "build_config", "compile_config")}
+    if isinstance(obj, list):
+        return [_strip_names(v) for v in obj]
+    return obj
+
+
+def _fingerprint(model) -> str:
+    """The model's architecture and optimizer settings, without the layer names that differ between builds."""
+    import json
+
+    opt = model.optimizer.get_config() if model.optimizer is not None else {}
+    opt = {k: v for k, v in opt.items() if k != "name"}
+    return json.dumps([_strip_names(model.get_config()), opt], sort_keys=True, default=str)
+
+
+def _check_each_hyperparameter_is_used(hypermodel, hp) -> None:
+    """Build the model with two values of each hyperparameter (the others fixed): the models must differ."""
+    import keras_tuner as kt
+
+    for name, (low, high) in _PROBE_VALUES.items():
+        prints = []
+        for value in (low, high):
+            probe = kt.HyperParameters.from_config(hp.get_config())
+            probe.values[name] = value
+            prints.append(_fingerprint(hypermodel(probe)))
+        assert prints[0] != prints[1], (
+            f"{name!r} is declared but building with {name}={low} and {name}={high} gives the same model and "
+            f"optimizer: it does not change the model. Pass the value hp returns to the layer or optimizer "
+            f"(e.g. Dropout(dropout), Adam(learning_rate=learning_rate)), not a constant.")
+
+
 def check_hypermodel_tuner(hypermodel, make_tuner) -> None:
     """Exercise 1.1: ``hypermodel(hp)`` declares :data:`HYPERMODEL_SPACE` and returns a compiled Keras 3 model;
     ``make_tuner(directory, max_trials)`` returns a ``kt.RandomSearch`` on it maximising ``val_accuracy``.
@@ -67,6 +104,7 @@ def check_hypermodel_tuner(hypermodel, make_tuner) -> None:
     assert model.input_shape[1:3] == (28, 28) and model.output_shape[-1] == 10, (
         f"the model maps {model.input_shape} to {model.output_shape}; it should take (28, 28) images and output "
         "10 class probabilities.")
+    _check_each_hyperparameter_is_used(hypermodel, hp)
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         tuner = make_tuner(tmp, 2)
         assert isinstance(tuner, kt.RandomSearch), (
@@ -127,7 +165,9 @@ def check_retrain_best(fn) -> None:
                                 project_name="check")
         tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
         want = tuner.oracle.get_best_trials(1)[0].hyperparameters.values
-        out = fn(tuner, x, y, 1)
+        saved = tuner.get_best_models(1)[0].get_weights()
+        epochs = 1
+        out = fn(tuner, x, y, epochs)
     assert isinstance(out, tuple) and len(out) == 2, "return a pair: (best values as a dict, retrained model)."
     values, model = out
     if isinstance(values, kt.HyperParameters):  # a HyperParameters object is accepted too
@@ -144,4 +184,15 @@ def check_retrain_best(fn) -> None:
         f"{len(history.get('loss', []))} epochs; asked for 1. Build a fresh model with "
         "tuner.hypermodel.build(best_hp) and fit it for `epochs` epochs on (x, y): a model from "
         "get_best_models() was trained during the search, not on the data you are given.")
+    asked = int((getattr(model.history, "params", None) or {}).get("steps") or 0) * epochs
+    assert asked == 0 or steps == asked, (
+        f"the model took {steps} optimizer steps; {epochs} epoch(s) of {asked // epochs} steps make {asked}. "
+        "Build it once and fit it once for `epochs` epochs: it was trained more than asked.")
+    got_w = np.concatenate([w.ravel() for w in model.get_weights()])
+    saved_w = np.concatenate([w.ravel() for w in saved])
+    corr = float(np.corrcoef(got_w, saved_w)[0, 1]) if got_w.shape == saved_w.shape else 0.0
+    assert corr < 0.5, (
+        f"the model's weights correlate {corr:.2f} with the tuner's saved best model: it continues training "
+        "the model from get_best_models(), which saw the search's data. Build a fresh one with "
+        "tuner.hypermodel.build(best_hp) and fit it from its initialisation.")
     _passed("1.2", "the best trial's values, and a fresh model of that shape trained for the epochs asked.")
