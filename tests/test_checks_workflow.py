@@ -145,3 +145,15 @@ def test_psi_checker(capsys):
 
     with pytest.raises(AssertionError, match="quantiles"):
         checks.check_psi(equal_width_bins)
+
+
+def test_psi_checker_rejects_swapped_arguments_and_arithmetic_f1():
+    with pytest.raises(AssertionError, match="quantiles of `expected`"):
+        checks.check_psi(lambda e, a, bins: drift.psi(a, e, bins))
+
+    def arithmetic_f1(y, p):
+        pr, rc, _ = evaluation.precision_recall_f1(y, p)
+        return pr, rc, (pr + rc) / 2
+
+    with pytest.raises(AssertionError, match="f1 is .*harmonic mean"):
+        checks.check_precision_recall_f1(arithmetic_f1)
