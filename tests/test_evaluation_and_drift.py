@@ -146,3 +146,12 @@ def test_prediction_drift_refuses_bad_input():
     with pytest.raises(ValueError, match="negative"):
         drift.prediction_drift([0, -1], [0, 1])
     assert drift.prediction_drift([0.0, 1.0, 2.0], [0, 1, 2]) == pytest.approx(0.0)
+
+
+def test_drift_alarm_catches_a_subtle_shift_and_ignores_benign_noise():
+    x = data.load_fashion_mnist(source="embedded").x_train[:1000]
+    ref = drift.image_features(x)
+    subtle = drift.drift_report(ref, drift.image_features(drift.shift_images(x, contrast=0.9)))
+    benign = drift.drift_report(ref, drift.image_features(drift.shift_images(x, noise=3, seed=0)))
+    assert subtle.alarm.any(), "a 10 % contrast drop must raise the PSI alarm"
+    assert not benign.alarm.any(), "sensor noise of 3 grey levels must not raise it"
