@@ -191,10 +191,15 @@ def headlines(rec: dict) -> list[dict]:
         )
     noise = rec.get("02_nas", {}).get("NAS strategies: gap vs seed spread")
     if isinstance(noise, dict) and noise.get("gap") is not None:
+        interval = noise.get("interval")
+        where = (f"95 % t-interval [{interval[0]:+.4f}, {interval[1]:+.4f}] over n = {noise.get('n')} seeds"
+                 if isinstance(interval, list) and len(interval) == 2 and None not in interval
+                 else f"half-width {noise['seed spread']:.4f}")
         add(
-            "NAS strategies: gap between best and worst vs seed-to-seed spread",
-            f"gap {noise['gap']:.4f}, spread {noise['seed spread']:.4f}: "
-            + ("within the noise" if noise.get("within noise") else "more than the noise"),
+            "NAS strategies: leader vs runner-up, per-seed difference (best val accuracy)",
+            f"{noise.get('leader', 'leader')} - {noise.get('runner-up', 'runner-up')}: {noise['gap']:+.4f}, {where}: "
+            + ("within the noise (the interval includes 0)" if noise.get("within noise")
+               else "more than the noise (the interval excludes 0)"),
             "",
             "02_nas",
         )

@@ -142,7 +142,9 @@ def test_headlines_of_the_new_sections_read_what_the_notebooks_record():
                                                     "automl_seconds": 40.0}},
         "02_nas": {
             "NAS micro vs macro": {"pairs": 3, "micro wins": 2, "mean difference": 0.01, "holds": True},
-            "NAS strategies: gap vs seed spread": {"gap": 0.01, "seed spread": 0.02, "within noise": True},
+            "NAS strategies: gap vs seed spread": {"gap": 0.01, "seed spread": 0.02, "within noise": True,
+                                                   "leader": "bayesian (macro)", "runner-up": "random (macro)",
+                                                   "interval": [-0.01, 0.03], "n": 3},
             "learning-curve extrapolation": {"fit epochs": 4, "target epoch": 8, "fitted": 7, "fell back": 1,
                                              "mean abs error": 0.012},
             "performance estimation: rank agreement and time saved": [
@@ -165,7 +167,9 @@ def test_headlines_of_the_new_sections_read_what_the_notebooks_record():
     assert "ahead in this run" in heads["grid vs random search, same number of trials"]
     assert heads["AutoML (scikit-learn pipelines) vs the tuned CNN, test accuracy"].startswith("0.8500 (SVC()")
     assert "won 2 of 3" in heads["NAS: micro (cell) vs macro search space, random search"]
-    assert "within the noise" in heads["NAS strategies: gap between best and worst vs seed-to-seed spread"]
+    nas = heads["NAS strategies: leader vs runner-up, per-seed difference (best val accuracy)"]
+    assert "bayesian (macro) - random (macro): +0.0100" in nas and "[-0.0100, +0.0300] over n = 3 seeds" in nas
+    assert "within the noise (the interval includes 0)" in nas
     assert "Spearman vs full training 0.80" in heads["NAS: learning-curve extrapolation"]
     assert "QAT + int8 0.8800" in heads["QAT on a model with a wide activation range, test accuracy"]
     assert "4.0x fewer MACs" in heads["structured (filter) vs unstructured (magnitude) pruning, int8 latency"]
