@@ -40,9 +40,13 @@ class Interval(NamedTuple):
         return bool(self.n >= 2 and (self.lo > 0 or self.hi < 0))
 
 
-def seed_interval(diffs: Sequence[float], confidence: float = 0.95) -> Interval:
+def seed_interval(diffs: Sequence[float], confidence: float = 0.95, test_train_ratio: float = 0.0) -> Interval:
     """The mean of per-seed values (usually paired differences, variant minus control on the same seed) with its
-    two-sided Student-t confidence interval. With one value the bounds are ``nan``: no spread was measured."""
+    two-sided Student-t confidence interval. With one value the bounds are ``nan``: no spread was measured.
+
+    Scores from the folds of a (repeated) cross-validation share training rows, so they are not independent and
+    the plain interval is too narrow: pass ``test_train_ratio`` (0.25 for 5-fold) for Nadeau and Bengio's
+    corrected resampled t-interval, whose variance is ``(1/n + test_train_ratio) * sd**2``."""
     from scipy import stats as st
 
     d = np.asarray(diffs, dtype=float).ravel()
@@ -50,29 +54,33 @@ def seed_interval(diffs: Sequence[float], confidence: float = 0.95) -> Interval:
         raise ValueError("seed_interval needs at least one value (one per seed); got none.")
     if not np.isfinite(d).all():
         raise ValueError(f"seed_interval got a value that is not a finite number: {d.tolist()}.")
+    if test_train_ratio < 0:
+        raise ValueError(f"test_train_ratio must be >= 0 (0.25 for 5-fold CV), got {test_train_ratio}.")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence}.")
     n, mean = int(d.size), float(d.mean())
     if n < 2:
         return Interval(mean, float("nan"), float("nan"), n, float("nan"), confidence)
     sd = float(d.std(ddof=1))
-    half = float(st.t.ppf(0.5 + confidence / 2, df=n - 1)) * sd / np.sqrt(n)
+    half = float(st.t.ppf(0.5 + confidence / 2, df=n - 1)) * sd * np.sqrt(1 / n + test_train_ratio)
     return Interval(mean, float(mean - half), float(mean + half), n, sd, confidence)
 
 
 def difference_verdict(diffs: Sequence[float], a: str, b: str, scale: float = 100.0, unit: str = "points",
-                       confidence: float = 0.95) -> str:
+                       confidence: float = 0.95, over: str = "seed", test_train_ratio: float = 0.0) -> str:
     """A sentence from per-seed differences ``a - b``: the mean, how many seeds ``a`` was ahead in, the
     t-interval with its n, and whether the interval excludes 0 (more than the seed noise) or not.
-    ``scale`` turns the values into ``unit`` (100: accuracy fractions into percentage points)."""
-    iv = seed_interval(diffs, confidence)
+    ``scale`` turns the values into ``unit`` (100: accuracy fractions into percentage points); ``over`` names
+    what was repeated ("fold" for cross-validation folds, with ``test_train_ratio`` as in :func:`seed_interval`)."""
+    iv = seed_interval(diffs, confidence, test_train_ratio)
     d = np.asarray(diffs, dtype=float).ravel()
     wins = int((d > 0).sum())
-    head = f"{a} vs {b}: {iv.mean * scale:+.2f} {unit} on average, {a} ahead in {wins} of {iv.n} seed(s)"
+    head = f"{a} vs {b}: {iv.mean * scale:+.2f} {unit} on average, {a} ahead in {wins} of {iv.n} {over}(s)"
     if iv.n < 2:
-        return head + "; one seed only, so no spread was measured: one draw, not a finding."
-    interval = (f"{confidence:.0%} t-interval over n = {iv.n} seeds: "
+        return head + f"; one {over} only, so no spread was measured: one draw, not a finding."
+    kind = "corrected resampled t-interval" if test_train_ratio else "t-interval"
+    interval = (f"{confidence:.0%} {kind} over n = {iv.n} {over}s: "
                 f"[{iv.lo * scale:+.2f}, {iv.hi * scale:+.2f}] {unit}")
     if iv.excludes_zero:
-        return head + f"; {interval}, which excludes 0: more than the seed-to-seed noise."
-    return head + f"; {interval}, which includes 0: within the seed-to-seed noise (no verdict either way)."
+        return head + f"; {interval}, which excludes 0: more than the {over}-to-{over} noise."
+    return head + f"; {interval}, which includes 0: within the {over}-to-{over} noise (no verdict either way)."

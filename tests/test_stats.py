@@ -33,3 +33,16 @@ def test_bad_input_says_what_to_do():
         stats.seed_interval([0.1, float("nan")])
     with pytest.raises(ValueError, match="confidence"):
         stats.seed_interval([0.1, 0.2], confidence=95)
+
+
+def test_cross_validation_folds_get_the_corrected_interval():
+    import numpy as np
+
+    d = np.random.default_rng(0).normal(0.01, 0.02, 50)
+    plain, corrected = stats.seed_interval(d), stats.seed_interval(d, test_train_ratio=0.25)
+    assert corrected.hi - corrected.lo > 3 * (plain.hi - plain.lo)  # sqrt(1/50 + 0.25) / sqrt(1/50) = 3.7
+    sentence = stats.difference_verdict(d, "LDA", "PCA", over="fold", test_train_ratio=0.25)
+    assert "of 50 fold(s)" in sentence and "corrected resampled t-interval over n = 50 folds" in sentence
+    assert "fold-to-fold noise" in sentence
+    with pytest.raises(ValueError, match="test_train_ratio"):
+        stats.seed_interval(d, test_train_ratio=-1)
