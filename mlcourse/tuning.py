@@ -233,10 +233,12 @@ def search(tuner, x, y, x_val, y_val, epochs: int = 4, batch_size: int = 128, ve
     trial's end: the wall-time axis), ``trial_seconds`` (the trial alone) and ``epochs``. Trials finished by
     an earlier run are ``resumed=True`` and have no timing; a trial that was running when an earlier
     process died is redone now and is timed like any other. ``callbacks`` (e.g. EarlyStopping) are passed
-    to every trial's ``fit``.
+    to every trial's ``fit``. The project is held for this process first (:func:`project_lock`): a search
+    on a project that another kernel is searching is refused (:class:`ProjectInUseError`), never interleaved.
     """
     from mlcourse.runtime import silenced
 
+    project_lock(tuner.directory, tuner.project_name)
     clock = _Clock()
     start = time.perf_counter()
     with clock.hooked(tuner), (silenced() if not verbose else contextlib.nullcontext()):

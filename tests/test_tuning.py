@@ -141,18 +141,20 @@ def test_distributed_search_with_worker_processes(tmp_path):
 
 
 def test_a_second_process_on_the_same_project_is_refused_then_waits(tmp_path):
-    """Two real processes on one project: the second is refused with the holder's pid, or waits for it."""
+    """Two real processes on one project: the second is refused with the holder's pid, or waits for it. The
+    holder holds until told to stop (stdin), so a slow, loaded machine cannot let the lock go early."""
     import subprocess
     import sys
+    import threading
     import time
 
     from mlcourse.runtime import ROOT, child_env
 
-    holder = ("import sys, time\nfrom mlcourse import tuning\n"
+    holder = ("import sys\nfrom mlcourse import tuning\n"
               "t = tuning.make_tuner('random', sys.argv[1], 'shared', max_trials=1, verbose=False)\n"
-              "print('holding', flush=True)\ntime.sleep(float(sys.argv[2]))\n")
-    proc = subprocess.Popen([sys.executable, "-c", holder, str(tmp_path), "6"], env=child_env(), cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+              "print('holding', flush=True)\nsys.stdin.readline()\n")
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(tmp_path)], env=child_env(), cwd=ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "holding"
         with pytest.raises(tuning.ProjectInUseError) as err:
@@ -162,11 +164,44 @@ def test_a_second_process_on_the_same_project_is_refused_then_waits(tmp_path):
         assert not (tmp_path / "shared" / "trial_0").exists()  # nothing of the holder's touched
         other = tuning.make_tuner("random", tmp_path, "other", max_trials=1, verbose=False)  # another name: fine
         assert other is not None
-        t0 = time.monotonic()
-        assert tuning.make_tuner("random", tmp_path, "shared", max_trials=1, verbose=False, wait=60) is not None
-        assert proc.wait(timeout=10) == 0 and time.monotonic() - t0 < 60  # it waited for the holder to end
+
+        def release():
+            time.sleep(1.0)
+            proc.stdin.write("done\n")
+            proc.stdin.flush()
+
+        threading.Thread(target=release, daemon=True).start()
+        assert tuning.make_tuner("random", tmp_path, "shared", max_trials=1, verbose=False, wait=120) is not None
+        assert proc.wait(timeout=30) == 0  # it waited for the holder to end, then took the project
     finally:
         proc.kill()
         proc.wait(10)
         tuning.release_project(tmp_path, "shared")
         tuning.release_project(tmp_path, "other")
+
+
+def test_search_on_a_tuner_built_with_keras_tuner_directly_takes_the_lock(tmp_path):
+    """01's teaching cells build kt.RandomSearch themselves: tuning.search still refuses a project another
+    process holds."""
+    import subprocess
+    import sys
+
+    import keras_tuner as kt
+
+    from mlcourse.runtime import ROOT, child_env
+
+    holder = ("import sys\nfrom mlcourse import tuning\ntuning.project_lock(sys.argv[1], 'by-hand')\n"
+              "print('holding', flush=True)\nsys.stdin.readline()\n")
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(tmp_path)], env=child_env(), cwd=ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "holding"
+        tuner = kt.RandomSearch(tuning.build_hypermodel, objective="val_accuracy", max_trials=1,
+                                directory=str(tmp_path), project_name="by-hand")
+        x, y = np.zeros((8, 28, 28), np.uint8), np.arange(8) % 10
+        with pytest.raises(tuning.ProjectInUseError, match="'by-hand'"):
+            tuning.search(tuner, x, y, x, y, epochs=1)
+        assert not list((tmp_path / "by-hand").glob("trial_*"))
+    finally:
+        proc.kill()
+        proc.wait(10)
