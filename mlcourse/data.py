@@ -221,20 +221,17 @@ def _read_folder(folder: Path, verify: bool) -> Dataset:
                    arrays["test_images"], arrays["test_labels"].astype(np.int64), str(folder))
 
 
-_YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
-
-
 def _download_allowed(download) -> bool:
     """``download`` if given, else ``MLCOURSE_ALLOW_DOWNLOAD`` (1/true/yes or 0/false/no, any case)."""
+    from mlcourse.runtime import env_flag
+
     if download is not None:
         return bool(download)
-    value = os.environ.get("MLCOURSE_ALLOW_DOWNLOAD", "").strip().lower()
-    if value in _YES:
-        return True
-    if value in _NO:
-        return False
-    raise DataError(f"MLCOURSE_ALLOW_DOWNLOAD={os.environ['MLCOURSE_ALLOW_DOWNLOAD']!r} is not understood: set it to "
-                    "1, true or yes to allow the download, or 0, false, no (or unset it) to forbid it.")
+    try:
+        return env_flag("MLCOURSE_ALLOW_DOWNLOAD", "set it to 1, true or yes to allow the download, or 0, false, "
+                        "no (or unset it) to forbid it.")
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def download_fashion_mnist(dest=None, url: str = DOWNLOAD_URL, timeout: float = 30.0) -> Path:

@@ -39,18 +39,24 @@ ROOT = Path(__file__).resolve().parent.parent
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
+def env_flag(name: str, hint: str) -> bool:
+    """An on/off environment variable, read strictly: unset, ``0`` / ``false`` / ``no`` / ``off`` is False;
+    ``1`` / ``true`` / ``yes`` / ``on`` is True (any case); anything else is a ValueError that names the variable,
+    its value and ``hint`` (what to set it to), never a silent default."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{name}={os.environ[name]!r} is not understood: {hint}")
+
+
 def is_smoke() -> bool:
     """True when ``MLCOURSE_SMOKE`` is set to 1 (or true / yes / on): run on tiny data, for tests and CI.
 
     Unset, or 0 / false / no / off, means full size. Any other value is an error that says what it accepts,
     rather than a full-size run the learner did not ask for."""
-    value = os.environ.get("MLCOURSE_SMOKE", "0").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"MLCOURSE_SMOKE={os.environ['MLCOURSE_SMOKE']!r} is not understood: set it to 1 (tiny data) or "
-                     "0 (full size), or unset it.")
+    return env_flag("MLCOURSE_SMOKE", "set it to 1 (tiny data) or 0 (full size), or unset it.")
 
 
 class silenced:

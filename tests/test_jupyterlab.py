@@ -15,6 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from _chromium import Chromium, needs_chromium
+from _servers import assert_loopback_only
 
 from mlcourse import catalog, report, workshop
 from mlcourse.runtime import ROOT, free_port
@@ -113,10 +114,7 @@ def lab(tmp_path_factory):
 
 
 def test_lab_listens_on_loopback_only(lab):
-    with open("/proc/net/tcp") as f:
-        rows = [line.split() for line in f.read().splitlines()[1:]]
-    mine = [r[1] for r in rows if r[3] == "0A" and int(r[1].split(":")[1], 16) == lab["port"]]
-    assert mine and all(addr.split(":")[0] == "0100007F" for addr in mine), f"JupyterLab listens on {mine}"
+    assert_loopback_only(lab["port"], "JupyterLab")
 
 
 def test_jupyterlab_serves_the_course_and_runs_a_notebook_through_its_kernel_api(lab):

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _servers import assert_loopback_only
 
 from mlcourse import workshop
 from mlcourse.runtime import free_port
@@ -80,10 +81,7 @@ def hub(tmp_path_factory):
 
 
 def test_the_hub_listens_on_loopback_only_and_its_config_says_where_the_room_is(hub):
-    with open("/proc/net/tcp") as f:
-        rows = [line.split() for line in f.read().splitlines()[1:]]
-    mine = [r[1] for r in rows if r[3] == "0A" and int(r[1].split(":")[1], 16) == hub["port"]]
-    assert mine and all(addr.split(":")[0] == "0100007F" for addr in mine), f"the room listens on {mine}"
+    assert_loopback_only(hub["port"], "the room")
 
 
 async def _run_in_kernel(base, user, code, timeout=240):
