@@ -81,7 +81,8 @@ def load_all(folder) -> dict:
             if isinstance(data, dict):
                 out[path.stem] = data
                 continue
-            why = f"it holds a JSON {type(data).__name__}, not an object of {{key: result}}"
+            kind = {list: "array", type(None): "null", str: "string", bool: "true/false"}.get(type(data), "number")
+            why = f"it holds a JSON {kind}, not an object of {{key: result}}"
         message = (f"unreadable results file {path}: {why}; run notebook {path.stem} again to write it anew, "
                    "or delete the file")
         warnings.warn(message, stacklevel=2)

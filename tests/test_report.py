@@ -258,13 +258,14 @@ def test_a_bad_results_file_is_named_and_never_sinks_the_report(built, content):
         report.rewrite(out)
     text = md.read_text()
     assert "unreadable results file" in text and "03_dimensionality_reduction.json" in text
+    assert "NoneType" not in text and "JSON list" not in text  # JSON's own words: null, array
     assert "baseline (untuned)" in text  # the good notebook's results are still there
 
 
 @pytest.mark.parametrize("content, message", [
     (b"{not json", "runs.json is not readable JSON"),
     (bytes(range(256)), "runs.json is not readable JSON"),
-    (b'{"notebook": "x"}', "holds a JSON dict"),
+    (b'{"notebook": "x"}', "holds a JSON object"),
     (b'[{"notebook": "01_tuning", "status": "ok"}]', "entry 0 .* lacks seconds"),
     (b'[{"notebook": "01_tuning", "status": "ok", "seconds": "long"}]', "not a number"),
 ])
