@@ -5,8 +5,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import subprocess
 import time
 import urllib.request
 import uuid
@@ -15,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from _chromium import Chromium, needs_chromium
-from _servers import assert_loopback_only
+from _servers import assert_loopback_only, serving
 
 from mlcourse import catalog, report, workshop
 from mlcourse.runtime import ROOT, free_port
@@ -89,28 +87,10 @@ def lab(tmp_path_factory):
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "JUPYTER_DATA_DIR": str(tmp / "data"),
            "JUPYTER_CONFIG_DIR": str(tmp / "config")}
     cmd = workshop.lab_command(port, "127.0.0.1", token, root=root)
-    log = open(tmp / "lab.log", "w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if _get(f"{base}/api/status", token)[0] == 200:
-                    break
-            except OSError:
-                assert proc.poll() is None, (tmp / "lab.log").read_text()[-3000:]
-                time.sleep(0.5)
-        else:
-            pytest.fail("JupyterLab did not answer within 60 s:\n" + (tmp / "lab.log").read_text()[-3000:])
+    with serving(cmd, tmp / "lab.log", lambda: _get(f"{base}/api/status", token)[0] == 200, "JupyterLab",
+                 stop_timeout=20, env=env):
         yield {"base": base, "token": token, "port": port, "root": root, "tmp": tmp}
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def test_lab_listens_on_loopback_only(lab):

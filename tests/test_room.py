@@ -4,16 +4,13 @@ time through their kernels; each keeps every trial in its own work folder, and s
 import asyncio
 import importlib.util
 import json
-import os
 import shutil
-import signal
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from _servers import assert_loopback_only
+from _servers import assert_loopback_only, serving
 
 from mlcourse import workshop
 from mlcourse.runtime import free_port
@@ -55,29 +52,9 @@ def hub(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("room")
     port = free_port()
     cmd, settings = workshop.room_command(tmp / "room", port, "127.0.0.1", "shared-pw", api_token=TOKEN, smoke=True)
-    log = open(tmp / "hub.log", "w")
-    proc = subprocess.Popen(cmd, cwd=tmp / "room", stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                _api(base, "/hub/api/")
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp / "hub.log").read_text()[-3000:]
-                time.sleep(0.5)
-        else:
-            pytest.fail("JupyterHub did not answer within 60 s:\n" + (tmp / "hub.log").read_text()[-3000:])
+    with serving(cmd, tmp / "hub.log", lambda: _api(base, "/hub/api/"), "JupyterHub", cwd=tmp / "room"):
         yield {"base": base, "port": port, "room": tmp / "room", "settings": settings, "log": tmp / "hub.log"}
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
 
 
 def test_the_hub_listens_on_loopback_only_and_its_config_says_where_the_room_is(hub):
