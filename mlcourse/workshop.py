@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from mlcourse.cache import cache_dir
-from mlcourse.runtime import ROOT
+from mlcourse.runtime import ROOT, child_env
 
 __all__ = ["prepare", "check", "lab_command", "lab", "kernel_check", "lab_settings_dir", "port_to_use",
            "room_command", "configure_room", "room", "RECIPES", "LANDING", "LAB_OVERRIDES"]
@@ -200,7 +200,7 @@ def lab(port: int = 8888, ip: str = "127.0.0.1") -> None:
     if port != wanted:
         print(f"port {wanted} is in use (another JupyterLab, or `make lab` already running?): using {port} instead; "
               f"to use that server instead, open the link it printed.")
-    host = "127.0.0.1" if ip in ("127.0.0.1", "localhost") else (ip if ip not in ("0.0.0.0", "") else _lan_address())
+    host = _public_host(ip)
     print(kernel_check())
     if ip not in ("127.0.0.1", "localhost"):
         print(
@@ -260,8 +260,7 @@ def configure_room(c, settings: dict) -> None:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")
     c.Spawner.args = args
-    path = [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = {"PYTHONPATH": os.pathsep.join(path), "MLCOURSE_CACHE_SHARED": settings["cache_dir"],
+    env = {"PYTHONPATH": child_env()["PYTHONPATH"], "MLCOURSE_CACHE_SHARED": settings["cache_dir"],
            "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": os.environ.get("PATH", "")}
     if settings.get("smoke"):
         env["MLCOURSE_SMOKE"] = "1"
@@ -329,7 +328,7 @@ def room(port: int = 8000, ip: str = "127.0.0.1", room_dir=None, password: str |
         print(f"port {wanted} is in use: using {port} instead.")
     room_dir = Path(room_dir or ROOT / "build" / "room")
     cmd, settings = room_command(room_dir, port, ip, password)
-    host = "127.0.0.1" if ip in ("127.0.0.1", "localhost") else (ip if ip not in ("0.0.0.0", "") else _lan_address())
+    host = _public_host(ip)
     print(kernel_check())
     if ip not in ("127.0.0.1", "localhost"):
         print(f"WARNING: serving on {ip} over plain HTTP: anyone on this network who has the password can sign in "
@@ -339,6 +338,13 @@ def room(port: int = 8000, ip: str = "127.0.0.1", room_dir=None, password: str |
     print(f"\n  Open the room:  http://{host}:{port}/   any user name, password: {settings['password']}\n",
           flush=True)
     os.execv(sys.executable, cmd)
+
+
+def _public_host(ip: str) -> str:
+    """The address to print in the link for a server listening on ``ip`` (this machine's LAN address for 0.0.0.0)."""
+    if ip in ("127.0.0.1", "localhost"):
+        return "127.0.0.1"
+    return ip if ip not in ("0.0.0.0", "") else _lan_address()
 
 
 def _lan_address() -> str:
