@@ -138,8 +138,6 @@ def interpreter(tflite: bytes, threads: int = 1):
 
 def tflite_predict(tflite: bytes, x, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (float) from a TFLite model, quantizing inputs / dequantizing outputs as needed."""
-    if len(np.asarray(x)) == 0:
-        raise ValueError("tflite_predict got an empty batch (0 images): pass at least one image, e.g. x_test[:1].")
     return run_interpreter(interpreter(tflite, threads=os.cpu_count() or 1), x, batch_size)
 
 
@@ -147,7 +145,7 @@ def run_interpreter(it, x, batch_size: int = 256) -> np.ndarray:
     """Run a LiteRT interpreter on ``x`` in batches (see :func:`tflite_predict`); reusable across calls."""
     x = np.asarray(x)
     if x.ndim == 0 or len(x) == 0:
-        raise ValueError("run_interpreter got an empty batch (0 images): pass at least one image, e.g. x_test[:1].")
+        raise ValueError("got an empty batch (0 images) to predict: pass at least one image, e.g. x_test[:1].")
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     preds = []
     for start in range(0, len(x), batch_size):

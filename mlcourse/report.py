@@ -776,8 +776,9 @@ def load_runs(build) -> list[dict]:
         raise ValueError(f"{path} is not readable JSON ({type(exc).__name__}: {exc}): restore it (git, or the "
                          "build's previous-* copy) or run the course again into a new folder.") from None
     if not isinstance(runs, list):
-        kind = {dict: "object", type(None): "null", str: "string", bool: "true/false"}.get(type(runs), "number")
-        raise ValueError(f"{path} holds a JSON {kind}; a course build's runs.json is an array with one "
+        from mlcourse.results import json_kind
+
+        raise ValueError(f"{path} holds a JSON {json_kind(runs)}; a course build's runs.json is an array with one "
                          "{notebook, status, seconds, ...} object per notebook run.")
     for i, r in enumerate(runs):
         missing = [k for k in _RUN_KEYS if not isinstance(r, dict) or k not in r]

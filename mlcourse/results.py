@@ -16,7 +16,7 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["record", "recorded", "load_all", "chosen_hp", "CHOICE_FILES"]
+__all__ = ["record", "recorded", "load_all", "json_kind", "chosen_hp", "CHOICE_FILES"]
 
 #: Where the weeks leave their choice, latest week first: 02_nas, then 01_tuning.
 CHOICE_FILES = ("nas_choice.json", "best_model/spec.json")
@@ -63,6 +63,13 @@ def recorded(notebook: str | None = None) -> dict:
     return dict(_MEMORY.get(notebook, {})) if notebook else {k: dict(v) for k, v in _MEMORY.items()}
 
 
+def json_kind(value) -> str:
+    """What JSON calls the type of a parsed value (object, array, string, number, true/false, null): for error
+    messages about a file that holds the wrong kind of JSON."""
+    kinds = {dict: "object", list: "array", str: "string", bool: "true/false", type(None): "null"}
+    return kinds.get(type(value), "number")
+
+
 def load_all(folder) -> dict:
     """Read every ``<notebook>.json`` of a results folder: ``{notebook: {key: value}}``.
 
@@ -81,8 +88,7 @@ def load_all(folder) -> dict:
             if isinstance(data, dict):
                 out[path.stem] = data
                 continue
-            kind = {list: "array", type(None): "null", str: "string", bool: "true/false"}.get(type(data), "number")
-            why = f"it holds a JSON {kind}, not an object of {{key: result}}"
+            why = f"it holds a JSON {json_kind(data)}, not an object of {{key: result}}"
         message = (f"unreadable results file {path}: {why}; run notebook {path.stem} again to write it anew, "
                    "or delete the file")
         warnings.warn(message, stacklevel=2)
