@@ -225,24 +225,23 @@ def run_course(out: Path = ROOT / "build", smoke: bool = False, only: list[str] 
     use_this_checkout()
     runs, t0 = [], time.perf_counter()
     total = sum(expected.get(p.stem, 0) for p in paths)
+    current = None  # the notebook running when Ctrl-C came, if any
     try:
         for i, path in enumerate(paths, 1):
             print(f"[{i}/{len(paths)}] {path.stem} ({_minutes(time.perf_counter() - t0)} into the course"
                   + (f", about {_minutes(total)} expected in all" if total else "") + ")", flush=True)
-            started = time.perf_counter()
-            try:
-                runs.append(run_notebook(path, out / "notebooks", smoke, timeout, expected.get(path.stem)))
-            except KeyboardInterrupt:
-                runs.append({"notebook": path.stem, "status": "interrupted",
-                             "seconds": round(time.perf_counter() - started, 1),
-                             "error": "interrupted (Ctrl-C) while it ran",
-                             "output": str(out / "notebooks" / path.name)})
-                raise
+            current, started = path, time.perf_counter()
+            runs.append(run_notebook(path, out / "notebooks", smoke, timeout, expected.get(path.stem)))
+            current = None
             r = runs[-1]
             print(f"{r['notebook']}: {r['status']} in {_minutes(r['seconds'])}"
                   + (f" (cell {r.get('cell')}: {r['error']})" if r["status"] != "ok" else ""), flush=True)
             (out / "runs.json").write_text(json.dumps(runs, indent=2))
     except KeyboardInterrupt:
+        if current is not None:
+            runs.append({"notebook": current.stem, "status": "interrupted",
+                         "seconds": round(time.perf_counter() - started, 1),
+                         "error": "interrupted (Ctrl-C) while it ran", "output": str(out / "notebooks" / current.name)})
         (out / "runs.json").write_text(json.dumps(runs, indent=2))
         written = report.write(runs, results_dir, out, smoke)
         print(f"\ninterrupted: the report of what ran ({len(runs)} of {len(paths)} notebooks, the last one "
