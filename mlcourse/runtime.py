@@ -1,4 +1,4 @@
-"""Run-time set-up for a notebook: smoke mode, seeds, quiet TensorFlow, and the ground-floor services every
+"""Run-time set-up for a notebook: the run's size, seeds, quiet TensorFlow, and the ground-floor services every
 week shares: where the checkout and the learner's work live, child processes (:class:`ProcessGroup`, the one
 launcher of the course), free ports, keep-aside.
 
@@ -7,9 +7,9 @@ Every notebook starts with::
     import mlcourse
     cfg = mlcourse.setup(seed=SEED)
 
-Smoke mode (``MLCOURSE_SMOKE=1``, set by the tests and CI) shrinks data and epochs so that a notebook runs
-in seconds; the numbers it prints then are not the course's results. ``setup`` does not change smoke mode,
-it reports it: the notebook's ``parameters`` cell decides, and papermill can override that cell.
+The size of a run (``smoke``, ``lesson`` or ``full``: :mod:`mlcourse.settings`) comes from the notebook's
+``SIZE`` parameter, else ``MLCOURSE_SIZE``, else ``lesson``. ``setup`` reports it; papermill can override the
+parameters cell.
 """
 from __future__ import annotations
 
@@ -28,35 +28,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ROOT", "device", "is_smoke", "set_seed", "quiet_tensorflow", "quiet_import", "silenced", "setup", "RunInfo",
+from mlcourse import settings
+
+__all__ = ["ROOT", "device", "set_seed", "quiet_tensorflow", "quiet_import", "silenced", "setup", "RunInfo",
            "work_dir", "keep_aside", "free_port", "child_env", "ProcessGroup", "exit_with_parent",
-           "private_network_available", "listening_ports", "pick_sizes"]
+           "private_network_available", "listening_ports"]
 
 #: The course checkout (the folder that holds ``mlcourse/``, ``notebooks/`` and ``solutions/``).
 ROOT = Path(__file__).resolve().parent.parent
-
-
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
-
-
-def env_flag(name: str, hint: str) -> bool:
-    """An on/off environment variable, read strictly: unset, ``0`` / ``false`` / ``no`` / ``off`` is False;
-    ``1`` / ``true`` / ``yes`` / ``on`` is True (any case); anything else is a ValueError that names the variable,
-    its value and ``hint`` (what to set it to), never a silent default."""
-    value = os.environ.get(name, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{name}={os.environ[name]!r} is not understood: {hint}")
-
-
-def is_smoke() -> bool:
-    """True when ``MLCOURSE_SMOKE`` is set to 1 (or true / yes / on): run on tiny data, for tests and CI.
-
-    Unset, or 0 / false / no / off, means full size. Any other value is an error that says what it accepts,
-    rather than a full-size run the learner did not ask for."""
-    return env_flag("MLCOURSE_SMOKE", "set it to 1 (tiny data) or 0 (full size), or unset it.")
 
 
 class silenced:
@@ -137,17 +116,28 @@ def set_seed(seed: int = 0, tensorflow: bool = True) -> None:
         tf_keras.utils.set_random_seed(seed)
 
 
+_SIZE_WORDS = {
+    "smoke": "SMOKE size (tiny data: checks the code runs; its numbers are not the course's results)",
+    "lesson": "lesson size (minutes on a laptop; SIZE=\"full\" gives the reference run's numbers)",
+    "full": "full size (the reference run)",
+}
+
+
 @dataclass
 class RunInfo:
-    """What :func:`setup` did: the seed, whether the run is a smoke run, and the device TensorFlow runs on."""
+    """What :func:`setup` did: the seed, the run's size (``smoke`` / ``lesson`` / ``full``) and the device."""
 
     seed: int
-    smoke: bool
+    size: str
     device: str = "not checked (TensorFlow not loaded)"
 
+    @property
+    def smoke(self) -> bool:
+        """True for a smoke-size run, whose numbers are not judged."""
+        return self.size == "smoke"
+
     def __str__(self) -> str:
-        mode = "SMOKE run (tiny data: numbers are not the course's results)" if self.smoke else "full run"
-        return f"mlcourse: seed {self.seed}, {mode}; device: {self.device}"
+        return f"mlcourse: seed {self.seed}, {_SIZE_WORDS[self.size]}; device: {self.device}"
 
 
 def device() -> str:
@@ -160,33 +150,39 @@ def device() -> str:
     return f"CPU only ({os.cpu_count()} cores)"
 
 
-def setup(seed: int = 0, smoke: bool | None = None, tensorflow: bool = True) -> RunInfo:
+def setup(seed: int = 0, size: str | None = None, tensorflow: bool = True) -> RunInfo:
     """Prepare a notebook: quiet TensorFlow, seed everything, apply matplotlib defaults; prints a status line.
 
-    ``tensorflow=False`` leaves TensorFlow unimported (a notebook that needs only scikit-learn starts faster).
+    ``size`` is the notebook's ``SIZE`` parameter (None: ``MLCOURSE_SIZE``, else ``lesson``; see
+    :func:`mlcourse.settings.size`). ``tensorflow=False`` leaves TensorFlow unimported (a notebook that needs
+    only scikit-learn starts faster).
     """
+    size = settings.size(size)
     if tensorflow:
         quiet_tensorflow()
     set_seed(seed, tensorflow=tensorflow)
     from mlcourse import plots
 
     plots.use_course_style()
-    info = RunInfo(seed=seed, smoke=is_smoke() if smoke is None else bool(smoke))
+    info = RunInfo(seed=seed, size=size)
     if tensorflow:
         info.device = device()
     print(info)
     return info
 
 
-def work_dir(smoke: bool | None = None, base=None) -> Path:
-    """Where a learner's own results live (tuning trials, NAS choices, run folders), one tree per mode.
+def work_dir(size: str | None = None, base=None) -> Path:
+    """Where a learner's own results live (tuning trials, NAS choices, run folders), one tree per size.
 
-    ``base``, else ``MLCOURSE_WORK_DIR``, else ``runs/`` in the checkout; then ``smoke/`` or ``full/``. The same
-    folder whichever directory a notebook runs in, so 04, 06 and 07 find what 01 and 02 left there.
+    ``base``, else ``MLCOURSE_WORK_DIR``, else ``runs/`` in the checkout; then ``smoke/``, ``lesson/`` or
+    ``full/`` (``size``: None follows :func:`mlcourse.settings.size`). The same folder whichever directory a
+    notebook runs in, so 04, 06 and 07 find what 01 and 02 left there.
     """
-    smoke = is_smoke() if smoke is None else bool(smoke)
-    root = Path(base or os.environ.get("MLCOURSE_WORK_DIR") or ROOT / "runs").expanduser()
-    return root / ("smoke" if smoke else "full")
+    if isinstance(size, bool):
+        raise TypeError("work_dir takes a size ('smoke', 'lesson' or 'full'), not True/False.")
+    size = settings.size(size)
+    root = Path(base).expanduser() if base else settings.current().work_dir
+    return root / size
 
 
 def keep_aside(path) -> Path:
@@ -472,14 +468,3 @@ class ProcessGroup:
     def __exit__(self, *exc):
         self.close()
         return False
-
-
-def pick_sizes(table: dict, smoke: bool, given: dict) -> dict:
-    """A week's defaults for this mode (``table["smoke"]`` or ``table["full"]``), with every value in ``given``
-    that is not None put over them; an unknown name is an error that lists the known ones."""
-    sizes = dict(table["smoke" if smoke else "full"])
-    unknown = set(given) - set(sizes)
-    if unknown:
-        raise ValueError(f"unknown size(s) {sorted(unknown)}; known: {sorted(sizes)}.")
-    sizes.update({k: v for k, v in given.items() if v is not None})
-    return sizes
