@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcourse.runtime import ROOT, keep_aside
+from mlcourse import settings
+from mlcourse.runtime import keep_aside
 
 __all__ = ["cache_dir", "shared_dir", "fingerprint", "cached_model", "trained_model", "entries", "load_entry",
            "content_hash"]
@@ -40,13 +41,12 @@ _TMP = ".tmp-"
 
 def cache_dir() -> Path:
     """The folder of cached models: ``MLCOURSE_CACHE_DIR`` or ``runs/cache`` in the course checkout."""
-    return Path(os.environ.get("MLCOURSE_CACHE_DIR") or ROOT / "runs" / "cache")
+    return settings.get("cache_dir")
 
 
 def shared_dir() -> Path | None:
     """The read-only shared cache (``MLCOURSE_CACHE_SHARED``, e.g. a workshop room's prepared cache), or None."""
-    shared = os.environ.get("MLCOURSE_CACHE_SHARED")
-    return Path(shared) if shared else None
+    return settings.get("cache_shared")
 
 
 def fingerprint(*arrays) -> str:

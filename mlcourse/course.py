@@ -1,10 +1,12 @@
 """Run the whole course and write its results report.
 
-    python -m mlcourse.course                 # every solution notebook, full run, into build/
-    python -m mlcourse.course --smoke         # the same on tiny data (minutes), e.g. to check a set-up
+    python -m mlcourse.course                       # every solution notebook, full size, into build/
+    python -m mlcourse.course --size lesson --out build/lesson   # the lesson size a learner gets (about an hour)
+    python -m mlcourse.course --size smoke --out build/smoke     # tiny data (minutes), e.g. to check a set-up
     python -m mlcourse.course --only 00_workflow
 
-Each notebook is executed by papermill (its ``parameters`` cell overridden with ``SMOKE``), in its own
+Each notebook is executed by papermill (its ``parameters`` cell overridden with ``SIZE``; ``MLCOURSE_SIZE`` is
+set too, for the processes a notebook starts), in its own
 folder, and saved executed under ``build/notebooks/`` after every cell, so a long run can be followed there.
 Progress is printed per code cell: which notebook, which cell of how many, the time elapsed and the expected
 total (the measured times of INSTRUCTOR.md). Notebooks record headline results with
@@ -27,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from mlcourse import report
+from mlcourse import report, settings
 from mlcourse.notebooks import SOLUTIONS, solution_notebooks, use_this_checkout
 from mlcourse.runtime import ROOT
 
@@ -35,14 +37,15 @@ __all__ = ["run_notebook", "run_course", "select_notebooks", "expected_seconds",
 
 
 
-def expected_seconds(smoke: bool = False, root: Path = ROOT) -> dict[str, float]:
-    """The measured run time of each notebook, in seconds, from INSTRUCTOR.md's timings table: the "full run"
-    column, or the "smoke" column with ``smoke=True``. Notebooks the table lacks are left out."""
+def expected_seconds(size: str = "full", root: Path = ROOT) -> dict[str, float]:
+    """The measured run time of each notebook at ``size``, in seconds, from INSTRUCTOR.md's timings table (its
+    "full", "lesson" or "smoke" column). Notebooks the table lacks are left out."""
     from mlcourse.catalog import timings
 
+    size = settings.size(size)
     out = {}
     for name, row in timings(root).items():
-        m = re.search(r"(\d+(?:\.\d+)?)\s*(min|s)\b", row["smoke" if smoke else "full"])
+        m = re.search(r"(\d+(?:\.\d+)?)\s*(min|s)\b", row.get(size, ""))
         if m:
             out[name] = float(m.group(1)) * (60 if m.group(2) == "min" else 1)
     return out
@@ -77,17 +80,27 @@ class _Progress:
               flush=True)
 
 
-class _without_env:
-    """Remove variables from ``os.environ`` for the block (the kernel inherits the environment)."""
+class _env:
+    """Set (``name=value``) or remove (``name=None``) variables of ``os.environ`` for the block, then restore
+    them (the kernel inherits the environment)."""
 
-    def __init__(self, *names):
-        self.names, self.saved = names, {}
+    def __init__(self, **changes):
+        self.changes, self.saved = changes, {}
 
     def __enter__(self):
-        self.saved = {n: os.environ.pop(n) for n in self.names if n in os.environ}
+        self.saved = {n: os.environ.get(n) for n in self.changes}
+        for n, v in self.changes.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = str(v)
 
     def __exit__(self, *exc):
-        os.environ.update(self.saved)
+        for n, v in self.saved.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
         return False
 
 
@@ -115,9 +128,10 @@ class _kernel_log:
         return False
 
 
-def run_notebook(path: Path, out_dir: Path, smoke: bool, timeout: int | None = None,
+def run_notebook(path: Path, out_dir: Path, size: str, timeout: int | None = None,
                  expected: float | None = None) -> dict:
-    """Execute one notebook with papermill; return ``{notebook, status, seconds, error, output}`` and, when it
+    """Execute one notebook at ``size`` with papermill; return ``{notebook, size, status, seconds, error, output}``
+    and, when it
     failed, ``cell`` (index in the executed notebook), ``source`` (the cell's first lines) and ``traceback``
     (its tail).
 
@@ -140,11 +154,12 @@ def run_notebook(path: Path, out_dir: Path, smoke: bool, timeout: int | None = N
           + f"; follow it in {output}", flush=True)
     t0 = time.perf_counter()
     log = out_dir / f"{path.stem}.kernel.log"
-    record = {"notebook": path.stem, "status": "ok", "seconds": 0.0, "error": "", "output": str(output),
+    size = settings.size(size)
+    record = {"notebook": path.stem, "size": size, "status": "ok", "seconds": 0.0, "error": "", "output": str(output),
               "kernel_log": str(log)}
     try:
-        with _without_env("MPLBACKEND"), _kernel_log(log):
-            pm.execute_notebook(str(path), str(output), parameters={"SMOKE": smoke}, cwd=str(path.parent),
+        with _env(MPLBACKEND=None, MLCOURSE_SIZE=size), _kernel_log(log):
+            pm.execute_notebook(str(path), str(output), parameters={"SIZE": size}, cwd=str(path.parent),
                                 kernel_name="python3", progress_bar=False, log_output=False,
                                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
                                 request_save_on_cell_execute=True, autosave_cell_every=10,
@@ -198,9 +213,9 @@ def _move_previous_build(out: Path) -> Path | None:
     return keep
 
 
-def run_course(out: Path = ROOT / "build", smoke: bool = False, only: list[str] | None = None,
+def run_course(out: Path = ROOT / "build", size: str = "full", only: list[str] | None = None,
                timeout: int | None = None, expected: dict[str, float] | None = None) -> tuple[list[dict], Path]:
-    """Run the solution notebooks (all, or those named in ``only``) and write the report into ``out``.
+    """Run the solution notebooks (all, or those named in ``only``) at ``size`` and write the report into ``out``.
 
     Arguments are checked before anything is touched; a previous build is moved to ``out/previous-<time>/``.
     ``expected`` (seconds per notebook) is the expected total each notebook's progress shows; by default the
@@ -208,13 +223,14 @@ def run_course(out: Path = ROOT / "build", smoke: bool = False, only: list[str] 
     (``report.md``, ``report.html``, figures, executed notebooks as HTML); ``runs.json`` keeps every run.
     """
     paths = select_notebooks(only)
+    size = settings.size(size)
     if timeout is not None and timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds per cell, got {timeout}.")
     out = Path(out).expanduser().resolve()  # kernels run in solutions/: a relative path would land there
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} is a file, not a folder: choose another --out folder.")
     if expected is None:
-        expected = expected_seconds(smoke)
+        expected = expected_seconds(size)
     kept = _move_previous_build(out)
     if kept:
         print(f"the previous build was moved to {kept}")
@@ -231,7 +247,7 @@ def run_course(out: Path = ROOT / "build", smoke: bool = False, only: list[str] 
             print(f"[{i}/{len(paths)}] {path.stem} ({_minutes(time.perf_counter() - t0)} into the course"
                   + (f", about {_minutes(total)} expected in all" if total else "") + ")", flush=True)
             current, started = path, time.perf_counter()
-            runs.append(run_notebook(path, out / "notebooks", smoke, timeout, expected.get(path.stem)))
+            runs.append(run_notebook(path, out / "notebooks", size, timeout, expected.get(path.stem)))
             current = None
             r = runs[-1]
             print(f"{r['notebook']}: {r['status']} in {_minutes(r['seconds'])}"
@@ -239,23 +255,24 @@ def run_course(out: Path = ROOT / "build", smoke: bool = False, only: list[str] 
             (out / "runs.json").write_text(json.dumps(runs, indent=2))
     except KeyboardInterrupt:
         if current is not None:
-            runs.append({"notebook": current.stem, "status": "interrupted",
+            runs.append({"notebook": current.stem, "size": size, "status": "interrupted",
                          "seconds": round(time.perf_counter() - started, 1),
                          "error": "interrupted (Ctrl-C) while it ran", "output": str(out / "notebooks" / current.name)})
         (out / "runs.json").write_text(json.dumps(runs, indent=2))
-        written = report.write(runs, results_dir, out, smoke)
+        written = report.write(runs, results_dir, out, size)
         print(f"\ninterrupted: the report of what ran ({len(runs)} of {len(paths)} notebooks, the last one "
               f"unfinished) is in {written}; after fixing or finishing a notebook, `python -m mlcourse report "
               f"rewrite {out}` writes it again.", flush=True)
         raise
-    return runs, report.write(runs, results_dir, out, smoke)
+    return runs, report.write(runs, results_dir, out, size)
 
 
 def main(argv=None) -> int:
-    """``python -m mlcourse.course [--smoke] [--out DIR] [--only NB ...] [--timeout S]``; returns the exit code."""
+    """``python -m mlcourse.course [--size S] [--out DIR] [--only NB ...] [--timeout S]``; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m mlcourse.course", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--smoke", action="store_true", help="tiny data: check the set-up in minutes")
+    p.add_argument("--size", choices=settings.SIZES, default="full",
+                   help="full (default: the reference run), lesson (what a learner gets) or smoke (tiny data)")
     p.add_argument("--out", type=Path, default=ROOT / "build", help="the build folder (default: build/)")
     p.add_argument("--only", nargs="+", metavar="NB", help="run only these notebooks (e.g. 00_workflow)")
     p.add_argument("--timeout", type=int, default=None, help="per-cell time limit in seconds")
@@ -263,7 +280,7 @@ def main(argv=None) -> int:
     if args.timeout is not None and args.timeout <= 0:
         p.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
     try:
-        runs, written = run_course(args.out, args.smoke, args.only, args.timeout)
+        runs, written = run_course(args.out, args.size, args.only, args.timeout)
     except (NotADirectoryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

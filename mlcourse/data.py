@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mlcourse import settings
+
 __all__ = [
     "DataError",
     "Dataset",
@@ -187,8 +189,8 @@ def _candidates(data_dir) -> list[tuple[str, Path]]:
             raise TypeError(f"data_dir must be a folder path (a str or pathlib.Path), got {type(data_dir).__name__} "
                             f"{data_dir!r}.")
         out.append(("data_dir", Path(data_dir)))
-    elif os.environ.get("MLCOURSE_DATA_DIR"):
-        out.append(("MLCOURSE_DATA_DIR", Path(os.environ["MLCOURSE_DATA_DIR"])))
+    elif settings.get("data_dir"):
+        out.append(("MLCOURSE_DATA_DIR", settings.get("data_dir")))
     out += [("debian", DEBIAN_DIR), ("keras cache", KERAS_CACHE_DIR)]
     return out
 
@@ -223,13 +225,10 @@ def _read_folder(folder: Path, verify: bool) -> Dataset:
 
 def _download_allowed(download) -> bool:
     """``download`` if given, else ``MLCOURSE_ALLOW_DOWNLOAD`` (1/true/yes or 0/false/no, any case)."""
-    from mlcourse.runtime import env_flag
-
     if download is not None:
         return bool(download)
     try:
-        return env_flag("MLCOURSE_ALLOW_DOWNLOAD", "set it to 1, true or yes to allow the download, or 0, false, "
-                        "no (or unset it) to forbid it.")
+        return settings.get("allow_download")
     except ValueError as exc:
         raise DataError(str(exc)) from None
 

@@ -14,7 +14,7 @@ the stub raising only in its own cell), and strips every output.
     python -m mlcourse.notebooks generate           # write notebooks/ from solutions/
     python -m mlcourse.notebooks generate --check   # fail if notebooks/ is out of date (CI)
     python -m mlcourse.notebooks record solutions/00_workflow.ipynb
-        # execute a solution in smoke mode; keep only the outputs of cells marked NBVAL_CHECK_OUTPUT
+        # execute a solution at smoke size; keep only the outputs of cells marked NBVAL_CHECK_OUTPUT
 """
 from __future__ import annotations
 
@@ -193,7 +193,7 @@ def generate(src: Path = SOLUTIONS, dst: Path = NOTEBOOKS, check: bool = False) 
 
 
 def record_outputs(path: Path, timeout: int = 600) -> Path:
-    """Execute a solution notebook in smoke mode, then keep only outputs of cells marked
+    """Execute a solution notebook at smoke size, then keep only outputs of cells marked
     ``# NBVAL_CHECK_OUTPUT`` (what nbval compares) and write it back."""
     import os
 
@@ -202,7 +202,7 @@ def record_outputs(path: Path, timeout: int = 600) -> Path:
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     use_this_checkout()
-    os.environ["MLCOURSE_SMOKE"] = "1"
+    os.environ["MLCOURSE_SIZE"] = "smoke"
     os.environ.setdefault("TQDM_DISABLE", "1")
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -223,7 +223,7 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("generate", help="write notebooks/ from solutions/")
     g.add_argument("--check", action="store_true", help="only report, exit 1 if out of date")
-    r = sub.add_parser("record", help="execute solutions in smoke mode, keep checked outputs")
+    r = sub.add_parser("record", help="execute solutions at smoke size, keep checked outputs")
     r.add_argument("paths", nargs="*", type=Path)
     args = p.parse_args(argv)
     if args.cmd == "generate":

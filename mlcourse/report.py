@@ -555,14 +555,19 @@ def _failure(run: dict) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def write_markdown(runs: list[dict], recorded: dict, path: Path, smoke: bool, figs=(), env: dict | None = None) -> Path:
+_TITLE = {"smoke": "SMOKE size: tiny data, not the course results",
+          "lesson": "lesson size: minutes per notebook; the full run's numbers are the reference",
+          "full": "full run"}
+
+
+def write_markdown(runs: list[dict], recorded: dict, path: Path, size: str, figs=(), env: dict | None = None) -> Path:
     """The Markdown report: notebooks (status, minutes), headlines with verdicts, figures, environment,
     every recorded result, the public reference figures."""
     import datetime as _dt
 
     path = Path(path)
     lines = [
-        f"# mlcourse results report ({'SMOKE run: tiny data, not the course results' if smoke else 'full run'})",
+        f"# mlcourse results report ({_TITLE[size]})",
         "",
         f"Generated {_dt.datetime.now():%Y-%m-%d %H:%M}. Every number below was measured by this run.",
         "",
@@ -619,7 +624,7 @@ pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:.85em}figure{margin:
 img{max-width:100%}.smoke{background:#fff4ce;padding:.6em;border:1px solid #e0c200}"""
 
 
-def write_html(runs: list[dict], recorded: dict, path: Path, smoke: bool, figs=(), env: dict | None = None) -> Path:
+def write_html(runs: list[dict], recorded: dict, path: Path, size: str, figs=(), env: dict | None = None) -> Path:
     """The report as one self-contained page (figures embedded, no network): notebooks with links to their
     executed copies, verdicts against the public references, figures, environment, every recorded result."""
     import base64
@@ -645,10 +650,10 @@ def write_html(runs: list[dict], recorded: dict, path: Path, smoke: bool, figs=(
     html = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>mlcourse results report</title>"
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>mlcourse results report: {'SMOKE run' if smoke else 'full run'}</h1>",
+        f"<h1>mlcourse results report: {e(_TITLE[size])}</h1>",
         f"<p>Generated {_dt.datetime.now():%Y-%m-%d %H:%M}. Every number below was measured by this run.</p>",
     ]
-    if smoke:
+    if size == "smoke":
         html.append("<p class='smoke'>A smoke run: tiny data, so the numbers are <b>not</b> the course's results.</p>")
     rows = []
     for r in runs:
@@ -726,7 +731,7 @@ def notebook_html(executed: Path, out: Path) -> Path | None:
     return Path(out)
 
 
-def write(runs: list[dict], results_dir: Path, out_dir: Path, smoke: bool) -> Path:
+def write(runs: list[dict], results_dir: Path, out_dir: Path, size: str) -> Path:
     """Write the whole report into ``out_dir``: ``report.md``, ``report.html``, ``figures/`` and every executed
     notebook as ``notebooks/<name>.html`` (from ``run["output"]``). Returns the path of ``report.md``.
 
@@ -748,14 +753,17 @@ def write(runs: list[dict], results_dir: Path, out_dir: Path, smoke: bool) -> Pa
         executed = Path(r.get("output") or "")
         if executed.is_file():  # a notebook that never started has no executed copy to link to
             r["html"] = bool(notebook_html(executed, out_dir / "notebooks" / f"{r['notebook']}.html"))
-    write_html(runs, recorded, out_dir / "report.html", smoke, figs, env)
-    return write_markdown(runs, recorded, out_dir / "report.md", smoke, figs, env)
+    write_html(runs, recorded, out_dir / "report.html", size, figs, env)
+    return write_markdown(runs, recorded, out_dir / "report.md", size, figs, env)
 
 
-def _is_smoke_build(build: Path) -> bool:
-    """Whether the report in ``build`` is a smoke run's (its title says so)."""
-    md = Path(build) / "report.md"
-    return md.is_file() and "smoke" in md.read_text().split("\n", 1)[0].lower()
+def build_size(runs: list[dict]) -> str:
+    """The size a course build ran at, from its runs (each records its ``size``; a run written before sizes
+    existed was a full run). Runs at different sizes in one build are an error."""
+    sizes = {r.get("size", "full") for r in runs}
+    if len(sizes) > 1:
+        raise ValueError(f"this build mixes sizes {sorted(sizes)}: run the course again into a new folder.")
+    return sizes.pop() if sizes else "full"
 
 
 _RUN_KEYS = ("notebook", "status", "seconds")
@@ -798,8 +806,7 @@ def rewrite(build) -> Path:
     runs = load_runs(build)
     for r in runs:  # the build may have been moved since: find the executed notebooks where they are now
         r["output"] = str(build / "notebooks" / f"{r['notebook']}.ipynb")
-    smoke = _is_smoke_build(build)
-    return write(runs, build / "results", build, smoke)
+    return write(runs, build / "results", build, build_size(runs))
 
 
 PUBLISHED = ("report.md", "report.html", "runs.json", "environment.json", "figures", "notebooks", "results")
@@ -823,8 +830,9 @@ def publish(build, dest=None) -> Path:
         raise FileNotFoundError(f"{build} holds no finished course run (report.md and runs.json): run "
                                 "`mlcourse course` first.")
     runs = load_runs(build)
-    if _is_smoke_build(build):
-        raise ValueError(f"{build} is a smoke run: publish a full run (`mlcourse course`, no --smoke).")
+    if build_size(runs) != "full":
+        raise ValueError(f"{build} is a {build_size(runs)}-size run: publish a full run (`mlcourse course`, "
+                         "without --size).")
     failed = [r["notebook"] for r in runs if r.get("status") != "ok"]
     if failed:
         raise ValueError(f"{', '.join(failed)} did not finish in {build}: publish only notebooks that ran to the "

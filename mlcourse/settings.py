@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-__all__ = ["SIZES", "Settings", "defaults", "current", "size", "pick_sizes", "env_flag"]
+__all__ = ["SIZES", "Settings", "defaults", "current", "get", "size", "pick_sizes", "env_flag"]
 
 #: The three sizes of a run, smallest first.
 SIZES = ("smoke", "lesson", "full")
@@ -105,25 +105,28 @@ def size(given: str | None = None) -> str:
     return _check_size(os.environ.get("MLCOURSE_SIZE") or "lesson", "MLCOURSE_SIZE")
 
 
-def _path(name: str, default):
-    value = os.environ.get(name)
+_FLAG_HINTS = {"allow_download": "set it to 1, true or yes to allow the download, or 0, false, no (or unset it) "
+                                 "to stay offline."}
+
+
+def get(name: str):
+    """One setting (a field of :class:`Settings`: ``"size"``, ``"cache_dir"``, ...), read now from its variable,
+    strictly; the other variables are not read (a typo in one never breaks the others)."""
+    table = defaults()
+    if name not in table:
+        raise KeyError(f"no setting {name!r}; the settings are {sorted(table)}.")
+    var, default, _ = table[name]
+    if name == "size":
+        return size()
+    if isinstance(default, bool):
+        return env_flag(var, _FLAG_HINTS[name])
+    value = os.environ.get(var)
     return Path(value).expanduser() if value else default
 
 
 def current() -> Settings:
     """Read every ``MLCOURSE_*`` variable now (strictly) into a :class:`Settings`."""
-    d = defaults()
-    return Settings(
-        size=size(),
-        work_dir=_path(d["work_dir"][0], d["work_dir"][1]),
-        cache_dir=_path(d["cache_dir"][0], d["cache_dir"][1]),
-        cache_shared=_path(d["cache_shared"][0], None),
-        data_dir=_path(d["data_dir"][0], None),
-        allow_download=env_flag(d["allow_download"][0], "set it to 1, true or yes to allow the download, or 0, "
-                                "false, no (or unset it) to stay offline."),
-        results_dir=_path(d["results_dir"][0], None),
-        screenshots=_path(d["screenshots"][0], None),
-    )
+    return Settings(**{name: get(name) for name in defaults()})
 
 
 def pick_sizes(table: dict, size_: str, given: dict | None = None) -> dict:

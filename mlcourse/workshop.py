@@ -1,7 +1,7 @@
 """Workshop kit: get a room ready ahead of time, offline, so that nobody waits during the session.
 
-    python -m mlcourse.workshop prepare           # check the data, pre-train and cache the slow models
-    python -m mlcourse.workshop prepare --smoke   # the same at smoke-mode sizes (a minute; for a dry run)
+    python -m mlcourse.workshop prepare           # check the data, pre-train the slow models at lesson size
+    python -m mlcourse.workshop prepare --size smoke   # the same at smoke size (a minute; for a dry run)
     python -m mlcourse.workshop check             # what this machine has: versions, data, cached models
     python -m mlcourse.workshop lab               # JupyterLab on the course, opens on the landing notebook
     python -m mlcourse.workshop lab --ip 0.0.0.0 --port 8888   # one JupyterLab (one learner) on the network
@@ -9,6 +9,9 @@
 
 Notebooks train their slow models through :func:`mlcourse.cache.cached_model`; ``prepare`` runs the same
 recipes at the notebooks' default parameters, so that in the session every one of them loads in a second.
+Weeks whose slow part is a search (keras-tuner projects, NAS) run it into the instructor's work folder
+(:func:`mlcourse.runtime.work_dir`); a room copies that folder into each learner's own where the learner has
+nothing yet (:func:`seed_work_dir`), and keras-tuner resumes the projects from there.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import sys
 import time
 from pathlib import Path
 
+from mlcourse import settings as course_settings
 from mlcourse.cache import cache_dir
-from mlcourse.runtime import ROOT, child_env
+from mlcourse.runtime import ROOT, child_env, work_dir
 
 __all__ = ["prepare", "check", "lab_command", "lab", "kernel_check", "lab_settings_dir", "port_to_use",
-           "room_command", "configure_room", "room", "RECIPES", "LANDING", "LAB_OVERRIDES"]
+           "room_command", "configure_room", "room", "seed_work_dir", "RECIPES", "LANDING", "LAB_OVERRIDES"]
 
 
 # --- the recipes of the notebooks' slow models, at their default parameters (keep in step with them) ---
@@ -38,7 +42,7 @@ def _fashion():
         return data.load_fashion_mnist()
 
 
-#: The notebooks whose slow models a room gets ahead of time, and the week module whose ``warm_cache(ds, smoke)``
+#: The notebooks whose slow models a room gets ahead of time, and the week module whose ``warm_cache(ds, size)``
 #: trains them at that notebook's default sizes (the module's own table, which the notebook reads too).
 RECIPES = {
     "04_compression baseline": "compression",
@@ -48,8 +52,9 @@ RECIPES = {
 }
 
 
-def prepare(smoke: bool = False) -> dict:
-    """Check the data and train + cache every slow model at the notebooks' default sizes; returns timings."""
+def prepare(size: str = "lesson") -> dict:
+    """Check the data and train + cache every slow model at the notebooks' ``size`` (default: lesson, what a
+    room's learners run); returns the seconds each recipe took."""
     from tqdm.auto import tqdm
 
     from mlcourse.runtime import quiet_tensorflow
@@ -61,14 +66,37 @@ def prepare(smoke: bool = False) -> dict:
             f"WARNING: only the embedded subset was found ({len(ds.x_train)} training images). Install the "
             "real Fashion-MNIST first (sudo apt-get install dataset-fashion-mnist, or see the README)."
         )
-    print(f"data: {ds}")
+    size = course_settings.size(size)
+    print(f"data: {ds}; size: {size}")
     seconds = {}
     for what, fn in tqdm(RECIPES.items(), desc="room models"):
         t0 = time.perf_counter()
-        importlib.import_module(f"mlcourse.{fn}").warm_cache(ds, smoke)
+        importlib.import_module(f"mlcourse.{fn}").warm_cache(ds, size)
         seconds[what] = round(time.perf_counter() - t0, 1)
-    print(f"cache: {cache_dir()}")
+    print(f"cache: {cache_dir()}; prepared work folder (searches): {work_dir(size)}")
     return seconds
+
+
+def seed_work_dir(src, dst) -> list[str]:
+    """Copy the instructor's prepared work folder ``src`` into a learner's ``dst`` where the learner has nothing:
+    never overwrites. A folder missing in ``dst`` is copied whole; one present is entered only when it is a mere
+    container (no files of its own in ``src``): a keras-tuner project or a run folder the learner already has is
+    theirs and is left alone. Returns what was copied (paths relative to ``src``)."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    copied = []
+    if not src.is_dir():
+        return copied
+    for item in sorted(src.iterdir()):
+        target = dst / item.name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, target)
+            copied.append(item.name)
+        elif item.is_dir() and target.is_dir() and not any(p.is_file() for p in item.iterdir()):
+            copied += [f"{item.name}/{c}" for c in seed_work_dir(item, target)]
+    return copied
 
 
 def check() -> dict:
@@ -262,13 +290,15 @@ def configure_room(c, settings: dict) -> None:
     c.Spawner.args = args
     env = {"PYTHONPATH": child_env()["PYTHONPATH"], "MLCOURSE_CACHE_SHARED": settings["cache_dir"],
            "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": os.environ.get("PATH", "")}
-    if settings.get("smoke"):
-        env["MLCOURSE_SMOKE"] = "1"
+    size = settings.get("size") or "lesson"
+    env["MLCOURSE_SIZE"] = size
     c.Spawner.environment = env
 
-    def pre_spawn(spawner):  # the learner's own copy of the course and own work folder
+    def pre_spawn(spawner):  # the learner's own copy of the course and own work folder, seeded with the prepared one
         home = learners / spawner.user.name
         _copy_course(home, Path(settings["root"]))
+        if settings.get("work_dir"):
+            seed_work_dir(Path(settings["work_dir"]) / size, home / "runs" / size)
         spawner.environment = {**spawner.environment, "MLCOURSE_WORK_DIR": str(home / "runs"),
                                "MLCOURSE_CACHE_DIR": str(home / "runs" / "cache")}
 
@@ -293,9 +323,13 @@ def _proxy_missing() -> str | None:
 
 
 def room_command(room_dir, port: int = 8000, ip: str = "127.0.0.1", password: str | None = None,
-                 api_token: str | None = None, smoke: bool | None = None, root=ROOT) -> tuple[list[str], dict]:
+                 api_token: str | None = None, size: str = "lesson", root=ROOT,
+                 prepared_work=None) -> tuple[list[str], dict]:
     """The command (and settings) that start JupyterHub for a room in ``room_dir``: it writes
-    ``room_dir/jupyterhub_config.py``, which calls :func:`configure_room`. Returns ``(cmd, settings)``."""
+    ``room_dir/jupyterhub_config.py``, which calls :func:`configure_room`. Returns ``(cmd, settings)``.
+
+    ``size`` is what the learners run (``MLCOURSE_SIZE`` in their servers); ``prepared_work`` the instructor's work
+    root (default: this account's, where ``make workshop`` ran the searches) seeded into each learner's."""
     import json
     import secrets
 
@@ -305,7 +339,8 @@ def room_command(room_dir, port: int = 8000, ip: str = "127.0.0.1", password: st
     room_dir.mkdir(parents=True, exist_ok=True)
     settings = {"room_dir": str(room_dir), "ip": ip, "port": port, "hub_port": free_port(),
                 "proxy_api_port": free_port(), "password": password or secrets.token_urlsafe(6),
-                "cache_dir": str(cache_dir().resolve()), "api_token": api_token, "smoke": smoke,
+                "cache_dir": str(cache_dir().resolve()), "api_token": api_token, "size": course_settings.size(size),
+                "work_dir": str(Path(prepared_work or work_dir(size).parent).resolve()),
                 "root": str(Path(root).resolve())}
     config = room_dir / "jupyterhub_config.py"
     config.write_text(
@@ -364,7 +399,8 @@ def main(argv=None) -> int:
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     pr = sub.add_parser("prepare", help="check the data, pre-train and cache the slow models")
-    pr.add_argument("--smoke", action="store_true", help="smoke-mode sizes (a dry run in a minute)")
+    pr.add_argument("--size", choices=course_settings.SIZES, default="lesson",
+                    help="the size the room's learners will run (default: lesson; smoke: a dry run in a minute)")
     sub.add_parser("check", help="versions, data, cache")
     lb = sub.add_parser("lab", help="start JupyterLab on the course")
     lb.add_argument("--port", type=int, default=8888)
@@ -376,7 +412,7 @@ def main(argv=None) -> int:
     rm.add_argument("--password", default=None, help="the shared password (default: a new random one, printed)")
     args = p.parse_args(argv)
     if args.cmd == "prepare":
-        for what, s in prepare(args.smoke).items():
+        for what, s in prepare(args.size).items():
             print(f"  {what}: {s} s")
     elif args.cmd == "check":
         for k, v in check().items():

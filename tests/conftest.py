@@ -2,7 +2,7 @@
 (kernels inherit this process's environment)."""
 import os
 
-os.environ["MLCOURSE_SMOKE"] = "1"
+os.environ["MLCOURSE_SIZE"] = "smoke"
 os.environ["MLCOURSE_ALLOW_DOWNLOAD"] = "0"
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -39,10 +39,10 @@ def test_post_build_and_start_are_executable_bash_scripts():
     assert "pip install --no-cache-dir --no-deps -e ." in (BINDER / "postBuild").read_text()
 
 
-def test_start_runs_the_server_in_smoke_mode():
-    env = {k: v for k, v in os.environ.items() if k != "MLCOURSE_SMOKE"}
+def test_start_runs_the_server_at_lesson_size():
+    env = {k: v for k, v in os.environ.items() if k != "MLCOURSE_SIZE"}
     out = subprocess.run([str(BINDER / "start"), "env"], capture_output=True, text=True, env=env, check=True).stdout
-    assert "MLCOURSE_SMOKE=1" in out.splitlines()
+    assert "MLCOURSE_SIZE=lesson" in out.splitlines()
 
 
 def test_readme_badge_opens_the_landing_notebook():

@@ -82,7 +82,7 @@ def lab(tmp_path_factory):
         shutil.copy(ROOT / name, root / name)
     (root / "build").mkdir()
     report.write([{"notebook": "00_workflow", "status": "ok", "seconds": 60.0, "error": "", "output": ""}],
-                 tmp / "no-results", root / "build", smoke=True)
+                 tmp / "no-results", root / "build", size="smoke")
     port, token = free_port(), "course-test-token"
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "JUPYTER_DATA_DIR": str(tmp / "data"),
            "JUPYTER_CONFIG_DIR": str(tmp / "config")}
@@ -117,7 +117,7 @@ def test_jupyterlab_serves_the_course_and_runs_a_notebook_through_its_kernel_api
     failed = [t for t in transcript if t["errors"]]
     assert not failed, f"cell failed through JupyterLab: {failed[0]['code'][:300]}\n{failed[0]['errors']}"
     assert len(transcript) == len(cells)
-    assert any("mlcourse: seed 0, SMOKE run" in t["text"] for t in transcript)  # the kernel got smoke mode
+    assert any("mlcourse: seed 0, SMOKE size" in t["text"] for t in transcript)  # the kernel got smoke mode
     assert any("✅ Exercise 0.1 passed" in t["text"] for t in transcript)
     assert _get(f"{base}/api/sessions/{session['id']}", token, "DELETE")[0] == 204
 

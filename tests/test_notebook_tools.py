@@ -131,7 +131,7 @@ def test_report_lists_runs_results_and_references(tmp_path):
                                                             "d": {"before": 0.9, "after": 0.5}}))
     runs = [{"notebook": "00_x", "status": "ok", "seconds": 12.0, "error": "", "output": ""},
             {"notebook": "01_y", "status": "failed", "seconds": 3.0, "error": "ValueError: boom\nmore", "output": ""}]
-    text = report.write(runs, tmp_path / "res", tmp_path, smoke=False).read_text()
+    text = report.write(runs, tmp_path / "res", tmp_path, size="full").read_text()
     assert "| 00_x | ok | 0.2 min |" in text and "| 01_y | failed | 0.1 min | ValueError: boom |" in text
     assert "**acc**: 0.9123" in text and "| a | 1.5 |" in text and "before = 0.9; after = 0.5" in text
     for ref in report.REFERENCES:
@@ -174,7 +174,7 @@ def test_report_headlines_and_figures_from_recorded_results(tmp_path):
         "serving benchmark (int8, LiteRT, 1 thread)": [{"batch size": 1, "images/s": 5000.0},
                                                        {"batch size": 64, "images/s": 20000.0}]}))
     runs = [{"notebook": "01_tuning", "status": "ok", "seconds": 60.0, "error": "", "output": ""}]
-    text = report.write(runs, res, tmp_path, smoke=False).read_text()
+    text = report.write(runs, res, tmp_path, size="full").read_text()
     assert "evolution: 0.7500 validation accuracy in 4 evaluations (of 2 strategies)" in text
     assert "(Spearman) 0.80, 50% of the time saved" in text
     assert "accuracy 0.8900 vs 0.9000, 4.0x smaller, 0.100 vs 0.200 ms per image; 20,000 images/s at batch 64" in text

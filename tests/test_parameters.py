@@ -25,7 +25,7 @@ def _assigned(path) -> list[str]:
 @pytest.mark.parametrize("path", solution_notebooks(SOLUTIONS), ids=lambda p: p.stem)
 def test_every_parameter_is_overridable(path):
     assigned = _assigned(path)
-    assert "SMOKE" in assigned and "SEED" in assigned, f"{path.name}: the parameters cell needs SMOKE and SEED"
+    assert "SIZE" in assigned and "SEED" in assigned, f"{path.name}: the parameters cell needs SIZE and SEED"
     seen = list(pm.inspect_notebook(str(path)))
     missing = [n for n in assigned if n not in seen]
     assert not missing, (f"{path.name}: papermill cannot override {missing}: keep each parameter line to "

@@ -36,7 +36,7 @@ def built(tmp_path):
              "output": str(executed / "missing.ipynb")}]
     out = tmp_path / "build"
     out.mkdir()
-    md = report.write(runs, res, out, smoke=False)
+    md = report.write(runs, res, out, size="full")
     return out, md
 
 
@@ -213,13 +213,13 @@ def test_the_environment_is_the_one_saved_when_the_run_began(built):
     """The course command saves environment.json as a run begins; a report written again later shows that one."""
     out, md = built
     (out / "environment.json").write_text(json.dumps({"course version": "commit abc1234", "cpu cores": 2}))
-    report.write([], out / "results", out, smoke=False)
+    report.write([], out / "results", out, size="full")
     assert "| course version | commit abc1234 |" in md.read_text()
 
 
 def test_the_report_names_the_notebooks_a_run_left_out_and_each_runs_note(tmp_path):
     runs = [{"notebook": "00_workflow", "status": "ok", "seconds": 60.0, "error": "", "note": "ran alone"}]
-    md = report.write(runs, tmp_path / "results", tmp_path, smoke=False).read_text()
+    md = report.write(runs, tmp_path / "results", tmp_path, size="full").read_text()
     assert "| 00_workflow | ok | 1.0 min | ran alone |" in md
     left_out = md.split("Not in this run:")[1].splitlines()[0]
     assert "01_tuning" in left_out and "00_workflow" not in left_out

@@ -51,7 +51,8 @@ def _api(base, path, method="GET", body=None):
 def hub(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("room")
     port = free_port()
-    cmd, settings = workshop.room_command(tmp / "room", port, "127.0.0.1", "shared-pw", api_token=TOKEN, smoke=True)
+    cmd, settings = workshop.room_command(tmp / "room", port, "127.0.0.1", "shared-pw", api_token=TOKEN, size="smoke",
+                                             prepared_work=tmp / "prepared")
     base = f"http://127.0.0.1:{port}"
     with serving(cmd, tmp / "hub.log", lambda: _api(base, "/hub/api/"), "JupyterHub", cwd=tmp / "room"):
         yield {"base": base, "port": port, "room": tmp / "room", "settings": settings, "log": tmp / "hub.log"}

@@ -37,7 +37,7 @@ def prepared_room(tmp_path_factory):
             before = os.environ.get("MLCOURSE_CACHE_DIR")
             os.environ["MLCOURSE_CACHE_DIR"] = str(room)
             try:
-                workshop.prepare(smoke=True)
+                workshop.prepare(size="smoke")
             finally:
                 if before is None:
                     os.environ.pop("MLCOURSE_CACHE_DIR", None)

@@ -4,7 +4,7 @@ from mlcourse import workshop
 
 def test_prepare_smoke_fills_the_cache_and_check_reports_it(tmp_path, monkeypatch):
     monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path))
-    seconds = workshop.prepare(smoke=True)
+    seconds = workshop.prepare(size="smoke")
     assert set(seconds) == set(workshop.RECIPES)
     from mlcourse import cache
 
@@ -42,3 +42,19 @@ def test_port_to_use_names_the_range_when_all_are_taken(monkeypatch):
     monkeypatch.setattr(workshop, "_port_free", lambda p, ip: False)
     with pytest.raises(ValueError, match="8888-8890 .* --port"):
         workshop.port_to_use(8888, tries=3)
+
+
+def test_seed_work_dir_copies_the_prepared_searches_and_never_touches_what_a_learner_has(tmp_path):
+    prepared, mine = tmp_path / "prepared", tmp_path / "mine"
+    for project in ("tuning/random", "tuning/hyperband", "nas/evolution"):
+        (prepared / project).mkdir(parents=True)
+        (prepared / project / "oracle.json").write_text('{"prepared": true}')
+    (mine / "tuning" / "random").mkdir(parents=True)
+    (mine / "tuning" / "random" / "oracle.json").write_text('{"mine": true}')
+    copied = workshop.seed_work_dir(prepared, mine)
+    assert sorted(copied) == ["nas", "tuning/hyperband"]
+    assert (mine / "tuning" / "random" / "oracle.json").read_text() == '{"mine": true}'  # the learner's own
+    assert not (mine / "tuning" / "random" / "trial_0").exists()
+    assert (mine / "tuning" / "hyperband" / "oracle.json").read_text() == '{"prepared": true}'
+    assert workshop.seed_work_dir(prepared, mine) == []  # a second start copies nothing
+    assert workshop.seed_work_dir(tmp_path / "absent", mine) == []
