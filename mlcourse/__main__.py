@@ -1,7 +1,7 @@
 """The one ``mlcourse`` command (``mlcourse <subcommand> ...`` or ``python -m mlcourse <subcommand> ...``).
 
-Each subcommand hands its arguments to the ``main(argv)`` of its module, so ``mlcourse course --smoke`` and
-``python -m mlcourse.course --smoke`` are the same command, and ``mlcourse <subcommand> --help`` shows that
+Each subcommand hands its arguments to the ``main(argv)`` of its module, so ``mlcourse course --size smoke`` and
+``python -m mlcourse.course --size smoke`` are the same command, and ``mlcourse <subcommand> --help`` shows that
 module's own options. The internal entry points (the tuning worker, the tf.distribute task) stay
 ``python -m`` modules: they are started by the course, not by people.
 """
@@ -16,19 +16,21 @@ __all__ = ["SUBCOMMANDS", "main"]
 #: subcommand -> (module, what it does); the module is imported only when its subcommand runs.
 SUBCOMMANDS = {
     "course": ("mlcourse.course", "run every solution notebook (or --only some), with progress, and write the "
-               "report into build/ (--smoke: tiny data)"),
+               "report into build/ (--size lesson | smoke: smaller runs)"),
+    "benchmark": ("mlcourse.benchmark", "time every notebook at a size (--size lesson) against its budget, with its "
+                  "verdicts beside the full reference run's (--table BUILD: an existing build)"),
     "notebooks": ("mlcourse.notebooks", "generate the student notebooks from solutions/ (generate [--check]), "
                   "or record a solution's checked outputs (record PATH)"),
     "workshop": ("mlcourse.workshop", "prepare a room offline (prepare: data checked, slow models cached), "
                  "check it (check), or open JupyterLab on the course (lab [--ip] [--port])"),
     "compression": ("mlcourse.compression", "the compression benchmark table (float32, int8, pruned, clustered...) "
-                    "with its targets (--smoke: tiny data)"),
+                    "with its targets (--size smoke: tiny data)"),
     "report": ("mlcourse.report", "write a build's report again (rewrite BUILD), or copy a full run's report "
                "into reference/ (publish BUILD)"),
     "catalog": ("mlcourse.catalog", "write or check the landing notebook and the README's course table "
                 "(write | check)"),
     "runtimes": ("mlcourse.runtimes", "the deployment runtimes table of notebook 08 (LiteRT, ONNX Runtime, "
-                 "OpenVINO, TVM) on this machine (--smoke: tiny data)"),
+                 "OpenVINO, TVM) on this machine (--size smoke: tiny data)"),
 }
 
 

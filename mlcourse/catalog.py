@@ -101,16 +101,22 @@ def exercises(name: str, root: Path = ROOT) -> list[tuple[str, str]]:
     return found
 
 
+_TIME_COLUMNS = {"full run": "full", "lesson": "lesson", "lesson, prepared room": "prepared", "smoke": "smoke"}
+
+
 def timings(root: Path = ROOT) -> dict[str, dict[str, str]]:
-    """The measured times per notebook from INSTRUCTOR.md's table: ``{name: {"full", "prepared", "smoke"}}``."""
+    """The measured times per notebook from INSTRUCTOR.md's table (written by :mod:`mlcourse.benchmark`):
+    ``{name: {"full", "lesson", "prepared", "smoke"}}``, read by the table's header names."""
     path = Path(root) / "INSTRUCTOR.md"
-    out = {}
+    out, columns = {}, None
     if not path.is_file():
         return out
     for line in path.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 4 and re.fullmatch(r"\d\d_\w+", cells[0]):
-            out[cells[0]] = {"full": cells[1], "prepared": cells[2], "smoke": cells[3]}
+        if cells and cells[0] == "notebook":
+            columns = {i: _TIME_COLUMNS[c] for i, c in enumerate(cells) if c in _TIME_COLUMNS}
+        elif columns and re.fullmatch(r"\d\d_\w+", cells[0]):
+            out[cells[0]] = {key: cells[i] for i, key in columns.items() if i < len(cells)}
     return out
 
 
@@ -138,7 +144,9 @@ def rows(root: Path = ROOT) -> list[dict]:
 def _times_text(t: dict) -> str:
     if not t:
         return "not measured yet"
-    text = f"full run {t['full']}, in a prepared room {t['prepared']}, smoke mode {t['smoke']}"
+    text = (f"lesson size {t.get('lesson', 'not measured yet')} (in a prepared room "
+            f"{t.get('prepared', 'not measured yet')}), full run {t.get('full', 'not measured yet')}, "
+            f"smoke {t.get('smoke', 'not measured yet')}")
     if "*" in text:  # INSTRUCTOR.md marks times measured before the notebook last grew
         text = text.replace("*", "") + " (the full-run times were measured before this notebook's newest sections)"
     return text
@@ -157,9 +165,12 @@ def index_notebook(root: Path = ROOT):
             "marked ✏️: replace `raise NotImplementedError(...)` with your code and run the checker cell under it; "
             "it says what is wrong. The worked answers are in `solutions/` (linked at each notebook below; try "
             "first).\n\n"
-            "**Short on time?** Every notebook's first code cell has `SMOKE = None`: set it to `True` to run the "
-            "whole story on tiny data in about a minute (the numbers are then not the course's results), or run "
-            "the room with `MLCOURSE_SMOKE=1`.\n\n"
+            "**Three sizes.** Every notebook's first code cell has `SIZE = None`, which runs the **lesson** size: "
+            "minutes per notebook on a laptop, with numbers whose verdicts agree with the full run's (the times "
+            "below). `SIZE = \"full\"` runs the course's reference sizes (hours for the course); "
+            "`SIZE = \"smoke\"` runs the whole story on tiny data in about a minute, to check that the code runs "
+            "(its numbers mean nothing). The environment variable `MLCOURSE_SIZE` sets the same for every "
+            "notebook.\n\n"
             "**The course's own measurements**: the committed reference full run ([its report]"
             "(../reference/report.html), every notebook executed at full size in `reference/notebooks/`), and "
             "yours: [build/report.html](../build/report.html) exists once `make course` has run, and "
