@@ -28,7 +28,12 @@ with the labels (:func:`pack`), so a distillation epoch costs what a normal one 
   *hard* argmax labels);
 * ``Distiller`` (built on first use, so importing this module needs no Keras): the Keras pattern, a
   ``keras.Model`` whose ``compute_loss`` runs the teacher, the transfer-set mask included;
-* :data:`SIZES`: the notebook's parameter defaults, read by its parameters cell and :func:`warm_cache`.
+* :func:`train_teacher` / :func:`cached_teacher` / :func:`prepared_teachers`: a strong, regularised teacher
+  (dropout, batch normalisation, random flips and shifts of every training image), trained once and cached;
+* :func:`cached_distill`: a student through the model cache, keyed by its teacher's weights (``make workshop``
+  precomputes the students of the sweep);
+* :data:`SIZES`: the notebook's parameter defaults at each size (smoke, lesson, full), read by its parameters
+  cell and :func:`warm_cache`.
 """
 from __future__ import annotations
 
@@ -38,15 +43,21 @@ import time
 import numpy as np
 import pandas as pd
 
-from mlcourse import stats
-from mlcourse.runtime import quiet_import
+from mlcourse import cache, models, results, settings, stats
+from mlcourse.runtime import quiet_import, set_seed, work_dir
 
-__all__ = ["warm_cache", "SIZES", "sizes", "TEACHER", "STUDENT", "STUDENTS", "teacher_hp", "split", "logits_output",
-           "teacher_logits", "ensemble_logits", "soften", "pack", "distillation_loss", "distill",
-           "hard_label_control", "accuracy", "gap_closed", "train_teacher", "cached_teacher", "sweep", "seed_study",
-           "verdict"]
+__all__ = ["warm_cache", "SIZES", "sizes", "TEACHER", "STUDENT", "STUDENTS", "STUDENT_BATCH", "AUGMENT", "teacher_hp",
+           "split", "logits_output", "teacher_logits", "ensemble_logits", "soften", "pack", "distillation_loss",
+           "distill", "cached_distill", "equal_steps", "hard_label_control", "accuracy", "gap_closed", "augmenter",
+           "train_teacher", "cached_teacher", "prepared_teachers", "NotCached", "sweep", "seed_study", "verdict"]
 
-TEACHER = {"arch": "cnn", "filters": [32, 64], "dense_units": 128, "dropout": 0.3}
+#: The course's fixed teacher: regularised (dropout, batch normalisation) and trained on augmented images.
+TEACHER = {"arch": "cnn", "filters": [32, 64], "dense_units": 128, "dropout": 0.3, "batch_norm": True}
+#: The teacher's data augmentation: a random horizontal flip and a random shift of up to 8 % of the image's
+#: height and width (about 2 pixels), drawn anew for every image in every epoch (:func:`augmenter`).
+AUGMENT = {"flip": "horizontal", "translate": 0.08}
+#: Batch size of every student (small networks: a bigger batch costs less Python overhead per image).
+STUDENT_BATCH = 256
 STUDENT = {"arch": "cnn", "filters": [8, 16], "dense_units": 32, "dropout": 0.0}
 #: Students of other architectures, for distillation across architectures (a CNN teacher into an MLP, or into
 #: a depthwise-separable CNN, MobileNet-style).
@@ -57,22 +68,33 @@ STUDENTS = {
                                 "dropout": 0.0},
 }
 
-#: 06_distillation_ensembles' parameter defaults: one table, read by the notebook's parameters cell and by
-#: :func:`warm_cache` (so a prepared room holds exactly the teachers the notebook asks for).
+#: 06_distillation_ensembles' parameter defaults at each size: one table, read by the notebook's parameters cell
+#: and by :func:`warm_cache` (so a prepared room holds exactly the teachers and sweep students the notebook asks for).
+#: ``N_TEACHER`` images train each of ``N_TEACHERS`` teachers for ``TEACHER_EPOCHS``; at lesson size, when no room
+#: prepared them, ``QUICK_EPOCHS`` (> 0) trains quicker ones instead (0: always the full recipe). Each seed draws
+#: ``N_LABELLED`` labelled, ``N_VAL`` validation and ``N_TRANSFER`` unlabelled images; a student trains
+#: ``STUDENT_EPOCHS`` over labelled + transfer images, and the students of the labelled images alone get the same
+#: number of steps (:func:`equal_steps`).
 SIZES = {
-    "smoke": {"N_TRAIN": 2_000, "TEACHER_EPOCHS": 1, "STUDENT_EPOCHS": 1, "N_TRANSFER": 2_000, "SEEDS": (0,),
-              "N_TABULAR": 1_000, "N_ESTIMATORS": 20, "BV_ROUNDS": 3},
-    "full": {"N_TRAIN": 10_000, "TEACHER_EPOCHS": 8, "STUDENT_EPOCHS": 10, "N_TRANSFER": 30_000, "SEEDS": (0, 1, 2),
-             "N_TABULAR": 6_000, "N_ESTIMATORS": 100, "BV_ROUNDS": 8},
+    "smoke": {"N_TEACHER": 2_000, "TEACHER_EPOCHS": 1, "QUICK_EPOCHS": 0, "N_TEACHERS": 2, "N_LABELLED": 500,
+              "N_VAL": 500, "N_TRANSFER": 1_000, "STUDENT_EPOCHS": 1, "SEEDS": (0,), "TEMPERATURES": (1, 4),
+              "ALPHAS": (0.5,), "N_TABULAR": 1_000, "N_ESTIMATORS": 20, "BV_ROUNDS": 3, "LATENCY_ROUNDS": 5},
+    "lesson": {"N_TEACHER": 60_000, "TEACHER_EPOCHS": 12, "QUICK_EPOCHS": 1, "N_TEACHERS": 2, "N_LABELLED": 1_000,
+               "N_VAL": 2_000, "N_TRANSFER": 5_000, "STUDENT_EPOCHS": 8, "SEEDS": (0, 1, 2), "TEMPERATURES": (2, 4, 8),
+               "ALPHAS": (0.7,), "N_TABULAR": 3_000, "N_ESTIMATORS": 60, "BV_ROUNDS": 4, "LATENCY_ROUNDS": 10},
+    "full": {"N_TEACHER": 60_000, "TEACHER_EPOCHS": 12, "QUICK_EPOCHS": 0, "N_TEACHERS": 3, "N_LABELLED": 2_000,
+             "N_VAL": 5_000, "N_TRANSFER": 20_000, "STUDENT_EPOCHS": 12, "SEEDS": (0, 1, 2, 3, 4),
+             "TEMPERATURES": (1, 2, 4, 8), "ALPHAS": (0.5, 0.9), "N_TABULAR": 6_000, "N_ESTIMATORS": 100,
+             "BV_ROUNDS": 8, "LATENCY_ROUNDS": 15},
 }
 
 
-def sizes(smoke: bool, **given) -> dict:
-    """06's defaults for this mode (:data:`SIZES`), with every value in ``given`` that is not None put over them."""
-    from mlcourse.runtime import pick_sizes
-
-    table = pick_sizes(SIZES, smoke, given)
-    table["SEEDS"] = tuple(table["SEEDS"])
+def sizes(size: str, **given) -> dict:
+    """06's defaults at ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``, :data:`SIZES`), with every value in
+    ``given`` that is not None put over them; sequences come back as tuples."""
+    table = settings.pick_sizes(SIZES, size, given)
+    for k in ("SEEDS", "TEMPERATURES", "ALPHAS"):
+        table[k] = tuple(table[k])
     return table
 
 
@@ -80,9 +102,7 @@ def teacher_hp(work_dir=None) -> tuple[dict, str]:
     """The teacher to distil from: the model your own earlier weeks chose (:func:`mlcourse.results.chosen_hp`:
     02_nas's choice, else 01_tuning's best model) when there is one, else :data:`TEACHER`.
     Returns ``(hp, where it came from)``."""
-    from mlcourse.results import chosen_hp
-
-    return chosen_hp(work_dir, TEACHER, "mlcourse.distillation.TEACHER (the course's fixed teacher)")
+    return results.chosen_hp(work_dir, TEACHER, "mlcourse.distillation.TEACHER (the course's fixed teacher)")
 
 
 class logits_output:
@@ -231,12 +251,20 @@ def __getattr__(name):  # the Distiller class is built on first use, so importin
     raise AttributeError(name)
 
 
+def equal_steps(epochs: int, n_labelled: int, n_transfer: int) -> int:
+    """Epochs on the labelled images alone that take as many gradient steps as ``epochs`` over labelled +
+    transfer images: the students of the labelled set get the same training budget as those of the transfer set."""
+    if n_labelled <= 0:
+        raise ValueError(f"n_labelled must be positive, got {n_labelled}.")
+    return max(1, round(epochs * (n_labelled + n_transfer) / n_labelled))
+
+
 def hard_label_control(x, y, logits, transfer, **kwargs):
     """The control for a transfer set: a student trained on the labelled images *and* the transfer set, where the
     transfer images carry the teacher's **hard** answer (argmax) as an ordinary label, no soft targets.
 
-    Set against ``distill(..., transfer=...)`` it separates what the extra images give from what the soft targets
-    give. ``kwargs`` go to :func:`distill` (``alpha`` is 0: labels only).
+    Set against ``distill(..., transfer=...)`` with the same epochs it separates what the extra images give from
+    what the soft targets give, at equal steps. ``kwargs`` go to :func:`distill` (``alpha`` is 0: labels only).
     """
     xu, lu = transfer
     if len(xu) != len(lu):
@@ -248,7 +276,7 @@ def hard_label_control(x, y, logits, transfer, **kwargs):
 
 
 def distill(x, y, logits, student_hp: dict | None = None, temperature: float = 4.0, alpha: float = 0.9,
-            epochs: int = 5, batch_size: int = 128, seed: int = 0, verbose: int = 0, transfer=None):
+            epochs: int = 5, batch_size: int = STUDENT_BATCH, seed: int = 0, verbose: int = 0, transfer=None):
     """Train a fresh student (Keras 3) on labels ``y`` and teacher ``logits``; returns the student.
 
     ``alpha=0`` trains on the labels alone: the student-from-scratch baseline, with the same code path.
@@ -264,9 +292,6 @@ def distill(x, y, logits, student_hp: dict | None = None, temperature: float = 4
         x = np.concatenate([np.asarray(x), np.asarray(xu)])
         y = np.concatenate([np.asarray(y), -np.ones(len(xu), dtype=np.asarray(y).dtype)])
         logits = np.concatenate([np.asarray(logits), np.asarray(lu)])
-    from mlcourse import models
-    from mlcourse.runtime import set_seed
-
     x = np.asarray(x)
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} examples but y has {len(y)}.")
@@ -282,6 +307,20 @@ def distill(x, y, logits, student_hp: dict | None = None, temperature: float = 4
     return student
 
 
+def cached_distill(teacher, x, y, logits, transfer=None, control: bool = False, verbose: bool = False, **kwargs):
+    """:func:`distill` (or, with ``control=True``, :func:`hard_label_control`) through the model cache.
+
+    The entry is keyed by the teacher's *weights* (a fingerprint of them, so the same teacher loaded on another
+    machine finds the same entry), the labelled data, the transfer images and every argument in ``kwargs``;
+    ``make workshop`` fills it for the sweep's students. ``verbose`` says each load / training on its own line.
+    """
+    recipe = {"teacher": cache.fingerprint(*teacher.get_weights()), "control": control,
+              "transfer": cache.fingerprint(None if transfer is None else transfer[0]), **kwargs}
+    train = (lambda: hard_label_control(x, y, logits, transfer, **kwargs)) if control else \
+        (lambda: distill(x, y, logits, transfer=transfer, **kwargs))
+    return cache.cached_model("student", train, x, y, verbose=verbose, **recipe)
+
+
 def accuracy(model, x, y, batch_size: int = 512) -> float:
     """Test accuracy of a softmax classifier."""
     return float(np.mean(np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=1) == np.asarray(y)))
@@ -295,95 +334,168 @@ def gap_closed(distilled: float, scratch: float, teacher: float) -> float:
     return (distilled - scratch) / (teacher - scratch)
 
 
-def train_teacher(x, y, hp: dict | None = None, epochs: int = 5, batch_size: int = 128, seed: int = 0):
-    """Train a teacher network (default :data:`TEACHER`, Keras 3) with :func:`mlcourse.models.train`."""
-    from mlcourse import models
+def augmenter(seed: int = 0):
+    """The teacher's data augmentation (:data:`AUGMENT`) as Keras 3 preprocessing layers: ``RandomFlip`` and
+    ``RandomTranslation``, applied to batches of ``(N, 28, 28)`` images (a channel is added and removed)."""
+    keras = quiet_import("keras")
+    ops = keras.ops
+    flip_shift = keras.Sequential([keras.layers.RandomFlip(AUGMENT["flip"], seed=seed),
+                                   keras.layers.RandomTranslation(AUGMENT["translate"], AUGMENT["translate"],
+                                                                  fill_mode="constant", seed=seed + 1)])
 
-    return models.train({**TEACHER, **(hp or {})}, x, y, epochs, batch_size=batch_size, seed=seed,
-                        name=f"teacher_{seed}")
+    def augment(images, labels):
+        out = flip_shift(ops.expand_dims(ops.cast(images, "float32"), -1), training=True)
+        return ops.squeeze(out, -1), labels
+
+    return augment
 
 
-def cached_teacher(x, y, hp: dict | None = None, epochs: int = 5, batch_size: int = 128, seed: int = 0):
-    """:func:`train_teacher`, from the workshop cache when the same recipe was trained before."""
-    from mlcourse.cache import trained_model
+def train_teacher(x, y, hp: dict | None = None, epochs: int = 5, batch_size: int = 128, seed: int = 0,
+                  augment: bool = True):
+    """Train a teacher network (default :data:`TEACHER`, Keras 3) on ``(x, y)``; with ``augment`` every image is
+    flipped and shifted at random in every epoch (:func:`augmenter`, in a ``tf.data`` pipeline)::
 
-    return trained_model("teacher", x, y, {**TEACHER, **(hp or {})}, epochs, seed=seed, batch_size=batch_size,
-                         model_name=f"teacher_{seed}")
+        data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).batch(batch_size)
+        data = data.map(augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        model.fit(data, epochs=epochs)
+    """
+    if not augment:
+        return models.train({**TEACHER, **(hp or {})}, x, y, epochs, batch_size=batch_size, seed=seed,
+                            name=f"teacher_{seed}")
+    tf = quiet_import("tensorflow")
+    set_seed(seed)
+    model = models.build_model({**TEACHER, **(hp or {})}, name=f"teacher_{seed}")
+    data = tf.data.Dataset.from_tensor_slices((np.asarray(x), np.asarray(y))).shuffle(len(x), seed=seed)
+    data = data.batch(batch_size).map(augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    model.fit(data, epochs=epochs, verbose=0, shuffle=False,  # the pipeline shuffles, anew in every epoch
+              callbacks=[models.epoch_bar(model, epochs, f"teacher {seed}")])
+    return model
+
+
+class NotCached(LookupError):
+    """Raised by :func:`cached_teacher` with ``cache_only=True`` when the recipe is in no cache."""
+
+
+def cached_teacher(x, y, hp: dict | None = None, epochs: int = 5, batch_size: int = 128, seed: int = 0,
+                   augment: bool = True, cache_only: bool = False):
+    """:func:`train_teacher`, from the model cache (your own, or a room's prepared by ``make workshop``) when the
+    same recipe was trained before. ``cache_only``: raise :class:`NotCached` instead of training."""
+    hp = {**TEACHER, **(hp or {})}
+
+    def train():
+        if cache_only:
+            raise NotCached(f"no cached teacher for {hp}, {epochs} epochs, seed {seed}")
+        return train_teacher(x, y, hp, epochs, batch_size=batch_size, seed=seed, augment=augment)
+
+    recipe = {"hp": hp, "epochs": epochs, "seed": seed, "batch_size": batch_size}
+    if augment:
+        recipe["augment"] = AUGMENT
+    return cache.cached_model("teacher", train, x, y, **recipe)
+
+
+def prepared_teachers(ds, size: dict, hp: dict | None = None) -> tuple[list, str]:
+    """The ``N_TEACHERS`` teachers of a size table (:func:`sizes`), trained on the first ``N_TEACHER`` training
+    images, and a sentence that says which recipe they are. With ``QUICK_EPOCHS`` > 0 (lesson size) the full
+    recipe is taken only from a cache (a room prepared by ``make workshop``, or an earlier run); otherwise
+    teachers of ``QUICK_EPOCHS`` epochs are trained (and cached) instead, and the sentence says so."""
+    n, full, quick = size["N_TEACHER"], size["TEACHER_EPOCHS"], size["QUICK_EPOCHS"]
+    x, y = ds.x_train[:n], ds.y_train[:n]
+    seeds = range(size["N_TEACHERS"])
+    what = f"{size['N_TEACHERS']} teacher(s) on {n:,} augmented images"
+    if quick:
+        try:
+            teachers = [cached_teacher(x, y, hp, full, seed=s, cache_only=True) for s in seeds]
+            return teachers, f"{what}, {full} epochs each (the full recipe, from the cache a room prepared)"
+        except NotCached:
+            teachers = [cached_teacher(x, y, hp, quick, seed=s) for s in seeds]
+            return teachers, (f"{what}, {quick} epoch(s) each: QUICKER teachers, since no cache holds the full "
+                              f"recipe ({full} epochs; `make workshop` prepares it, or pass SIZE='full')")
+    return [cached_teacher(x, y, hp, full, seed=s) for s in seeds], f"{what}, {full} epochs each"
 
 
 def sweep(x, y, logits, x_val, y_val, temperatures=(1, 2, 4, 8), alphas=(0.5, 0.9), epochs: int = 5,
-          student_hp: dict | None = None, seed: int = 0, transfer=None) -> pd.DataFrame:
+          student_hp: dict | None = None, seed: int = 0, transfer=None, teacher=None) -> pd.DataFrame:
     """Validation accuracy of a distilled student for every temperature x alpha (one row each).
 
     Pick T and alpha on *validation* data held out of the training set, never on the test set: the test
     accuracy of the chosen pair would otherwise be optimistic. ``transfer`` is passed on to :func:`distill`.
+    With ``teacher`` (the model that gave ``logits``) the students go through the model cache
+    (:func:`cached_distill`): a room prepared by ``make workshop`` has them all; one line says how many were
+    loaded and how many trained.
     """
     from tqdm.auto import tqdm
 
-    rows = []
+    rows, before = [], len(cache.entries())
     grid = [(t, a) for t in temperatures for a in alphas]
-    for t, a in tqdm(grid, desc="T x alpha"):
-        s = distill(x, y, logits, student_hp, temperature=t, alpha=a, epochs=epochs, seed=seed, transfer=transfer)
+    for t, a in tqdm(grid, desc="T x alpha (students)"):
+        kw = dict(student_hp=student_hp, temperature=t, alpha=a, epochs=epochs, seed=seed)
+        s = distill(x, y, logits, transfer=transfer, **kw) if teacher is None else \
+            cached_distill(teacher, x, y, logits, transfer=transfer, **kw)
         rows.append({"temperature": t, "alpha": a, "val accuracy": accuracy(s, x_val, y_val)})
+    if teacher is not None:
+        trained = len(cache.entries()) - before
+        print(f"T x alpha: {len(grid) - trained} of {len(grid)} students loaded from the workshop cache"
+              + (f", {trained} trained and cached in {cache.cache_dir()}" if trained else ""))
     return pd.DataFrame(rows)
 
 
-def seed_study(x, y, x_test, y_test, seeds=(0, 1, 2), temperature: float = 4.0, alpha: float = 0.9,
-               teacher_epochs: int = 5, student_epochs: int = 5, teacher_hp: dict | None = None,
-               student_hp: dict | None = None, teachers: list | None = None, x_transfer=None,
-               temperature_labelled: float | None = None, alpha_labelled: float | None = None,
-               keep: dict | None = None) -> pd.DataFrame:
-    """For each seed: a teacher, a student from scratch and a distilled student; accuracy and gap closed.
+#: The students of :func:`seed_study`, in the order trained; the study's columns are these names.
+STUDY = ("scratch", "distilled", "hard labels + transfer", "distilled + transfer", "distilled + transfer, T = 1")
+_GAPS = {"distilled": "gap closed", "distilled + transfer": "gap closed + transfer",
+         "hard labels + transfer": "gap closed (hard labels + transfer)"}
 
-    ``teachers`` (one per seed) reuses teachers already trained; otherwise each seed trains its own.
-    The labelled-only student uses ``temperature_labelled`` / ``alpha_labelled`` (tuned on its own; default:
-    ``temperature`` / ``alpha``). ``x_transfer`` (unlabelled images) adds two students: one that also learns
-    the teacher's soft targets on them (``distilled + transfer``, with ``temperature`` / ``alpha``) and the
-    **control** that gets the same images with the teacher's hard argmax labels (``hard labels + transfer``):
-    the difference between the two is what the soft targets add beyond the extra images.
-    ``keep`` (a dict) receives the first seed's students by column name, for later use.
+
+def _study_recipes(x, y, logits, transfer, student_hp, epochs, seed, t, a, t_lab, a_lab) -> dict:
+    """The five students of one seed of :func:`seed_study`, as functions that train them (equal steps)."""
+    lab_epochs = equal_steps(epochs, len(x), len(transfer[0]))
+    kw = dict(student_hp=student_hp, seed=seed)
+    return {
+        "scratch": lambda: distill(x, y, logits, alpha=0.0, epochs=lab_epochs, **kw),
+        "distilled": lambda: distill(x, y, logits, temperature=t_lab, alpha=a_lab, epochs=lab_epochs, **kw),
+        "hard labels + transfer": lambda: hard_label_control(x, y, logits, transfer, epochs=epochs, **kw),
+        "distilled + transfer": lambda: distill(x, y, logits, temperature=t, alpha=a, epochs=epochs,
+                                                transfer=transfer, **kw),
+        "distilled + transfer, T = 1": lambda: distill(x, y, logits, temperature=1.0, alpha=a, epochs=epochs,
+                                                       transfer=transfer, **kw),
+    }
+
+
+def seed_study(ds, teacher, x_test, y_test, seeds=(0, 1, 2), n_labelled: int = 1_000, n_val: int = 2_000,
+               n_transfer: int = 5_000, epochs: int = 5, temperature: float = 4.0, alpha: float = 0.9,
+               temperature_labelled: float | None = None, alpha_labelled: float | None = None,
+               student_hp: dict | None = None, keep: dict | None = None) -> pd.DataFrame:
+    """For each seed, a fresh draw of ``n_labelled`` labelled and ``n_transfer`` unlabelled images (:func:`split`,
+    as the sweep drew them for that seed) and five students of :data:`STUDY`, all with the same number of steps:
+
+    * ``scratch``: the labelled images alone; ``distilled``: the same with the teacher's soft targets
+      (``temperature_labelled`` / ``alpha_labelled``, default ``temperature`` / ``alpha``);
+    * ``hard labels + transfer``: the **control**, labelled + transfer images with the teacher's argmax labels;
+    * ``distilled + transfer``: the same images with the teacher's soft targets (``temperature`` / ``alpha``);
+    * ``distilled + transfer, T = 1``: as above at T = 1, where the soft targets are nearly the argmax.
+
+    The teacher is the same for every seed. ``keep`` (a dict) receives the first seed's students by name.
     Returns one row per seed: test accuracies, the gaps closed, and the seconds each student took to train.
     """
     from tqdm.auto import tqdm
 
-    if teachers is not None and len(teachers) != len(seeds):
-        raise ValueError(f"give one teacher per seed: {len(teachers)} teachers for {len(seeds)} seeds.")
     t_lab = temperature if temperature_labelled is None else temperature_labelled
     a_lab = alpha if alpha_labelled is None else alpha_labelled
-    gaps = {"distilled": "gap closed", "distilled + transfer": "gap closed + transfer",
-            "hard labels + transfer": "gap closed (hard labels + transfer)"}
+    t_acc = accuracy(teacher, x_test, y_test)
     rows = []
-    per_seed = 2 + (teachers is None) + 2 * (x_transfer is not None)  # trainings per seed, for the progress bar
-    bar = tqdm(total=len(seeds) * per_seed, desc="seed study (trainings)")
-
+    bar = tqdm(total=len(seeds) * len(STUDY), desc="seed study (students)")
     for i, seed in enumerate(seeds):
-        if teachers is None:
-            teacher = train_teacher(x, y, teacher_hp, teacher_epochs, seed=seed)
-            bar.update()
-        else:
-            teacher = teachers[i]
-        logits = teacher_logits(teacher, x)
-        row = {"seed": seed, "teacher": accuracy(teacher, x_test, y_test)}
-        recipes = {"scratch": lambda: distill(x, y, logits, student_hp, alpha=0.0, epochs=student_epochs, seed=seed),
-                   "distilled": lambda: distill(x, y, logits, student_hp, temperature=t_lab, alpha=a_lab,
-                                                epochs=student_epochs, seed=seed)}
-        if x_transfer is not None:
-            transfer = (x_transfer, teacher_logits(teacher, x_transfer))
-            recipes["distilled + transfer"] = lambda: distill(x, y, logits, student_hp, temperature=temperature,
-                                                              alpha=alpha, epochs=student_epochs, seed=seed,
-                                                              transfer=transfer)
-            recipes["hard labels + transfer"] = lambda: hard_label_control(x, y, logits, transfer,
-                                                                           student_hp=student_hp,
-                                                                           epochs=student_epochs, seed=seed)
-        seconds = {}
-        for name, train in recipes.items():
+        (x, y), _, xu = split(ds, n_labelled, n_val, n_transfer, seed=seed)
+        logits, transfer = teacher_logits(teacher, x), (xu, teacher_logits(teacher, xu))
+        row, seconds = {"seed": seed, "teacher": t_acc}, {}
+        for name, train in _study_recipes(x, y, logits, transfer, student_hp, epochs, seed, temperature, alpha,
+                                          t_lab, a_lab).items():
             bar.set_postfix_str(f"seed {seed}: {name}")
             t0 = time.perf_counter()
             student = train()
             seconds[f"{name} s"] = time.perf_counter() - t0
             row[name] = accuracy(student, x_test, y_test)
-            if name in gaps:
-                row[gaps[name]] = gap_closed(row[name], row["scratch"], row["teacher"])
+            if name in _GAPS:
+                row[_GAPS[name]] = gap_closed(row[name], row["scratch"], t_acc)
             if keep is not None and i == 0:
                 keep[name] = student
             bar.update()
@@ -402,18 +514,19 @@ def verdict(study: pd.DataFrame, a: str, b: str) -> str:
     return stats.difference_verdict((study[a] - study[b]).to_numpy(dtype=float), a, b)
 
 
-def warm_cache(ds, smoke: bool, seed: int = 0) -> None:
-    """Train and cache 06's teachers at the notebook's default sizes (:data:`SIZES`), with the teacher 06 would
-    pick (your own earlier weeks' choice when there is one) (``make workshop``). In smoke mode the fixed
-    :data:`TEACHER` is cached as well when a choice was found (cheap there; a test may run the notebook with an
-    empty work folder)."""
-    from mlcourse.runtime import work_dir
-
-    size = sizes(smoke)
-    (x, y), _, _ = split(ds, size["N_TRAIN"], size["N_TRAIN"] // 5, size["N_TRANSFER"], seed=seed)
-    hp, _ = teacher_hp(work_dir(smoke))
-    # smoke (tests, CI): the fixed teacher too, since a test may run the notebook with an empty work folder
-    recipes = [hp] + ([TEACHER] if smoke and hp != TEACHER else [])
-    for h in recipes:
-        for s in size["SEEDS"]:
-            cached_teacher(x, y, hp=h, epochs=size["TEACHER_EPOCHS"], seed=s)
+def warm_cache(ds, size: str, seed: int = 0) -> None:
+    """Train and cache what 06 trains that does not depend on a learner's exercise (``make workshop``), at
+    ``size``'s defaults (:data:`SIZES`): the teachers, with the full recipe, of the teacher 06 would pick (your
+    own earlier weeks' choice when there is one), and the students of both T x alpha sweeps (seed ``seed``'s
+    split). At smoke size the fixed :data:`TEACHER` is prepared as well when a choice was found (cheap there; a
+    test may run the notebook with an empty work folder)."""
+    sz = sizes(size)
+    hp, _ = teacher_hp(work_dir(size))
+    full_recipe = {**sz, "QUICK_EPOCHS": 0}
+    for h in [hp] + ([TEACHER] if size == "smoke" and hp != TEACHER else []):
+        teacher = prepared_teachers(ds, full_recipe, h)[0][0]
+        (x, y), (x_val, y_val), xu = split(ds, sz["N_LABELLED"], sz["N_VAL"], sz["N_TRANSFER"], seed=seed)
+        logits, transfer = teacher_logits(teacher, x), (xu, teacher_logits(teacher, xu))
+        grid = dict(temperatures=sz["TEMPERATURES"], alphas=sz["ALPHAS"], seed=seed, teacher=teacher)
+        sweep(x, y, logits, x_val, y_val, epochs=equal_steps(sz["STUDENT_EPOCHS"], len(x), len(xu)), **grid)
+        sweep(x, y, logits, x_val, y_val, epochs=sz["STUDENT_EPOCHS"], transfer=transfer, **grid)

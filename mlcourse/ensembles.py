@@ -8,10 +8,14 @@ tested version of its line-up.
 * **Boosting** (gradient boosting, AdaBoost): shallow trees fitted one after another, each correcting the
   previous ones; cuts the *bias* of its shallow base learner (compared with that base learner alone,
   :func:`base_learners`). Sequential, so said to be slower to train (measured against the random forest).
+* **XGBoost** (``xgboost.XGBClassifier``): gradient boosting with second-order steps, regularised leaves and a
+  histogram tree builder (``tree_method="hist"``), threads set by ``n_jobs``; with ``early_stopping_rounds`` it
+  stops adding trees once a validation set (``eval_set`` in ``fit``) stops improving (:func:`xgboost_model`).
 * **Stacking**: a meta-model learns how to combine different base models from their out-of-fold predictions.
 
 :func:`compare` trains each and returns one table: accuracy, train time, predict time, size on disk
-(pickled), :func:`bias_variance` estimates the two error terms over bootstrap re-trainings, and
+(pickled; ``fit_params`` gives a model its own ``fit`` arguments, XGBoost's validation set), :func:`bias_variance`
+estimates the two error terms over bootstrap re-trainings, and
 :func:`check_claims` sets the claims above against those measurements, one row per claim.
 """
 from __future__ import annotations
@@ -22,18 +26,32 @@ import time
 import numpy as np
 import pandas as pd
 
-__all__ = ["default_models", "base_learners", "BASE_LEARNER", "compare", "bias_variance", "check_claims",
-           "model_size"]
+__all__ = ["default_models", "xgboost_model", "base_learners", "BASE_LEARNER", "compare", "bias_variance",
+           "check_claims", "model_size"]
 
 #: the single tree each boosted model of :func:`default_models` is built from: the fair bias comparison (a fully
 #: grown tree has little bias; boosting's claim is that it cuts the bias of its own shallow base learner)
 BASE_LEARNER = {"AdaBoost": "decision tree (depth 3)", "gradient boosting": "decision tree (depth 3)",
-                "hist gradient boosting": "decision tree (31 leaves)"}
+                "hist gradient boosting": "decision tree (31 leaves)", "XGBoost": "decision tree (depth 3)"}
+
+
+def xgboost_model(seed: int = 0, n_estimators: int = 100, n_jobs: int | None = 1,
+                  early_stopping_rounds: int | None = 10, max_depth: int = 3, learning_rate: float = 0.3):
+    """``xgboost.XGBClassifier`` with the histogram tree builder (``tree_method="hist"``), ``n_jobs`` threads and,
+    when ``early_stopping_rounds`` is set, early stopping on the validation set given to ``fit`` as
+    ``eval_set=[(X_val, y_val)]`` (the booster keeps the best round; predictions use it). Trees of ``max_depth`` 3,
+    like the scikit-learn gradient boosting of :func:`default_models`."""
+    from xgboost import XGBClassifier
+
+    return XGBClassifier(n_estimators=n_estimators, max_depth=max_depth, learning_rate=learning_rate,
+                         tree_method="hist", n_jobs=n_jobs, random_state=seed,
+                         early_stopping_rounds=early_stopping_rounds, eval_metric="mlogloss")
 
 
 def default_models(seed: int = 0, n_estimators: int = 100, n_jobs: int | None = None) -> dict:
     """The course's line-up: a single tree, bagging, random forest, AdaBoost, gradient boosting
-    (classic and histogram-based) and stacking (forest + logistic regression, combined by logistic regression)."""
+    (classic and histogram-based), XGBoost (:func:`xgboost_model`, no early stopping here: :func:`compare` with
+    ``fit_params`` adds it) and stacking (forest + logistic regression, combined by logistic regression)."""
     from sklearn.ensemble import (
         AdaBoostClassifier,
         BaggingClassifier,
@@ -58,6 +76,7 @@ def default_models(seed: int = 0, n_estimators: int = 100, n_jobs: int | None = 
         "gradient boosting": GradientBoostingClassifier(n_estimators=n_estimators // 2, max_depth=3,
                                                         random_state=seed),
         "hist gradient boosting": HistGradientBoostingClassifier(max_iter=n_estimators, random_state=seed),
+        "XGBoost": xgboost_model(seed, n_estimators, n_jobs=n_jobs or 1, early_stopping_rounds=None),
         "stacking (forest + logreg)": StackingClassifier(
             [("forest", RandomForestClassifier(n_estimators=n_estimators // 2, random_state=seed, n_jobs=n_jobs)),
              ("logreg", logreg)], final_estimator=LogisticRegression(max_iter=1000), cv=3, n_jobs=n_jobs),
@@ -94,19 +113,26 @@ def _threads(threads):
     return threadpool_limits(limits=int(threads), user_api="openmp")
 
 
-def compare(models: dict, X_train, y_train, X_test, y_test, threads: int | None = 1) -> pd.DataFrame:
+def compare(models: dict, X_train, y_train, X_test, y_test, threads: int | None = 1,
+            fit_params: dict | None = None) -> pd.DataFrame:
     """Fit each model; one row each: test accuracy, train time (s), predict time per 1,000 rows (ms), size (KB).
 
-    ``threads``: OpenMP threads during the fits (1 by default, see :func:`_threads`; None: scikit-learn's)."""
+    ``threads``: OpenMP threads during the fits (1 by default, see :func:`_threads`; None: scikit-learn's).
+    ``fit_params``: ``{model name: keyword arguments of its fit}``, e.g. ``{"XGBoost": {"eval_set": [(X_val,
+    y_val)], "verbose": False}}`` for early stopping on a validation set (never the test set)."""
     from tqdm.auto import tqdm
 
     if len(X_train) != len(y_train) or len(X_test) != len(y_test):
         raise ValueError("X and y must have the same number of rows (train and test).")
+    fit_params = fit_params or {}
+    unknown = set(fit_params) - set(models)
+    if unknown:
+        raise ValueError(f"fit_params names models that are not in the line-up: {sorted(unknown)}.")
     rows = []
     for name, model in tqdm(models.items(), desc="ensembles"):
         with _threads(threads):
             t0 = time.perf_counter()
-            model.fit(X_train, y_train)
+            model.fit(X_train, y_train, **fit_params.get(name, {}))
             t1 = time.perf_counter()
             pred = model.predict(X_test)
             t2 = time.perf_counter()

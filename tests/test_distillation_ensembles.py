@@ -66,16 +66,76 @@ def test_distilled_student_trains_and_predicts_probabilities(tiny):
     with pytest.raises(ValueError, match="rows of teacher logits"):
         kd.distill(x, y, logits, transfer=(xt, logits[:5]))
     kept = {}
-    study = kd.seed_study(x, y, xt, yt, seeds=(0,), student_epochs=1, teachers=[teacher], x_transfer=xt[:100],
-                          temperature_labelled=2.0, alpha_labelled=0.5, keep=kept)
-    assert list(study.columns[:5]) == ["seed", "teacher", "scratch", "distilled", "gap closed"]
-    assert {"distilled + transfer", "gap closed + transfer", "hard labels + transfer",
-            "gap closed (hard labels + transfer)", "hard labels + transfer s"} <= set(study.columns)
-    assert 0 < study["distilled + transfer"].iloc[0] <= 1 and 0 < study["hard labels + transfer"].iloc[0] <= 1
-    assert set(kept) == {"scratch", "distilled", "distilled + transfer", "hard labels + transfer"}
+    ds = data.load_fashion_mnist(source="embedded")
+    study = kd.seed_study(ds, teacher, xt, yt, seeds=(0,), n_labelled=100, n_val=50, n_transfer=100, epochs=1,
+                          temperature=4.0, alpha=0.7, temperature_labelled=2.0, alpha_labelled=0.5, keep=kept)
+    assert list(study.columns[:4]) == ["seed", "teacher", "scratch", "distilled"]
+    assert set(kd.STUDY) | {"gap closed", "gap closed + transfer", "gap closed (hard labels + transfer)",
+                            "hard labels + transfer s"} <= set(study.columns)
+    assert all(0 < study[c].iloc[0] <= 1 for c in kd.STUDY)
+    assert set(kept) == set(kd.STUDY)
     assert np.isclose(kd.accuracy(kept["scratch"], xt, yt), study.scratch.iloc[0])
-    with pytest.raises(ValueError, match="one teacher per seed"):
-        kd.seed_study(x, y, xt, yt, seeds=(0, 1), teachers=[teacher])
+
+
+def test_equal_steps_gives_the_labelled_students_the_transfer_students_budget():
+    assert kd.equal_steps(8, 1_000, 5_000) == 48       # 8 epochs of 6,000 images = 48 epochs of 1,000
+    assert kd.equal_steps(3, 500, 0) == 3 and kd.equal_steps(1, 3, 1) == 1
+    with pytest.raises(ValueError, match="positive"):
+        kd.equal_steps(5, 0, 10)
+
+
+def test_augmenter_flips_and_shifts_but_keeps_shapes_and_labels():
+    x = np.zeros((16, 28, 28), "uint8")
+    x[:, 10:18, 2:8] = 255                            # a bar at the left edge: a flip or a shift moves it
+    labels = np.arange(16)
+    out, lab = kd.augmenter(seed=0)(x, labels)
+    out = np.asarray(out)
+    assert out.shape == (16, 28, 28) and np.array_equal(np.asarray(lab), labels)
+    assert 0 <= out.min() and out.max() <= 255
+    moved = [not np.allclose(out[i], x[i]) for i in range(16)]
+    assert sum(moved) >= 8                            # most images changed: drawn anew for each image
+    assert len({out[i].tobytes() for i in range(16)}) > 4
+
+
+def test_teachers_and_students_come_from_the_cache(tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path / "cache"))
+    ds = data.load_fashion_mnist(source="embedded")
+    size = {**kd.sizes("smoke"), "N_TEACHER": 300, "N_TEACHERS": 1, "TEACHER_EPOCHS": 2, "QUICK_EPOCHS": 1}
+    teachers, where = kd.prepared_teachers(ds, size)  # lesson-like: nothing cached, so a quicker teacher
+    assert len(teachers) == 1 and "QUICKER" in where and "1 epoch(s)" in where
+    kd.prepared_teachers(ds, {**size, "QUICK_EPOCHS": 0})  # the full recipe, as `make workshop` trains it
+    capsys.readouterr()
+    teachers2, where2 = kd.prepared_teachers(ds, size)
+    assert "from the cache" in where2 and "loaded from the workshop cache" in capsys.readouterr().out
+    with pytest.raises(kd.NotCached):
+        kd.cached_teacher(ds.x_train[:300], ds.y_train[:300], epochs=7, cache_only=True)
+    x, y, xt, yt = tiny
+    t = teachers2[0]
+    lg, transfer = kd.teacher_logits(t, x[:100]), (x[100:200], kd.teacher_logits(t, x[100:200]))
+    a = kd.cached_distill(t, x[:100], y[:100], lg, transfer=transfer, temperature=2.0, alpha=0.5, epochs=1)
+    n = len(list((tmp_path / "cache").iterdir()))
+    b = kd.cached_distill(t, x[:100], y[:100], lg, transfer=transfer, temperature=2.0, alpha=0.5, epochs=1)
+    assert len(list((tmp_path / "cache").iterdir())) == n  # loaded, not trained again
+    assert all(np.array_equal(u, v) for u, v in zip(a.get_weights(), b.get_weights()))
+    c = kd.cached_distill(t, x[:100], y[:100], lg, transfer=transfer, control=True, epochs=1)
+    assert len(list((tmp_path / "cache").iterdir())) == n + 1  # the control is another recipe
+    assert not all(np.array_equal(u, v) for u, v in zip(a.get_weights(), c.get_weights()))
+
+
+def test_warm_cache_prepares_the_teachers_and_the_sweep_students(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLCOURSE_WORK_DIR", str(tmp_path / "runs"))
+    tiny = {**kd.SIZES["smoke"], "N_TEACHER": 300, "N_LABELLED": 100, "N_VAL": 50, "N_TRANSFER": 100,
+            "TEMPERATURES": (2,), "ALPHAS": (0.5,)}
+    monkeypatch.setitem(kd.SIZES, "smoke", tiny)
+    ds = data.load_fashion_mnist(source="embedded")
+    kd.warm_cache(ds, "smoke")
+    entries = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").iterdir())
+    assert entries == ["student", "student", "teacher", "teacher"]  # 2 teachers, one student per sweep
+    capsys.readouterr()
+    kd.warm_cache(ds, "smoke")  # a second time: everything loads
+    out = capsys.readouterr().out
+    assert "cached in" not in out and out.count("1 of 1 students loaded from the workshop cache") == 2
 
 
 def test_ensembles_compare_and_bias_variance():
@@ -96,6 +156,22 @@ def test_ensembles_compare_and_bias_variance():
     assert ((bv.bias >= 0) & (bv.bias <= bv.error + 1e-9 + bv.variance)).all()
     with pytest.raises(ValueError, match="same number of rows"):
         ensembles.compare(line_up, X[:10], y[:9], X[:5], y[:5])
+    with pytest.raises(ValueError, match="not in the line-up"):
+        ensembles.compare(line_up, X[:10], y[:10], X[:5], y[:5], fit_params={"LightGBM": {}})
+
+
+def test_xgboost_stops_early_on_the_validation_set():
+    from sklearn.datasets import load_digits
+    from xgboost import XGBClassifier
+
+    X, y = load_digits(return_X_y=True)
+    assert isinstance(ensembles.default_models(n_estimators=10)["XGBoost"], XGBClassifier)
+    model = ensembles.xgboost_model(n_estimators=300, early_stopping_rounds=5, learning_rate=0.5)
+    assert model.get_params()["tree_method"] == "hist" and model.get_params()["n_jobs"] == 1
+    table = ensembles.compare({"XGBoost": model}, X[:900], y[:900], X[1300:], y[1300:],
+                              fit_params={"XGBoost": {"eval_set": [(X[900:1300], y[900:1300])], "verbose": False}})
+    assert table["test accuracy"].iloc[0] > 0.85
+    assert 0 < model.best_iteration < 299              # stopped before the 300 rounds: early stopping worked
 
 
 def test_check_claims_reports_what_holds_and_what_does_not():
@@ -168,10 +244,17 @@ def test_distiller_trains_the_student_only_and_students_of_other_architectures_b
 
 
 def test_sizes_table_and_teacher_choice(tmp_path):
-    assert kd.sizes(True)["N_TRAIN"] == kd.SIZES["smoke"]["N_TRAIN"]
-    assert kd.sizes(False, N_TRAIN=123, SEEDS=[4])["N_TRAIN"] == 123 and kd.sizes(False, SEEDS=[4])["SEEDS"] == (4,)
+    assert kd.sizes("smoke")["N_LABELLED"] == kd.SIZES["smoke"]["N_LABELLED"]
+    assert kd.sizes("lesson", N_LABELLED=123, SEEDS=[4])["N_LABELLED"] == 123
+    assert kd.sizes("full", SEEDS=[4])["SEEDS"] == (4,) and kd.sizes("lesson")["TEMPERATURES"] == (2, 4, 8)
     with pytest.raises(ValueError, match="unknown size"):
-        kd.sizes(True, EPOCHS=3)
+        kd.sizes("smoke", EPOCHS=3)
+    with pytest.raises(ValueError, match="not a size"):
+        kd.sizes("medium")
+    lesson, full = kd.SIZES["lesson"], kd.SIZES["full"]
+    assert lesson["N_LABELLED"] <= 2_000 and full["N_LABELLED"] <= 2_000      # a small labelled set
+    assert full["N_TEACHER"] == 60_000 and full["QUICK_EPOCHS"] == 0 and len(full["SEEDS"]) >= 3
+    assert len(lesson["SEEDS"]) >= 3 and lesson["QUICK_EPOCHS"] < lesson["TEACHER_EPOCHS"]
     hp, where = kd.teacher_hp(tmp_path)
     assert hp == kd.TEACHER and "TEACHER" in where
     (tmp_path / "nas_choice.json").write_text('{"hp": {"arch": "cnn", "filters": [16, 32], "dense_units": 64}}')
