@@ -23,6 +23,17 @@ def test_kd_loss_checker(capsys):
                              (1 - a) * _np_kd(lab, t, s, T, 0.0) + a * _np_kd(lab, t, s, T, 1.0) / T ** 2)
     with pytest.raises(AssertionError, match="one loss per example"):
         checks.check_kd_loss(lambda lab, t, s, T, a: float(_np_kd(lab, t, s, T, a).mean()))
+    # KL the wrong way round, KL(student || teacher): the same at alpha = 0, wrong as soon as the teacher counts
+    with pytest.raises(AssertionError, match="expected"):
+        checks.check_kd_loss(lambda lab, t, s, T, a: (1 - a) * _np_kd(lab, t, s, T, 0.0)
+                             + a * _np_kd(lab, s, t, T, 1.0))
+    # keras.io's convention (alpha on the hard term) handed in for this notebook's
+    with pytest.raises(AssertionError, match="expected"):
+        checks.check_kd_loss(lambda lab, t, s, T, a: _np_kd(lab, t, s, T, 1 - a))
+    # the student's logits not softened (T on the teacher only)
+    with pytest.raises(AssertionError, match="expected"):
+        checks.check_kd_loss(lambda lab, t, s, T, a: (1 - a) * _np_kd(lab, t, s, T, 0.0)
+                             + a * T ** 2 * _np_kd(lab, t / T, s, 1.0, 1.0))
 
 
 def _wrong_distiller(mistake):
@@ -43,6 +54,21 @@ def _wrong_distiller(mistake):
                 hard = keras.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=True)
                 lt, ls = ops.log_softmax(t / T, axis=-1), ops.log_softmax(y_pred / T, axis=-1)
                 return ops.mean((1 - a) * hard + a * T ** 2 * ops.sum(ops.exp(lt) * (lt - ls), axis=-1))
+            if mistake == "alpha swapped":  # keras.io's convention: alpha on the hard term
+                self.alpha = 1 - self.alpha
+                try:
+                    return super().compute_loss(x, y, y_pred, sample_weight, training)
+                finally:
+                    self.alpha = 1 - self.alpha
+            if mistake == "no T squared":  # the soft term left unscaled: its gradients shrink like 1 / T**2
+                T, a = self.temperature, self.alpha
+                t = self.teacher(x, training=False)
+                labels = ops.cast(ops.reshape(y, (-1,)), "int32")
+                labelled = ops.cast(labels >= 0, y_pred.dtype)
+                hard = keras.losses.sparse_categorical_crossentropy(ops.maximum(labels, 0), y_pred, from_logits=True)
+                lt, ls = ops.log_softmax(t / T, axis=-1), ops.log_softmax(y_pred / T, axis=-1)
+                kl = ops.sum(ops.exp(lt) * (lt - ls), axis=-1)
+                return ops.mean((1 - a) * hard * labelled + (labelled * a + 1 - labelled) * kl)
             if mistake == "no gradient":  # the loss does not depend on the student (y_pred detached)
                 return super().compute_loss(x, y, ops.stop_gradient(y_pred), sample_weight, training)
             return super().compute_loss(x, y, y_pred, sample_weight, training)
@@ -59,6 +85,10 @@ def test_distiller_checker(capsys):
         checks.check_distiller(_wrong_distiller("no mask"))
     with pytest.raises(AssertionError, match="student's weights"):
         checks.check_distiller(_wrong_distiller("no gradient"))
+    with pytest.raises(AssertionError, match="expected"):
+        checks.check_distiller(_wrong_distiller("alpha swapped"))
+    with pytest.raises(AssertionError, match="expected"):
+        checks.check_distiller(_wrong_distiller("no T squared"))
 
 
 def _stack(seed):
