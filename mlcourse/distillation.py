@@ -79,10 +79,10 @@ SIZES = {
     "smoke": {"N_TEACHER": 2_000, "TEACHER_EPOCHS": 1, "QUICK_EPOCHS": 0, "N_TEACHERS": 2, "N_LABELLED": 500,
               "N_VAL": 500, "N_TRANSFER": 1_000, "STUDENT_EPOCHS": 1, "SEEDS": (0,), "TEMPERATURES": (1, 4),
               "ALPHAS": (0.5,), "N_TABULAR": 1_000, "N_ESTIMATORS": 20, "BV_ROUNDS": 3, "LATENCY_ROUNDS": 5},
-    "lesson": {"N_TEACHER": 60_000, "TEACHER_EPOCHS": 12, "QUICK_EPOCHS": 1, "N_TEACHERS": 2, "N_LABELLED": 1_000,
-               "N_VAL": 2_000, "N_TRANSFER": 5_000, "STUDENT_EPOCHS": 8, "SEEDS": (0, 1, 2), "TEMPERATURES": (2, 4, 8),
+    "lesson": {"N_TEACHER": 60_000, "TEACHER_EPOCHS": 15, "QUICK_EPOCHS": 1, "N_TEACHERS": 2, "N_LABELLED": 1_000,
+               "N_VAL": 2_000, "N_TRANSFER": 4_000, "STUDENT_EPOCHS": 8, "SEEDS": (0, 1, 2), "TEMPERATURES": (2, 4, 8),
                "ALPHAS": (0.7,), "N_TABULAR": 3_000, "N_ESTIMATORS": 60, "BV_ROUNDS": 4, "LATENCY_ROUNDS": 10},
-    "full": {"N_TEACHER": 60_000, "TEACHER_EPOCHS": 12, "QUICK_EPOCHS": 0, "N_TEACHERS": 3, "N_LABELLED": 2_000,
+    "full": {"N_TEACHER": 60_000, "TEACHER_EPOCHS": 15, "QUICK_EPOCHS": 0, "N_TEACHERS": 3, "N_LABELLED": 2_000,
              "N_VAL": 5_000, "N_TRANSFER": 20_000, "STUDENT_EPOCHS": 12, "SEEDS": (0, 1, 2, 3, 4),
              "TEMPERATURES": (1, 2, 4, 8), "ALPHAS": (0.5, 0.9), "N_TABULAR": 6_000, "N_ESTIMATORS": 100,
              "BV_ROUNDS": 8, "LATENCY_ROUNDS": 15},
@@ -352,21 +352,26 @@ def augmenter(seed: int = 0):
 
 def train_teacher(x, y, hp: dict | None = None, epochs: int = 5, batch_size: int = 128, seed: int = 0,
                   augment: bool = True):
-    """Train a teacher network (default :data:`TEACHER`, Keras 3) on ``(x, y)``; with ``augment`` every image is
-    flipped and shifted at random in every epoch (:func:`augmenter`, in a ``tf.data`` pipeline)::
+    """Train a teacher network (default :data:`TEACHER`, Keras 3) on ``(x, y)``. With ``augment`` every image is
+    flipped and shifted at random in every epoch (:func:`augmenter`, in a ``tf.data`` pipeline), and the learning
+    rate follows a cosine decay to 0 over the run (the last epochs settle instead of jumping about)::
 
         data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).batch(batch_size)
         data = data.map(augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        lr = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=epochs * len(data))
+        model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
         model.fit(data, epochs=epochs)
     """
     if not augment:
         return models.train({**TEACHER, **(hp or {})}, x, y, epochs, batch_size=batch_size, seed=seed,
                             name=f"teacher_{seed}")
-    tf = quiet_import("tensorflow")
+    tf, keras = quiet_import("tensorflow"), quiet_import("keras")
     set_seed(seed)
-    model = models.build_model({**TEACHER, **(hp or {})}, name=f"teacher_{seed}")
+    model = models.build_model({**TEACHER, **(hp or {})}, compile=False, name=f"teacher_{seed}")
     data = tf.data.Dataset.from_tensor_slices((np.asarray(x), np.asarray(y))).shuffle(len(x), seed=seed)
     data = data.batch(batch_size).map(augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    lr = keras.optimizers.schedules.CosineDecay(models.get_hp(model)["learning_rate"], epochs * len(data))
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(data, epochs=epochs, verbose=0, shuffle=False,  # the pipeline shuffles, anew in every epoch
               callbacks=[models.epoch_bar(model, epochs, f"teacher {seed}")])
     return model
@@ -389,7 +394,7 @@ def cached_teacher(x, y, hp: dict | None = None, epochs: int = 5, batch_size: in
 
     recipe = {"hp": hp, "epochs": epochs, "seed": seed, "batch_size": batch_size}
     if augment:
-        recipe["augment"] = AUGMENT
+        recipe.update(augment=AUGMENT, schedule="cosine decay")
     return cache.cached_model("teacher", train, x, y, **recipe)
 
 
