@@ -146,6 +146,8 @@ def write_instructor(build, column: str, path=ROOT / "INSTRUCTOR.md") -> int:
 
 
 def main(argv=None) -> int:
+    """``python -m mlcourse.benchmark [--size S] [--prepared] [--only NB ...] [--table BUILD] [--write]``; returns
+    the exit code (2 for a build that cannot be read)."""
     p = argparse.ArgumentParser(prog="python -m mlcourse.benchmark", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", choices=settings.SIZES, default="lesson")

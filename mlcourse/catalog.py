@@ -1,8 +1,9 @@
 """The course at a glance: one table of notebooks that the landing notebook and the README are written from.
 
 :data:`COURSE` holds what an author writes by hand (each notebook's topic and what a learner can do after
-it). Everything else is read from the files it describes, so it cannot drift: the exercises from the solution
-notebooks (their ``# Exercise N.M: title`` lines), the times from the measured table in ``INSTRUCTOR.md``.
+it), read from the week registry, :mod:`mlcourse.weeks`. Everything else is read from the files it
+describes, so it cannot drift: the exercises from the solution notebooks (their ``# Exercise N.M: title``
+lines), the times from the measured table in ``INSTRUCTOR.md`` (written by :mod:`mlcourse.benchmark`).
 
     python -m mlcourse.catalog write     # write notebooks/index.ipynb and the README's course table
     python -m mlcourse.catalog check     # exit 1 if either is out of date (the tests run this)
@@ -17,67 +18,14 @@ from pathlib import Path
 
 import nbformat
 
+from mlcourse import weeks
 from mlcourse.notebooks import same_notebook
 from mlcourse.runtime import ROOT
 
 __all__ = ["COURSE", "exercises", "timings", "rows", "index_notebook", "readme_table", "write", "main"]
 
-#: One entry per numbered notebook: its topic and what a learner is able to do after it.
-COURSE = {
-    "00_workflow": (
-        "The ML workflow: one metric, honest splits, baselines, error analysis, monitoring",
-        "choose the one metric for a use case (ROC-AUC or PR-AUC under imbalance), build leak-free "
-        "splits and pipelines in scikit-learn, diagnose under- and over-fitting, read a confusion "
-        "matrix to decide what to fix next, and rehearse drift monitoring before deployment",
-    ),
-    "01_tuning": (
-        "Hyperparameter tuning and AutoML with keras-tuner",
-        "write a hypermodel and run keras-tuner's RandomSearch, Hyperband and BayesianOptimization, "
-        "compare grid and random search, read and retrain the winner fairly against a baseline, and "
-        "run a small AutoML search over preprocessing and model family",
-    ),
-    "02_nas": (
-        "Neural architecture search",
-        "define macro and micro search spaces, write random search, regularized evolution and a "
-        "REINFORCE controller, estimate performance cheaply (low fidelity, learning-curve "
-        "extrapolation, weight inheritance) and judge each estimate by rank agreement",
-    ),
-    "03_dimensionality_reduction": (
-        "Dimensionality reduction",
-        "measure the curse of dimensionality, and apply PCA, LDA, PLS, truncated "
-        "SVD, ICA and NMF inside scikit-learn pipelines, choosing the number of "
-        "components by cross-validation",
-    ),
-    "04_compression": (
-        "Model compression: quantization, pruning, clustering, low rank, compact and binary nets",
-        "convert a Keras model with the TFLite converter (dynamic, float16, int8 with a "
-        "representative dataset), run it in LiteRT, prune, quantization-aware train and cluster "
-        "with tfmot, and measure size, accuracy and latency side by side",
-    ),
-    "05_distributed_training": (
-        "Distributed training and input pipelines",
-        "train with MirroredStrategy, MultiWorkerMirroredStrategy and "
-        "ParameterServerStrategy on real processes from a TF_CONFIG, survive a worker "
-        "failure with BackupAndRestore, split a model across devices, train in mixed "
-        "precision, and build a fast tf.data pipeline",
-    ),
-    "06_distillation_ensembles": (
-        "Knowledge distillation and ensembles",
-        "write a Keras Distiller, choose temperature and alpha on validation data, "
-        "measure how much of the teacher-student gap distillation closes over seeds, "
-        "and compare bagging, boosting and stacking with scikit-learn",
-    ),
-    "07_deployment": (
-        "Deployment and monitoring",
-        "take the chosen model to an int8 LiteRT file behind a prediction function that rejects "
-        "bad input, benchmark it by batch size, and monitor inputs and predictions for drift",
-    ),
-    "08_runtimes": (
-        "Runtimes that take a model to hardware: LiteRT, ONNX Runtime, OpenVINO, TVM",
-        "export one model to several runtimes, quantize it with each runtime's own tools, and pick a "
-        "runtime for a latency and size budget from measurements on your machine",
-    ),
-}
+#: ``{stem: (topic, what a learner is able to do after it)}``, from the week registry (:mod:`mlcourse.weeks`).
+COURSE = {w.stem: (w.title, w.outcome) for w in weeks.WEEKS}
 
 _EXERCISE = re.compile(r"#\s*Exercise\s+(\d+\.\d+)\s*:\s*(.+)")
 BEGIN = "### BEGIN SOLUTION"
@@ -127,7 +75,8 @@ def rows(root: Path = ROOT) -> list[dict]:
     for path in sorted((Path(root) / "solutions").glob("[0-9][0-9]_*.ipynb")):
         name = path.stem
         if name not in COURSE:
-            raise ValueError(f"{name} has no entry in mlcourse.catalog.COURSE: add its topic and outcome there.")
+            raise ValueError(f"{name} has no record in mlcourse.weeks.WEEKS: add its Week (topic, outcome, module, "
+                             "checkers) there.")
         title, outcome = COURSE[name]
         out.append(
             {

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from mlcourse import settings as course_settings
+from mlcourse import weeks
 from mlcourse.cache import cache_dir
 from mlcourse.runtime import ROOT, child_env, work_dir
 
@@ -43,13 +44,9 @@ def _fashion():
 
 
 #: The notebooks whose slow models a room gets ahead of time, and the week module whose ``warm_cache(ds, size)``
-#: trains them at that notebook's default sizes (the module's own table, which the notebook reads too).
-RECIPES = {
-    "04_compression baseline": "compression",
-    "06_distillation_ensembles teachers": "distillation",
-    "07_deployment model": "serving",
-    "08_runtimes models": "runtimes",
-}
+#: trains them at that notebook's default sizes (the module's own table, which the notebook reads too): from the
+#: week registry (:mod:`mlcourse.weeks`, each week's ``prepared``).
+RECIPES = {f"{w.stem} {w.prepared}": w.module for w in weeks.WEEKS if w.prepared}
 
 
 def prepare(size: str = "lesson") -> dict:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import importlib
 
-_WEEKS = ("workflow", "tuning", "nas", "reduction", "compression", "distributed", "distillation", "deployment",
-          "runtimes")
+from mlcourse import weeks as _registry
+
+_WEEKS = tuple(w.checks for w in _registry.WEEKS)  # each week's checkers, from the week registry
 
 __all__: list[str] = []
 for _week in _WEEKS:

@@ -1,0 +1,93 @@
+"""The week registry: one record per notebook, the one place a fact about a week is written.
+
+The catalogue (landing notebook, README table), the workshop kit (which slow models a room prepares), the
+checkers' index (:mod:`mlcourse.checks`), the test scheduling and the report read these records; adding a week is
+one :class:`Week` here plus its notebook (``solutions/<stem>.ipynb``), its module and its checkers. Facts that
+are *measured* live where the measurement writes them: the minutes in ``INSTRUCTOR.md``'s timings table
+(:mod:`mlcourse.benchmark` writes it), a week's sizes in its module's ``SIZES`` table (the notebook reads it).
+
+This module is on the ground floor: it names the other modules by their names and imports none of them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Week", "WEEKS", "by_stem", "stems"]
+
+
+@dataclass(frozen=True)
+class Week:
+    """One notebook of the course.
+
+    stem     the notebook's file name without ``.ipynb`` (``solutions/<stem>.ipynb``, ``notebooks/<stem>.ipynb``)
+    title    its topic, as the landing notebook shows it
+    outcome  what a learner can do after it
+    module   the week module (``mlcourse.<module>``) that holds the tested version of its code and its ``SIZES``
+    checks   its checkers (``mlcourse.checks.<checks>``)
+    prepared what ``make workshop`` prepares for it (the module's ``warm_cache(ds, size)``), or None
+    """
+
+    stem: str
+    title: str
+    outcome: str
+    module: str
+    checks: str
+    prepared: str | None = None
+
+
+WEEKS: tuple[Week, ...] = (
+    Week("00_workflow", "The ML workflow: one metric, honest splits, baselines, error analysis, monitoring",
+         "choose the one metric for a use case (ROC-AUC or PR-AUC under imbalance), build leak-free "
+         "splits and pipelines in scikit-learn, diagnose under- and over-fitting, read a confusion "
+         "matrix to decide what to fix next, and rehearse drift monitoring before deployment",
+         module="evaluation", checks="workflow"),
+    Week("01_tuning", "Hyperparameter tuning and AutoML with keras-tuner",
+         "write a hypermodel and run keras-tuner's RandomSearch, Hyperband and BayesianOptimization, "
+         "compare grid and random search, read and retrain the winner fairly against a baseline, and "
+         "run a small AutoML search over preprocessing and model family",
+         module="tuning", checks="tuning"),
+    Week("02_nas", "Neural architecture search",
+         "define macro and micro search spaces, write random search, regularized evolution and a "
+         "REINFORCE controller, estimate performance cheaply (low fidelity, learning-curve "
+         "extrapolation, weight inheritance) and judge each estimate by rank agreement",
+         module="nas", checks="nas"),
+    Week("03_dimensionality_reduction", "Dimensionality reduction",
+         "measure the curse of dimensionality, and apply PCA, LDA, PLS, truncated "
+         "SVD, ICA and NMF inside scikit-learn pipelines, choosing the number of "
+         "components by cross-validation",
+         module="reduction", checks="reduction"),
+    Week("04_compression", "Model compression: quantization, pruning, clustering, low rank, compact and binary nets",
+         "convert a Keras model with the TFLite converter (dynamic, float16, int8 with a "
+         "representative dataset), run it in LiteRT, prune, quantization-aware train and cluster "
+         "with tfmot, and measure size, accuracy and latency side by side",
+         module="compression", checks="compression", prepared="baseline"),
+    Week("05_distributed_training", "Distributed training and input pipelines",
+         "train with MirroredStrategy, MultiWorkerMirroredStrategy and "
+         "ParameterServerStrategy on real processes from a TF_CONFIG, survive a worker "
+         "failure with BackupAndRestore, split a model across devices, train in mixed "
+         "precision, and build a fast tf.data pipeline",
+         module="distributed", checks="distributed"),
+    Week("06_distillation_ensembles", "Knowledge distillation and ensembles",
+         "write a Keras Distiller, choose temperature and alpha on validation data, "
+         "measure how much of the teacher-student gap distillation closes over seeds, "
+         "and compare bagging, boosting and stacking with scikit-learn",
+         module="distillation", checks="distillation", prepared="teachers"),
+    Week("07_deployment", "Deployment and monitoring",
+         "take the chosen model to an int8 LiteRT file behind a prediction function that rejects "
+         "bad input, benchmark it by batch size, and monitor inputs and predictions for drift",
+         module="serving", checks="deployment", prepared="model"),
+    Week("08_runtimes", "Runtimes that take a model to hardware: LiteRT, ONNX Runtime, OpenVINO, TVM",
+         "export one model to several runtimes, quantize it with each runtime's own tools, and pick a "
+         "runtime for a latency and size budget from measurements on your machine",
+         module="runtimes", checks="runtimes", prepared="models"),
+)
+
+
+def by_stem(weeks=None) -> dict[str, Week]:
+    """``{stem: Week}`` of ``weeks`` (default :data:`WEEKS`)."""
+    return {w.stem: w for w in (WEEKS if weeks is None else weeks)}
+
+
+def stems(weeks=None) -> list[str]:
+    """The notebooks' stems in course order."""
+    return [w.stem for w in (WEEKS if weeks is None else weeks)]
