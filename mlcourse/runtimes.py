@@ -1,4 +1,4 @@
-"""Deployment runtimes side by side: one trained model on LiteRT, ONNX Runtime, OpenVINO (+ NNCF) and TVM.
+"""Deployment runtimes side by side: one trained model on LiteRT, ONNX Runtime, OpenVINO (+ NNCF), TVM and TFLite Micro.
 
 Serves notebook ``08_runtimes``. The notebook writes the real calls in plain sight (``model.export(...,
 format="onnx")``, ``onnxruntime.InferenceSession`` with ``SessionOptions``, ``quantize_static`` with a
@@ -6,15 +6,23 @@ format="onnx")``, ``onnxruntime.InferenceSession`` with ``SessionOptions``, ``qu
 the tested version of those cells plus the plumbing:
 
 * :func:`trained_model`: the course's tuned CNN (``"tuned"``) or a conv-heavy twin (``"conv_heavy"``), trained
-  once through :func:`mlcourse.cache.cached_model` (:func:`warm_cache` fills the cache ahead of a session);
+  once through :func:`mlcourse.cache.trained_model` (:func:`warm_cache` fills the cache ahead of a session) at the
+  sizes of :data:`SIZES` (smoke / lesson / full, read with :func:`sizes`);
 * :func:`export_all`: every variant written to disk once (LiteRT float32 / dynamic / int8, ONNX float32 / int8,
   OpenVINO IR float32 / int8 through NNCF, TVM when it is installed);
 * :func:`load`: a variant as a ``predict(x) -> probabilities`` callable with a given thread count;
 * :func:`benchmark`: one table: size on disk, accuracy, top-1 agreement with Keras, first-call time, median and
   p95 latency at batch 1 and throughput at batch 64, with 1 thread and with every core, all runtimes timed
   interleaved (:func:`mlcourse.timing.interleaved`) on the same inputs;
-* :func:`cpu_features`, :func:`runtime_report`, :func:`energy_counter`: what this CPU offers, what each runtime
-  says it used, and whether an energy counter (RAPL) can be read;
+* :func:`compare_exports`: Keras 3's ``model.export(format="onnx" | "openvino" | "litert")`` next to the converter
+  each one wraps (:func:`convert_explicitly`), every file run in its runtime and compared with Keras;
+* :func:`tvm_program`, :func:`tvm_tune`, :func:`tvm_tune_child`: TVM (an optional extra) compiled untuned, and tuned
+  by MetaSchedule in a child process, with the seconds each step took;
+* :func:`wide_mlp`, :func:`int8_latency`: where int8 pays in latency (memory-bound batch-1 Dense layers) and where not;
+* :func:`ops_of`, :func:`resolver_code`, :func:`graph_of`, :func:`arena_estimate`, :func:`tflm_min_arena`,
+  :func:`mcu_fit`: a microcontroller's view (TFLite Micro: op resolver, tensor arena, flash and SRAM);
+* :func:`runtime_report`, :func:`energy_counter`: what each runtime says it used (the CPU's flags come from
+  :mod:`mlcourse.machine`), and whether an energy counter (RAPL) can be read;
 * :func:`pick`: the most accurate variant that fits a latency and size budget (or ``None``).
 
 Telemetry: OpenVINO's model converter and NNCF send usage statistics through the ``openvino-telemetry`` package
@@ -22,8 +30,8 @@ unless told not to. Importing this module blocks that package for the process (b
 built-in no-op stubs), before ``openvino`` or ``nncf`` is imported: nothing is sent and no consent file is written.
 On your own machine ``opt_in_out --opt_out`` does the same for good.
 
-    python -m mlcourse.runtimes            # the full table (60,000 training images, full test set)
-    python -m mlcourse.runtimes --smoke    # a tiny run
+    python -m mlcourse.runtimes                # the table at MLCOURSE_SIZE (default: lesson)
+    python -m mlcourse.runtimes --size full    # the reference sizes (60,000 training images, full test set)
 """
 from __future__ import annotations
 
@@ -35,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 # ------------------------------------------------------------------------------------------ telemetry off
 # ``import openvino_telemetry`` now raises ImportError: openvino.tools.ovc and nncf both catch it and use their stubs.
@@ -43,14 +52,19 @@ if "openvino_telemetry" not in sys.modules:
 os.environ.setdefault("NNCF_CI", "1")  # NNCF's own switch: "running in CI, send nothing" (a second lock)
 
 __all__ = ["TUNED_HP", "CONV_HEAVY_HP", "MODELS", "VARIANTS", "telemetry_blocked", "trained_model", "warm_cache",
-           "default_sizes", "export_onnx", "CalibrationReader", "quantize_onnx", "ort_session", "openvino_int8",
-           "tvm_status",
-           "export_all", "size_on_disk", "load", "first_call_s", "benchmark", "plot", "cpu_features",
+           "SIZES", "sizes", "export_onnx", "CalibrationReader", "quantize_onnx", "ort_session", "openvino_int8",
+           "tvm_status", "tvm_target", "tvm_module", "tvm_tune", "tvm_tune_child", "tvm_program", "tvm_run", "EXPORTS",
+           "convert_explicitly", "compare_exports", "wide_mlp", "int8_latency", "MCU", "tflm_status", "ops_of",
+           "resolver_code", "graph_of", "arena_estimate", "tflm_interpreter", "tflm_predict", "tflm_min_arena",
+           "mcu_fit", "export_all", "size_on_disk", "load", "first_call_s", "benchmark", "plot",
            "runtime_report", "openvino_precisions", "openvino_compile", "openvino_inference_precision",
            "openvino_bf16_status", "OPENVINO_HINTS", "energy_counter", "energy_per_image_mj", "pick", "summary", "run",
            "main"]
 
-from mlcourse.serving import TUNED_HP  # noqa: E402  (after the telemetry switch)
+from mlcourse import cache, compression, data, machine, settings, timing  # noqa: E402  (after the telemetry switch)
+from mlcourse.models import flavor_of  # noqa: E402
+from mlcourse.runtime import silenced  # noqa: E402
+from mlcourse.serving import TUNED_HP  # noqa: E402
 
 #: A conv-heavy counterpart of the fixed CNN: three wider conv blocks and no big dense layer, several times the
 #: multiply-adds: the work moves from a matrix-vector product to convolutions (08 prints both parameter counts).
@@ -76,26 +90,38 @@ def telemetry_blocked() -> bool:
 def trained_model(kind: str, x, y, epochs: int = 4, seed: int = 0):
     """The ``kind`` model (``"tuned"`` or ``"conv_heavy"``, see :data:`MODELS`) trained on ``(x, y)`` (Keras 3),
     from the workshop cache when the same recipe was trained before."""
-    from mlcourse.cache import trained_model as cached_training
-
     if kind not in MODELS:
         raise ValueError(f"Unknown model kind {kind!r}: use one of {list(MODELS)}.")
-    return cached_training(f"runtimes-{kind}", x, y, MODELS[kind], epochs, seed=seed, model_name=kind)
+    return cache.trained_model(f"runtimes-{kind}", x, y, MODELS[kind], epochs, seed=seed, model_name=kind)
 
 
-def default_sizes(smoke: bool) -> dict:
-    """The notebook's default sizes: training images and epochs (08_runtimes and warm_cache read the same)."""
-    return {"n_train": 1_000 if smoke else 60_000, "epochs": 1 if smoke else 4}
+#: 08's sizes, one table (the notebook's parameters cell and :func:`warm_cache` read it): training images and
+#: epochs of the two models, test and calibration images, interleaved timing rounds and calls per round, the width of
+#: the memory-bound MLP of section 9 (its float32 weights: about ``4 * units**2 * 2`` bytes) and TVM's tuning trials.
+SIZES = {
+    "smoke": {"N_TRAIN": 1_000, "EPOCHS": 1, "N_TEST": 300, "N_CALIBRATION": 100, "ROUNDS": 3, "NUMBER": 5,
+              "WIDE_UNITS": 512, "TVM_TRIALS": 0},
+    "lesson": {"N_TRAIN": 10_000, "EPOCHS": 2, "N_TEST": 2_000, "N_CALIBRATION": 300, "ROUNDS": 5, "NUMBER": 20,
+               "WIDE_UNITS": 2048, "TVM_TRIALS": 16},
+    "full": {"N_TRAIN": 60_000, "EPOCHS": 4, "N_TEST": 10_000, "N_CALIBRATION": 500, "ROUNDS": 9, "NUMBER": 50,
+             "WIDE_UNITS": 4096, "TVM_TRIALS": 128},
+}
 
 
-def warm_cache(ds, smoke: bool, seed: int = 0) -> None:
-    """Train and cache 08_runtimes' two models at the notebook's default sizes (``make workshop``)."""
-    from mlcourse import data
+def sizes(size: str | None = None, **given) -> dict:
+    """08's sizes for ``size`` (``"smoke"``, ``"lesson"``, ``"full"``; None follows ``MLCOURSE_SIZE``) from
+    :data:`SIZES`, with every ``given`` value that is not None put over them (``sizes("lesson", N_TRAIN=None)``)."""
+    return settings.pick_sizes(SIZES, settings.size(size), given)
 
-    s = default_sizes(smoke)
-    x, y = data.stratified_subset(ds.x_train, ds.y_train, s["n_train"], seed=seed)
+
+def warm_cache(ds, size: str, seed: int = 0) -> None:
+    """Train and cache 08_runtimes' two models at the notebook's sizes for ``size`` (``make workshop``)."""
+    if isinstance(size, bool):
+        raise TypeError("warm_cache takes a size ('smoke', 'lesson' or 'full'), not True/False.")
+    s = sizes(size)
+    x, y = data.stratified_subset(ds.x_train, ds.y_train, s["N_TRAIN"], seed=seed)
     for kind in MODELS:
-        trained_model(kind, x, y, epochs=s["epochs"], seed=seed)
+        trained_model(kind, x, y, epochs=s["EPOCHS"], seed=seed)
 
 
 # ------------------------------------------------------------------------------------------ ONNX Runtime
@@ -103,14 +129,10 @@ def export_onnx(model, path, batch: int | None = None) -> Path:
     """Write ``model`` as ONNX. Keras 3 models with a free batch size go through ``model.export(path,
     format="onnx")`` (which calls tf2onnx); tf_keras models, or a fixed ``batch`` (what TVM wants), through
     ``tf2onnx.convert.from_keras`` directly. Never overwrites an existing file."""
-    from mlcourse.models import flavor_of
-
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists: choose a new path (nothing was overwritten).")
     path.parent.mkdir(parents=True, exist_ok=True)
-    from mlcourse.runtime import silenced
-
     with warnings.catch_warnings(), silenced():
         warnings.simplefilter("ignore")
         if batch is None and flavor_of(model) == "keras3":
@@ -204,14 +226,108 @@ def tvm_status() -> tuple[bool, str]:
     return True, f"apache-tvm {tvm.__version__}"
 
 
-def _tvm_compile(onnx_path, batch: int):
-    import onnx
+def tvm_target():
+    """The LLVM target of this CPU (its name as LLVM knows it, e.g. ``znver5``, and its core count)."""
     import tvm
+
+    return tvm.target.Target({"kind": "llvm", "mcpu": _llvm_cpu(), "num-cores": os.cpu_count() or 1})
+
+
+def tvm_module(onnx_path, batch: int = 1):
+    """The Relax module of an ONNX file exported with a fixed ``batch`` (``export_onnx(model, path, batch=1)``)."""
+    import onnx
     from tvm.relax.frontend.onnx import from_onnx
 
-    mod = from_onnx(onnx.load(str(onnx_path)), shape_dict={"image": [batch, 28, 28]})
-    target = tvm.target.Target({"kind": "llvm", "mcpu": _llvm_cpu()})
-    return tvm.relax.VirtualMachine(tvm.compile(mod, target=target), tvm.cpu())
+    return from_onnx(onnx.load(str(onnx_path)), shape_dict={"image": [batch, 28, 28]})
+
+
+def tvm_tune(mod, work_dir, trials: int, per_task: int | None = None) -> tuple[object, dict]:
+    """``mod`` tuned by MetaSchedule (``relax.pipeline.static_shape_tuning_pipeline``) for :func:`tvm_target`
+    with ``trials`` measured candidates in all (``per_task`` at most per kernel), logs in ``work_dir``. Returns the
+    tuned module and the seconds spent: ``import_s`` (MetaSchedule and its tensor intrinsics, once per process)
+    and ``tune_s`` (the search: build and time each candidate on this CPU)."""
+    from tvm import relax
+
+    t0 = time.perf_counter()
+    import tvm.s_tir.meta_schedule  # noqa: F401
+    import tvm.s_tir.tensor_intrin  # noqa: F401  (parsed on first use: minutes on a loaded 2-core CPU)
+
+    t1 = time.perf_counter()
+    target = tvm_target()
+    with silenced():
+        tuned = relax.pipeline.static_shape_tuning_pipeline(total_trials=int(trials), target=target,
+                                                            work_dir=str(work_dir),
+                                                            max_trials_per_task=per_task)(mod)
+    return tuned, {"import_s": t1 - t0, "tune_s": time.perf_counter() - t1}
+
+
+def tvm_program(mod):
+    """``mod`` compiled for :func:`tvm_target` as a Relax virtual machine on the CPU (call ``vm["main"](x)``)."""
+    import tvm
+
+    return tvm.relax.VirtualMachine(tvm.compile(mod, target=tvm_target()), tvm.cpu())
+
+
+def tvm_run(vm, x) -> np.ndarray:
+    """Run a batch-1 TVM program on ``x`` image by image; class probabilities."""
+    import tvm
+
+    outs = []
+    for i in range(len(x)):
+        out = vm["main"](tvm.runtime.tensor(np.ascontiguousarray(x[i:i + 1], dtype=np.float32)))
+        outs.append(out.numpy() if hasattr(out, "numpy") else out[0].numpy())
+    return np.concatenate(outs)
+
+
+def tvm_tune_child(onnx_path, work_dir, trials: int, per_task: int | None = None, timeout: float = 1800,
+                   rounds: int = 5, number: int = 20) -> dict:
+    """:func:`tvm_tune` in a child process (``runtime.ProcessGroup``), so that a crash of the tuner is an exit
+    code to print, not a dead kernel; a progress bar shows the elapsed time meanwhile. Returns ``returncode``,
+    ``log`` (the child's last lines) and, when it finished, what it measured on one image: ``import_s``,
+    ``tune_s``, ``compile_s``, ``untuned_ms``, ``tuned_ms`` (medians, interleaved), ``max_abs_diff`` (tuned vs
+    untuned output) and ``verdict`` (:func:`mlcourse.timing.compare`, tuned vs untuned)."""
+    import json
+
+    from mlcourse.runtime import ProcessGroup
+
+    work_dir = Path(work_dir)
+    out = work_dir / "tvm_tune.json"
+    cmd = [sys.executable, "-m", "mlcourse.runtimes", "--tvm-tune", str(onnx_path), str(work_dir), str(int(trials)),
+           str(int(per_task or 0)), str(int(rounds)), str(int(number))]
+    bar = tqdm(desc=f"TVM tuning, {trials} trials (child process; seconds)", unit="s", total=None)
+    t0 = time.perf_counter()
+
+    def tick():
+        bar.n = int(time.perf_counter() - t0)
+        bar.refresh()
+
+    with ProcessGroup(work_dir) as group:
+        group.start("tvm-tune", cmd)
+        code = group.wait(["tvm-tune"], timeout=timeout, on_poll=tick)["tvm-tune"]
+        log = group.log("tvm-tune", tail=8)
+    bar.close()
+    result = json.loads(out.read_text()) if code == 0 and out.exists() else {}
+    return {"returncode": code, "log": log, "wall_s": time.perf_counter() - t0, **result}
+
+
+def _tvm_tune_main(onnx_path, work_dir, trials, per_task, rounds, number) -> int:
+    """The child of :func:`tvm_tune_child`: compile untuned, tune, compile tuned, time both, write JSON."""
+    import json
+
+    image = np.random.default_rng(0).uniform(0, 255, (1, 28, 28)).astype(np.float32)
+    mod = tvm_module(onnx_path, 1)
+    untuned = tvm_program(mod)
+    tuned_mod, secs = tvm_tune(mod, Path(work_dir) / "logs", int(trials), int(per_task) or None)
+    t0 = time.perf_counter()
+    tuned = tvm_program(tuned_mod)
+    secs["compile_s"] = time.perf_counter() - t0
+    table = timing.interleaved({"tuned": lambda: tvm_run(tuned, image), "untuned": lambda: tvm_run(untuned, image)},
+                               rounds=int(rounds), number=int(number))
+    secs.update(untuned_ms=float(table.loc["untuned", "median_ms"]), tuned_ms=float(table.loc["tuned", "median_ms"]),
+                max_abs_diff=float(np.abs(tvm_run(tuned, image) - tvm_run(untuned, image)).max()),
+                verdict=timing.compare(table, "tuned", "untuned"))
+    (Path(work_dir) / "tvm_tune.json").write_text(json.dumps(secs))
+    return 0
 
 
 def _llvm_cpu() -> str:
@@ -232,8 +348,6 @@ def export_all(model, folder, calibration, tvm: bool | None = None) -> dict:
     """
     import openvino as ov
 
-    from mlcourse.compression import to_tflite
-
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         raise FileExistsError(f"{folder} is not empty: choose a new folder (nothing was overwritten).")
@@ -242,7 +356,7 @@ def export_all(model, folder, calibration, tvm: bool | None = None) -> dict:
     paths = {}
     for mode in ("float32", "dynamic", "int8"):
         p = folder / f"litert_{mode}.tflite"
-        p.write_bytes(to_tflite(model, mode, cal if mode == "int8" else None))
+        p.write_bytes(compression.to_tflite(model, mode, cal if mode == "int8" else None))
         paths[("LiteRT", mode)] = p
     paths[("ONNX Runtime", "float32")] = export_onnx(model, folder / "model.onnx")
     paths[("ONNX Runtime", "int8")] = quantize_onnx(folder / "model.onnx", folder / "model_int8.onnx", cal)
@@ -292,26 +406,18 @@ class _Runner:
         if self.runtime == "OpenVINO":
             return self._compiled(x)[0]
         if self.runtime == "LiteRT":
-            from mlcourse.compression import interpreter, run_interpreter
-
             it = self._per_batch.get(len(x))
             if it is None:
-                it = self._per_batch[len(x)] = interpreter(self._blob, threads=self.threads)
-            return run_interpreter(it, x, batch_size=len(x))
+                it = self._per_batch[len(x)] = compression.interpreter(self._blob, threads=self.threads)
+            return compression.run_interpreter(it, x, batch_size=len(x))
         return self._tvm(x)
 
     def _tvm(self, x):
         """The TVM program is compiled for batch 1 (the export fixes it); a batch runs image by image."""
-        import tvm
-
         vm = self._per_batch.get(1)
         if vm is None:
-            vm = self._per_batch[1] = _tvm_compile(self.path, 1)
-        outs = []
-        for i in range(len(x)):
-            out = vm["main"](tvm.runtime.tensor(x[i:i + 1]))
-            outs.append(out.numpy() if hasattr(out, "numpy") else out[0].numpy())
-        return np.concatenate(outs)
+            vm = self._per_batch[1] = tvm_program(tvm_module(self.path, 1))
+        return tvm_run(vm, x)
 
 
 def load(variant: tuple[str, str], path, threads: int = 1):
@@ -345,8 +451,7 @@ def openvino_bf16_status(path, threads: int = 1) -> dict:
     """What OpenVINO did with the bf16 hint on this CPU: the CPU's native bf16 flags (``avx512_bf16``,
     ``amx_bf16``), the precision the compiled model reports, and how many operations its runtime model runs in each
     precision (bf16 kernels, or f32 where it fell back). A refusal is returned in ``"error"``, not raised."""
-    feats = cpu_features()
-    out = {"avx512_bf16": feats["AVX-512 BF16"], "amx_bf16": feats["AMX bf16 (matrix tiles)"]}
+    out = {"avx512_bf16": machine.has("avx512_bf16"), "amx_bf16": machine.has("amx_bf16")}
     try:
         compiled = openvino_compile(path, "bf16", threads)
     except Exception as exc:  # noqa: BLE001  (a plugin refusal is a finding to print)
@@ -379,10 +484,6 @@ def benchmark(keras_model, paths: dict, x_test, y_test, rounds: int = 7, number:
     """One row per variant: size on disk, accuracy and top-1 agreement with the Keras model on ``(x_test,
     y_test)``, first-call seconds, median / p95 latency at batch 1 and images/s at batch 64, for each thread
     count in ``threads`` (``None`` = every core). Variants are timed interleaved on the same inputs."""
-    from tqdm.auto import tqdm
-
-    from mlcourse import timing
-
     x_test = np.asarray(x_test, dtype=np.float32)
     keras_top1 = keras_model.predict(x_test, batch_size=512, verbose=0).argmax(1)
     all_cores = os.cpu_count() or 1
@@ -456,25 +557,6 @@ def plot(table: pd.DataFrame, ax=None, title: str = "Runtimes on this CPU"):
 
 
 # ------------------------------------------------------------------------------------------- hardware
-_FLAGS = {"sse4_2": "SSE4.2", "avx": "AVX", "avx2": "AVX2", "fma": "FMA", "f16c": "F16C", "avx512f": "AVX-512",
-          "avx512_vnni": "AVX-512 VNNI (int8 dot products)", "avx_vnni": "AVX-VNNI (int8 dot products)",
-          "avx512_bf16": "AVX-512 BF16", "amx_bf16": "AMX bf16 (matrix tiles)", "amx_int8": "AMX int8 (matrix tiles)"}
-
-
-def cpu_features(cpuinfo: str | None = None) -> dict:
-    """What this CPU offers (:mod:`mlcourse.machine`, or the text of a ``/proc/cpuinfo`` passed as ``cpuinfo``):
-    model name, cores, and which of the instruction sets runtimes use for inference are present (``True`` /
-    ``False`` per flag)."""
-    from mlcourse import machine
-
-    info = machine.cpu(cpuinfo)
-    flags = info["flags"]
-    out = {"cpu": info["model"] if info["model"] != "unknown CPU" else "unknown", "cores": info["cores"]}
-    out.update({label: flag in flags for flag, label in _FLAGS.items()})
-    out["int8 dot-product instructions"] = machine.has(*machine.INT8_DOT, cpuinfo=cpuinfo)
-    return out
-
-
 def runtime_report() -> pd.DataFrame:
     """What each runtime reports about itself on this machine (version, devices / providers, capabilities)."""
     import ai_edge_litert
@@ -549,6 +631,238 @@ def energy_per_image_mj(fn, x, seconds: float = 2.0, counter: Path | None = None
     return (e1 - e0) / 1e3 / n
 
 
+# ------------------------------------------------------------------------------------ Keras 3's export
+#: Keras 3's ``model.export(path, format=...)`` formats, each with its file name and the runtime that reads it.
+EXPORTS = {"onnx": ("model.onnx", "ONNX Runtime"), "openvino": ("model.xml", "OpenVINO"),
+           "litert": ("model.tflite", "LiteRT")}
+
+
+def convert_explicitly(model, fmt: str, path) -> Path:
+    """Write ``model`` in format ``fmt`` with the converter that ``model.export(format=fmt)`` wraps, called
+    directly: ``tf2onnx.convert.from_keras`` (onnx, opset 17, free batch size), ``ov.convert_model(model)`` then
+    ``ov.save_model(..., compress_to_fp16=False)`` (openvino) or ``tf.lite.TFLiteConverter.from_keras_model``
+    (litert, no optimisation)."""
+    import tensorflow as tf
+
+    path = Path(path)
+    if fmt not in EXPORTS:
+        raise ValueError(f"Unknown format {fmt!r}: use one of {list(EXPORTS)}.")
+    if path.exists():
+        raise FileExistsError(f"{path} exists: choose a new path (nothing was overwritten).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), silenced():
+        warnings.simplefilter("ignore")
+        if fmt == "onnx":
+            import tf2onnx
+
+            spec = (tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name="image"),)
+            tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=str(path))
+        elif fmt == "openvino":
+            import openvino as ov
+
+            ov.save_model(ov.convert_model(model), str(path), compress_to_fp16=False)
+        else:
+            path.write_bytes(compression.to_tflite(model, "float32"))
+    return path
+
+
+def compare_exports(model, folder, x) -> pd.DataFrame:
+    """Each format of :data:`EXPORTS` written twice, by ``model.export(path, format=...)`` and by
+    :func:`convert_explicitly`, run on ``x`` in its runtime: one row per (format, route) with the file's bytes, the
+    seconds the export took, the largest absolute difference from Keras's probabilities and top-1 agreement. An
+    export or a run that fails is a row with its error (type and message), not an exception."""
+    folder = Path(folder)
+    x = np.asarray(x, dtype=np.float32)
+    ref = model.predict(x, verbose=0)
+    rows = []
+    for fmt, (name, rt) in EXPORTS.items():
+        for route in ("model.export", "converter"):
+            path = folder / route.replace(".", "_") / name
+            row = {"format": fmt, "route": route, "runtime": rt}
+            t0 = time.perf_counter()
+            try:
+                if route == "model.export":
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with warnings.catch_warnings(), silenced():
+                        warnings.simplefilter("ignore")
+                        model.export(str(path), format=fmt, verbose=False)
+                else:
+                    convert_explicitly(model, fmt, path)
+                row["export_s"] = time.perf_counter() - t0
+                out = load((rt, "float32"), path, threads=1)(x)
+                row.update(bytes=size_on_disk(path), max_abs_diff=float(np.abs(out - ref).max()),
+                           agreement=float((out.argmax(1) == ref.argmax(1)).mean()), error="")
+            except Exception as exc:  # noqa: BLE001  (a failing export is a finding to print)
+                row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------ where int8 pays: memory
+def wide_mlp(units: int, depth: int = 2, seed: int = 0):
+    """An untrained Keras 3 MLP on flattened 28x28 raw pixels: ``Rescaling(1/255)``, ``depth`` Dense layers of
+    ``units`` (ReLU), 10 softmax outputs. At batch 1 each Dense layer is a matrix-vector product that reads every
+    weight once per image: with ``units=2048`` its float32 weights (about 23 MB) are ten times the 2 MB L2 cache,
+    so the time goes to reading memory, which int8 weights cut four times. Only latency is measured on it."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((784,), name="image"), keras.layers.Rescaling(1 / 255)]
+    layers += [keras.layers.Dense(units, activation="relu") for _ in range(depth)]
+    return keras.Sequential(layers + [keras.layers.Dense(10, activation="softmax")], name=f"wide_mlp_{units}")
+
+
+def int8_latency(models_: dict, calibration, rounds: int = 7, number: int = 10) -> pd.DataFrame:
+    """For each ``{name: Keras model}``, its LiteRT float32 and int8 files (``compression.to_tflite``, int8
+    calibrated on ``calibration``) timed at batch 1, one thread, interleaved: one row per model with the float32
+    weight bytes, both files' bytes, both medians, the int8 / float32 ratio and :func:`mlcourse.timing.compare`'s
+    verdict."""
+    rows = []
+    for name, m in tqdm(models_.items(), desc="int8 vs float32", leave=False):
+        x = np.asarray(calibration, dtype=np.float32)
+        blobs = {"float32": compression.to_tflite(m, "float32"), "int8": compression.to_tflite(m, "int8", x)}
+        its = {k: compression.interpreter(b, threads=1) for k, b in blobs.items()}
+        one = x[:1]
+        table = timing.interleaved({k: (lambda it=it: compression.run_interpreter(it, one, 1))
+                                    for k, it in its.items()}, rounds=rounds, number=number)
+        rows.append({"model": name, "float32 weights MB": m.count_params() * 4 / 1e6,
+                     "float32 file MB": len(blobs["float32"]) / 1e6, "int8 file MB": len(blobs["int8"]) / 1e6,
+                     "float32 ms": table.loc["float32", "median_ms"], "int8 ms": table.loc["int8", "median_ms"],
+                     "int8 / float32": table.loc["int8", "median_ms"] / table.loc["float32", "median_ms"],
+                     "verdict": timing.compare(table, "int8", "float32")})
+    return pd.DataFrame(rows)
+
+
+# -------------------------------------------------------------------------------------- TFLite Micro
+#: A typical small microcontroller (a Cortex-M4F board such as the Arduino Nano 33 BLE): SRAM and flash bytes.
+MCU = {"sram": 256 * 1024, "flash": 1024 * 1024}
+
+
+def tflm_status() -> tuple[bool, str]:
+    """Whether the TFLite Micro interpreter for Python (``tflite-micro``) can be used here: ``(True, version)``
+    or ``(False, the error measured)``."""
+    try:
+        from importlib.metadata import version
+
+        from tflite_micro.python.tflite_micro import runtime  # noqa: F401
+    except Exception as exc:  # noqa: BLE001
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, f"tflite-micro {version('tflite-micro')}"
+
+
+def ops_of(tflite: bytes) -> list[str]:
+    """The operations of a LiteRT model in execution order (``CONV_2D``, ``FULLY_CONNECTED``, ...), read with
+    the LiteRT interpreter's op details."""
+    return [op["op_name"] for op in _plain_interpreter(tflite)._get_ops_details()]
+
+
+def _plain_interpreter(tflite: bytes):
+    """A LiteRT interpreter without its default (XNNPACK) delegate: the model's own graph, op by op."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    with silenced():
+        it = Interpreter(model_content=tflite,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        it.allocate_tensors()
+    return it
+
+
+def resolver_code(tflite: bytes) -> str:
+    """The C++ lines of a ``tflite::MicroMutableOpResolver`` that registers exactly the model's operations
+    (``AddConv2D()``, ...): the firmware links only these kernels."""
+    ops = list(dict.fromkeys(ops_of(tflite)))
+    names = ["".join(p if p[0].isdigit() else p.capitalize() for p in op.split("_")) for op in ops]
+    lines = [f"static tflite::MicroMutableOpResolver<{len(ops)}> resolver;"]
+    lines += [f"resolver.Add{n}();" for n in names]
+    return "\n".join(lines)
+
+
+def graph_of(tflite: bytes) -> tuple[list[tuple[list[int], list[int]]], dict[int, int]]:
+    """The model as ``(ops, activation_bytes)``: ``ops`` in execution order, each ``(input tensor ids, output
+    tensor ids)``; ``activation_bytes`` the bytes of every tensor that lives in RAM (the graph's inputs and every
+    op's outputs). Tensors not in ``activation_bytes`` are constants (weights, biases): they stay in flash."""
+    it = _plain_interpreter(tflite)
+    details = {d["index"]: d for d in it.get_tensor_details()}
+    ops = [([int(i) for i in op["inputs"] if i >= 0], [int(o) for o in op["outputs"]]) for op in it._get_ops_details()]
+    live = {int(d["index"]) for d in it.get_input_details()} | {o for _, outs in ops for o in outs}
+    nbytes = {t: int(np.prod(details[t]["shape"])) * np.dtype(details[t]["dtype"]).itemsize for t in live}
+    return ops, nbytes
+
+
+def arena_estimate(ops, activation_bytes: dict) -> int:
+    """Peak bytes of activations alive at once (a lower bound of a tensor arena): a tensor is alive from the op
+    that writes it (the graph's inputs: from the start) to the last op that reads it (the graph's outputs, never
+    read: to the end). Weights (tensors not in ``activation_bytes``) are not counted."""
+    last = {}
+    for k, (ins, outs) in enumerate(ops):
+        for t in ins + outs:
+            if t in activation_bytes:
+                last[t] = k
+    read = {t for ins, _ in ops for t in ins}
+    written = {t for _, outs in ops for t in outs}
+    born = {t: -1 for t in activation_bytes if t not in written}
+    for k, (_, outs) in enumerate(ops):
+        born.update({t: k for t in outs if t in activation_bytes})
+    end = {t: (last.get(t, -1) if t in read else len(ops)) for t in activation_bytes}
+    peak = 0
+    for k in range(len(ops)):
+        peak = max(peak, sum(b for t, b in activation_bytes.items() if born[t] <= k <= end[t]))
+    return peak
+
+
+def tflm_interpreter(tflite: bytes, arena_bytes: int):
+    """A TFLite Micro interpreter for the model with a tensor arena of ``arena_bytes`` (raises when too small)."""
+    from tflite_micro.python.tflite_micro import runtime as tflm
+
+    return tflm.Interpreter.from_bytes(tflite, arena_size=int(arena_bytes))
+
+
+def tflm_predict(it, x) -> np.ndarray:
+    """Class probabilities from a TFLite Micro interpreter, one image at a time (quantized as its input asks)."""
+    inp, out = it.get_input_details(0), it.get_output_details(0)
+    (scale,), (zero,) = inp["quantization_parameters"]["scales"], inp["quantization_parameters"]["zero_points"]
+    (oscale,), (ozero,) = out["quantization_parameters"]["scales"], out["quantization_parameters"]["zero_points"]
+    info, probs = np.iinfo(inp["dtype"]), []
+    for image in np.asarray(x, dtype=np.float32):
+        q = np.clip(np.round(image / scale + zero), info.min, info.max).astype(inp["dtype"])
+        it.set_input(q.reshape(inp["shape"]), 0)
+        it.invoke()
+        probs.append((it.get_output(0).astype(np.float32).reshape(-1) - ozero) * oscale)
+    return np.stack(probs)
+
+
+def tflm_min_arena(tflite: bytes, image, step: int = 256) -> int:
+    """The smallest tensor arena (bytes, to ``step``) with which TFLite Micro runs the model on ``image``:
+    a binary search over arena sizes (its allocation errors are silenced)."""
+    def runs(n):
+        try:
+            with silenced():
+                tflm_predict(tflm_interpreter(tflite, n), np.asarray(image)[None])
+            return True
+        except Exception:  # noqa: BLE001  (too small an arena: the interpreter refuses)
+            return False
+
+    lo, hi = step, max(4 * step, 4 * len(tflite))
+    while not runs(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > step:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if runs(mid) else (mid, hi)
+    return hi
+
+
+def mcu_fit(model_bytes: int, arena_bytes: int, sram: int = MCU["sram"], flash: int = MCU["flash"]) -> pd.DataFrame:
+    """Whether a model fits a microcontroller: the model in flash, the tensor arena in SRAM; per memory the bytes
+    needed, the bytes there, the share used and how many times smaller the need must become (1.0 when it fits)."""
+    rows = [{"memory": "flash (model)", "needed": int(model_bytes), "available": int(flash)},
+            {"memory": "SRAM (tensor arena)", "needed": int(arena_bytes), "available": int(sram)}]
+    out = pd.DataFrame(rows)
+    out["used"] = out.needed / out.available
+    out["fits"] = out.needed <= out.available
+    out["shrink_by"] = np.maximum(1.0, out.needed / out.available)
+    return out
+
+
 # ------------------------------------------------------------------------------------------ decisions
 def pick(table: pd.DataFrame, max_latency_ms: float, max_size_kb: float, latency_col: str = "p50_ms_1t"):
     """The most accurate row of ``table`` whose ``latency_col`` is at most ``max_latency_ms`` and whose
@@ -612,27 +926,29 @@ def run(x_train, y_train, x_test, y_test, folder, epochs: int = 4, n_calibration
 
 
 def main(argv=None) -> int:
-    """``python -m mlcourse.runtimes [--smoke]``: print the full runtime table of this machine."""
+    """``python -m mlcourse.runtimes [--size smoke|lesson|full]``: print the runtime table of this machine."""
     import argparse
     import tempfile
 
-    from mlcourse import data
-    from mlcourse.runtime import is_smoke, quiet_tensorflow
+    from mlcourse.runtime import quiet_tensorflow
 
     p = argparse.ArgumentParser(prog="python -m mlcourse.runtimes", description="Runtimes benchmark (08_runtimes)")
-    p.add_argument("--smoke", action="store_true", default=is_smoke())
+    p.add_argument("--size", choices=settings.SIZES, default=None, help="default: MLCOURSE_SIZE, else lesson")
     p.add_argument("--out", default=None, help="folder for the exported models (default: a new temporary one)")
+    p.add_argument("--tvm-tune", nargs=6, default=None, help=argparse.SUPPRESS)  # tvm_tune_child's child
     args = p.parse_args(argv)
+    if args.tvm_tune:
+        return _tvm_tune_main(*args.tvm_tune)
     quiet_tensorflow()
     ds = data.load_fashion_mnist()
-    s = default_sizes(args.smoke)
-    xtr, ytr = data.stratified_subset(ds.x_train, ds.y_train, s["n_train"])
-    xte, yte = (ds.x_test[:500], ds.y_test[:500]) if args.smoke else (ds.x_test, ds.y_test)
+    s = sizes(args.size)
+    xtr, ytr = data.stratified_subset(ds.x_train, ds.y_train, s["N_TRAIN"])
+    xte, yte = ds.x_test[:s["N_TEST"]], ds.y_test[:s["N_TEST"]]
     folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="runtimes-"))
-    print({k: v for k, v in cpu_features().items()})
+    print(machine.describe())
     print(runtime_report().to_string(index=False))
-    table = run(xtr, ytr, xte, yte, folder, epochs=s["epochs"], rounds=3 if args.smoke else 9,
-                number=5 if args.smoke else 50)
+    table = run(xtr, ytr, xte, yte, folder, epochs=s["EPOCHS"], n_calibration=s["N_CALIBRATION"],
+                rounds=s["ROUNDS"], number=s["NUMBER"])
     pd.set_option("display.width", 250)
     print(table.round(4).to_string(index=False))
     for line in summary(table):

@@ -104,3 +104,48 @@ def test_pick_matches_the_module():
     for lat, size in ((1.0, 5000.0), (0.24, 5000.0), (1.0, 500.0), (0.2, 400.0), (0.22, 420.0)):
         a, b = _pick(t, lat, size), runtimes.pick(t, lat, size)
         assert (a is None and b is None) or a.equals(b)
+
+
+def _peak(ops, nbytes):
+    from mlcourse.runtimes import arena_estimate
+
+    return arena_estimate(ops, nbytes)
+
+
+def _every_activation(ops, nbytes):  # no reuse: every tensor alive at once
+    return sum(nbytes.values())
+
+
+def _own_tensors_only(ops, nbytes):  # forgets tensors kept alive for a later op (skip connections)
+    return max(sum(nbytes.get(t, 0) for t in ins + outs) for ins, outs in ops)
+
+
+def _outputs_freed(ops, nbytes):  # a tensor nobody reads is freed at once, graph outputs too
+    last, born = {}, {}
+    for k, (ins, outs) in enumerate(ops):
+        for t in ins:
+            last[t] = k
+        for t in outs:
+            born[t], last[t] = k, max(last.get(t, k), k)
+    return max(sum(b for t, b in nbytes.items() if born.get(t, -1) <= k <= last.get(t, -1)) for k in range(len(ops)))
+
+
+def _weights_looked_up(ops, nbytes):
+    return max(sum(nbytes[t] for t in ins + outs) for ins, outs in ops)
+
+
+def test_arena_estimate_checker(capsys):
+    t0 = time.perf_counter()
+    checks.check_arena_estimate(_peak)
+    assert "✅ Exercise 8.4 passed" in capsys.readouterr().out
+    assert time.perf_counter() - t0 < 5
+    with pytest.raises(AssertionError, match="360"):
+        checks.check_arena_estimate(_every_activation)
+    with pytest.raises(AssertionError, match="skip connection"):
+        checks.check_arena_estimate(_own_tensors_only)
+    with pytest.raises(AssertionError, match="graph outputs"):
+        checks.check_arena_estimate(_outputs_freed)
+    with pytest.raises(AssertionError, match="weights"):
+        checks.check_arena_estimate(_weights_looked_up)
+    with pytest.raises(AssertionError, match="None"):
+        checks.check_arena_estimate(lambda ops, nbytes: None)

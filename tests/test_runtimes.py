@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcourse import data, models
+from mlcourse import compression, data, models, settings
 from mlcourse import runtimes as R  # first: it switches OpenVINO / NNCF telemetry off before they are imported
 from mlcourse.runtime import set_seed
 
@@ -114,15 +114,6 @@ def test_openvino_int8_runs_int8_kernels(exported):
     assert any(p in prec.index for p in ("i8", "u8")), prec
 
 
-def test_cpu_features_parses_flags():
-    info = "model name\t: Test CPU\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_vnni\n"
-    f = R.cpu_features(info)
-    assert f["cpu"] == "Test CPU" and f["AVX2"] and f["FMA"] and f["AVX-512"]
-    assert f["int8 dot-product instructions"] and not f["AMX int8 (matrix tiles)"]
-    assert not R.cpu_features("flags: sse4_2 avx2\n")["int8 dot-product instructions"]
-    assert isinstance(R.cpu_features()["cores"], int)
-
-
 def test_energy_counter_reads_or_explains():
     path, why = R.energy_counter()
     assert (path is None) == (why != "readable")
@@ -173,3 +164,84 @@ def test_openvino_float32_variant_runs_in_f32(tmp_path):
     assert status["error"] is not None or status["operations"]
     with pytest.raises(ValueError, match="Unknown OpenVINO precision"):
         R.openvino_compile(onnx_path, "fp8")
+
+
+def test_sizes_table_and_warm_cache_take_a_size():
+    assert set(R.SIZES) == set(settings.SIZES)
+    assert R.sizes("smoke")["N_TRAIN"] < R.sizes("lesson")["N_TRAIN"] <= R.sizes("full")["N_TRAIN"]
+    assert R.sizes("lesson", N_TRAIN=123, EPOCHS=None)["N_TRAIN"] == 123
+    assert R.sizes("full")["WIDE_UNITS"] >= 2048  # float32 weights far beyond a 2 MB L2 cache
+    with pytest.raises(ValueError, match="unknown"):
+        R.sizes("lesson", N_TRIAN=5)
+    with pytest.raises(TypeError, match="size"):
+        R.warm_cache(None, True)
+
+
+def test_keras_export_and_the_explicit_converters_agree(exported, ds, tmp_path):
+    model, _ = exported
+    _, _, xt, _ = ds
+    t = R.compare_exports(model, tmp_path / "exports", xt[:16])
+    assert set(zip(t.format, t.route)) == {(f, r) for f in R.EXPORTS for r in ("model.export", "converter")}
+    assert (t.error == "").all(), t[["format", "route", "error"]]
+    assert (t.max_abs_diff < 1e-4).all() and (t.agreement == 1.0).all(), t
+    assert (t.bytes > 0).all()
+    with pytest.raises(ValueError, match="Unknown format"):
+        R.convert_explicitly(model, "coreml", tmp_path / "x")
+
+
+@pytest.fixture(scope="module")
+def int8_blob(exported, ds):
+    model, _ = exported
+    return compression.to_tflite(model, "int8", ds[0][:100])
+
+
+def test_micro_graph_arena_and_resolver(int8_blob):
+    ops = R.ops_of(int8_blob)
+    assert "CONV_2D" in ops and "FULLY_CONNECTED" in ops and "DELEGATE" not in ops
+    code = R.resolver_code(int8_blob)
+    assert "AddConv2D();" in code and "AddFullyConnected();" in code and "AddMaxPool2D();" in code
+    assert f"MicroMutableOpResolver<{len(set(ops))}>" in code
+    graph, nbytes = R.graph_of(int8_blob)
+    est = R.arena_estimate(graph, nbytes)
+    assert max(nbytes.values()) <= est < sum(nbytes.values())
+    fit = R.mcu_fit(len(int8_blob), est)
+    assert fit.fits.all() and (fit.shrink_by == 1.0).all()
+    tight = R.mcu_fit(len(int8_blob), est, sram=est // 2, flash=len(int8_blob) // 4)
+    assert not tight.fits.any() and tight.shrink_by.tolist() == pytest.approx([4.0, 2.0], rel=0.01)
+
+
+def test_tflite_micro_runs_the_int8_model_or_says_why(int8_blob, ds):
+    ok, why = R.tflm_status()
+    if not ok:
+        pytest.skip(f"tflite-micro not installed: {why}")
+    _, _, xt, _ = ds
+    arena = R.tflm_min_arena(int8_blob, xt[0])
+    graph, nbytes = R.graph_of(int8_blob)
+    assert arena >= R.arena_estimate(graph, nbytes)  # the estimate is a lower bound: TFLM adds its own structures
+    with pytest.raises(Exception):
+        R.tflm_predict(R.tflm_interpreter(int8_blob, arena // 4), xt[:1])
+    micro = R.tflm_predict(R.tflm_interpreter(int8_blob, arena), xt[:20])
+    lite = compression.run_interpreter(compression.interpreter(int8_blob), xt[:20], 20)
+    assert np.abs(micro - lite).max() <= 1 / 256 + 1e-6  # at most one step of the uint8 output
+    assert (micro.argmax(1) == lite.argmax(1)).mean() >= 0.95
+
+
+def test_int8_latency_table_on_a_small_mlp(ds):
+    m = R.wide_mlp(64)
+    assert m.count_params() == 784 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 10
+    t = R.int8_latency({"small": m}, ds[0][:100].reshape(100, -1), rounds=2, number=2)
+    assert list(t.model) == ["small"]
+    assert (t[["float32 ms", "int8 ms"]] > 0).all().all()
+    assert t["int8 file MB"].iloc[0] < t["float32 file MB"].iloc[0]
+    assert any(w in t.verdict.iloc[0] for w in ("faster", "slower", "too close"))
+
+
+def test_tvm_compiles_and_agrees_or_says_why(tmp_path):
+    ok, why = R.tvm_status()
+    if not ok:
+        pytest.skip(f"apache-tvm not installed (pip install -e '.[tvm]'): {why}")
+    model = models.build_model(HP)
+    onnx_path = R.export_onnx(model, tmp_path / "tvm.onnx", batch=1)
+    vm = R.tvm_program(R.tvm_module(onnx_path, 1))
+    x = np.random.default_rng(0).uniform(0, 255, (3, 28, 28)).astype("float32")
+    assert np.abs(R.tvm_run(vm, x) - model.predict(x, verbose=0)).max() < 1e-4

@@ -1,5 +1,6 @@
 """Checkers of the exercises of notebook 08 runtimes (ONNX Runtime session, static int8 quantization with a
-calibration reader, picking a runtime for a budget). Each runs in seconds on a fixed tiny ONNX model."""
+calibration reader, picking a runtime for a budget, a
+microcontroller's tensor arena). Each runs in seconds on a fixed tiny ONNX model."""
 from __future__ import annotations
 
 import tempfile
@@ -9,7 +10,7 @@ import numpy as np
 
 from mlcourse.checks._common import _passed
 
-__all__ = ["tiny_onnx_model", "check_ort_session", "check_ort_quantizer", "check_pick_runtime"]
+__all__ = ["tiny_onnx_model", "check_ort_session", "check_ort_quantizer", "check_pick_runtime", "check_arena_estimate"]
 
 
 def tiny_onnx_model(path) -> Path:
@@ -140,3 +141,34 @@ def check_pick_runtime(fn) -> None:
             f"{got['runtime']} {got['precision']}.")
     _passed("8.3", "five budgets: the most accurate fitting row (ties to the faster, limits inclusive), None when "
                    "nothing fits.")
+
+
+#: Tiny graphs for 8.4: (ops, activation bytes, the right peak, what it teaches). Tensor 99 is a weight (not in RAM).
+_ARENA_CASES = [
+    ([([0], [1]), ([1, 99], [2]), ([2], [3])], {0: 100, 1: 200, 2: 50, 3: 10}, 300,
+     "a chain: input 0 (100 B) -> 1 (200 B) -> 2 (50 B) -> 3 (10 B); a tensor is freed after its last reader, so the "
+     "peak is the first op's input + output, 300 B (not the 360 B of every activation at once)"),
+    ([([0], [1]), ([1], [2]), ([0, 2], [3])], {0: 100, 1: 400, 2: 10, 3: 10}, 510,
+     "a skip connection: input 0 is read again by the last op, so it stays alive while op 1 runs (0 + 1 + 2 = 510 B); "
+     "counting only each op's own inputs and outputs gives 500 B"),
+    ([([0], [1]), ([1], [2]), ([1], [3])], {0: 10, 1: 10, 2: 100, 3: 100}, 210,
+     "two graph outputs: output 2 is never read by an op, but the caller reads it after the last op, so it stays "
+     "alive to the end (1 + 2 + 3 = 210 B at the last op)"),
+    ([([0, 98], [1]), ([1, 99], [2])], {0: 1000, 1: 10, 2: 10}, 1010,
+     "weights 98 and 99 live in flash: they are not in activation_bytes and must not be counted (nor looked up)"),
+]
+
+
+def check_arena_estimate(fn) -> None:
+    """Exercise 8.4: ``fn(ops, activation_bytes)`` returns the peak bytes of activations alive at once: a tensor
+    lives from the op that writes it (graph inputs: from the start) to the last op that reads it (graph outputs:
+    to the end); tensors not in ``activation_bytes`` (weights) are not counted."""
+    for ops, nbytes, want, why in _ARENA_CASES:
+        try:
+            got = fn([(list(i), list(o)) for i, o in ops], dict(nbytes))
+        except KeyError as exc:
+            raise AssertionError(f"KeyError {exc} on {why.split(':')[0]}: tensors that are not in activation_bytes "
+                                 "are weights; skip them.") from None
+        assert got is not None, "fn returned None: return the peak, in bytes (an int)."
+        assert got == want, f"Expected {want} B, got {got}: {why}."
+    _passed("8.4", "a chain, a skip connection, graph outputs kept to the end, weights left out: every peak right.")
