@@ -273,3 +273,13 @@ def test_verdict_says_what_the_seeds_show():
     assert "within the seed-to-seed noise" in kd.verdict(noisy, "a", "b")
     with pytest.raises(KeyError, match="columns"):
         kd.verdict(one, "a", "c")
+
+
+def test_keras_logits_distillation_with_the_kl_class_is_this_course_s_soft_term():
+    import keras
+
+    rng = np.random.default_rng(0)
+    t, s = rng.normal(0, 3, (32, 10)).astype("float32"), rng.normal(0, 3, (32, 10)).astype("float32")
+    ours = float(np.mean(kd.distillation_loss(4.0, 1.0)(kd.pack(np.zeros(32), t), s)))
+    theirs = keras.distillation.LogitsDistillation(4.0, loss=keras.losses.KLDivergence()).compute_loss(t, s)
+    assert np.isclose(float(theirs), ours, rtol=1e-4)  # T**2 * KL(softmax(t/T) || softmax(s/T)), batch mean
