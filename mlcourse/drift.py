@@ -80,9 +80,6 @@ def drift_report(reference, current, feature_names=None, psi_threshold: float = 
     return pd.DataFrame(rows)
 
 
-IMAGE_FEATURES = ("mean_brightness", "contrast", "ink_fraction", "center_mass_row", "center_mass_col")
-
-
 def image_features(x) -> pd.DataFrame:
     """Cheap per-image statistics worth monitoring: brightness, contrast, ink share, centre of mass."""
     x = np.asarray(x, dtype=np.float32)

@@ -119,3 +119,67 @@ def test_prediction_alarm_checker_rejects_more_mistakes():
         checks.check_prediction_alarm(lambda r, c, k, t: (lambda e, a: (lambda v: (v, v > t))(
             float(np.sum((a - e) * np.log(a / e)))))(
             np.clip(np.bincount(r, minlength=k), 1, None) * 1.0, np.clip(np.bincount(c, minlength=k), 1, None) * 1.0))
+
+
+# --- Exercise 7.4: read a model file only when its SHA-256 is the expected one ---
+
+def _read_verified(path, expected_sha256):
+    import hashlib
+    import hmac
+    from pathlib import Path
+
+    if not isinstance(expected_sha256, str):
+        raise ValueError("no expected SHA-256 given")
+    want = expected_sha256.strip().lower()
+    data = Path(path).read_bytes()
+    if len(want) != 64 or not hmac.compare_digest(hashlib.sha256(data).hexdigest(), want):
+        raise ValueError("SHA-256 mismatch: not served")
+    return data
+
+
+def test_read_verified_checker_passes_a_right_answer_and_the_course_version(capsys):
+    from mlcourse import serving
+
+    checks.check_read_verified(_read_verified)
+    checks.check_read_verified(serving.verified_bytes)
+    assert capsys.readouterr().out.count("✅ Exercise 7.4 passed") == 2
+
+
+def _sha(path):
+    import hashlib
+    from pathlib import Path
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_read_verified_checker_rejects_plausible_wrong_answers():
+    import hashlib
+    from pathlib import Path
+
+    wrong = {
+        "one bit changed your function returned": lambda p, e: Path(p).read_bytes(),  # no check at all
+        "one bit changed.*returned": lambda p, e: (_sha(p), Path(p).read_bytes())[1],  # hashes, never compares
+        "empty expected digest": lambda p, e: Path(p).read_bytes() if not e or _sha(p) == e.strip().lower()
+        else (_ for _ in ()).throw(ValueError("mismatch")),  # fails open when no digest is given
+        "truncated": lambda p, e: Path(p).read_bytes() if e and _sha(p).startswith(e.strip().lower())
+        else (_ for _ in ()).throw(ValueError("mismatch")),  # prefix match
+        "assert": lambda p, e: (_ for _ in ()).throw(AssertionError()) if _sha(p) != str(e).strip().lower()
+        else Path(p).read_bytes(),  # assert, stripped by python -O
+        "upper case": lambda p, e: Path(p).read_bytes() if _sha(p) == e
+        else (_ for _ in ()).throw(ValueError("mismatch")),  # no .strip().lower()
+        "not MD5|refused": lambda p, e: Path(p).read_bytes() if hashlib.md5(Path(p).read_bytes()).hexdigest() == e
+        else (_ for _ in ()).throw(ValueError("mismatch")),  # the wrong hash function
+        "Return the bytes": lambda p, e: _read_verified(p, e) and True,  # returns True, not the model
+        "None.*AttributeError|AttributeError": lambda p, e: _read_verified(p, e.strip()),  # crashes on None
+    }
+    for match, fn in wrong.items():
+        with pytest.raises(AssertionError, match=match):
+            checks.check_read_verified(fn)
+
+
+def test_read_verified_checker_lets_the_stub_say_what_it_is():
+    def stub(path, expected_sha256):
+        raise NotImplementedError("Exercise 7.4: serve only the released model (your code here)")
+
+    with pytest.raises(NotImplementedError, match="Exercise 7.4"):
+        checks.check_read_verified(stub)

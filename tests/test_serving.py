@@ -1,6 +1,7 @@
 """Serving: the Predictor checks its input, saves without overwriting, is benchmarked and monitored."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mlcourse import compression, data, drift, models, serving
@@ -69,7 +70,7 @@ def test_deployment_hp_prefers_your_own_tuning(tmp_path):
     mine = models.build_model({"arch": "mlp", "hidden_units": [8]})
     models.save(mine, tmp_path / "best_model")
     hp, where = serving.deployment_hp(tmp_path)
-    assert hp["hidden_units"] == [8] and where.endswith("spec.json")
+    assert hp["hidden_units"] == [8] and "best_model/spec.json" in where
 
 
 # --- issue 17 item 7: the Predictor's gaps, each probed as an adversarial learner would ---
@@ -119,3 +120,60 @@ def test_predictor_load_names_the_bad_file(deployed, tmp_path):
         meta.write_text(text)
         with pytest.raises(ValueError, match="predictor.json"):
             serving.Predictor.load(folder)
+
+
+# --- sizes, retraining and promotion (issues 23 and 28) ---
+
+def test_sizes_three_sizes_and_overrides():
+    assert set(serving.SIZES) == {"smoke", "lesson", "full"}
+    lesson, full = serving.sizes("lesson"), serving.sizes("full")
+    assert lesson["N_TRAIN"] < full["N_TRAIN"] and serving.sizes("smoke")["N_TRAIN"] <= lesson["N_TRAIN"]
+    assert serving.sizes("lesson", N_TRAIN=123, EPOCHS=None)["N_TRAIN"] == 123
+    assert serving.sizes("lesson", EPOCHS=None)["EPOCHS"] == lesson["EPOCHS"]
+    for size in serving.SIZES.values():  # the shadow days and the new days fit in the test set after the reference
+        assert size["WINDOW"] + size["N_NEW"] + size["SHADOW_DAYS"] * size["SHADOW_DAY"] <= 10_000
+    with pytest.raises(ValueError, match="not a size"):
+        serving.sizes("medium")
+    with pytest.raises(ValueError, match="unknown"):
+        serving.sizes("lesson", N_TRIAN=5)
+
+
+def _table(leads):
+    return pd.DataFrame({"day": [f"day {i}" for i in range(len(leads))], "candidate lead (points)": leads})
+
+
+def test_promotion_needs_the_interval_above_the_margin():
+    promote, said = serving.promotion(_table([4.0, 5.0, 4.5, 5.5]), margin_points=0.5)
+    assert promote and "PROMOTED" in said and "excludes 0" in said
+    promote, said = serving.promotion(_table([0.8, 1.2, 0.6, 1.0, 0.9]), margin_points=2.0)  # wins, not by enough
+    assert not promote and "NOT promoted" in said and "margin" in said
+    promote, said = serving.promotion(_table([3.0, -2.0, 4.0, -1.0]))  # noisy: the interval holds 0
+    assert not promote and "includes 0" in said
+    promote, said = serving.promotion(_table([-3.0, -4.0, -2.5]))
+    assert not promote
+    promote, said = serving.promotion(_table([30.0]))  # one day: no spread, never promoted
+    assert not promote and "one day" in said
+
+
+def test_retrain_leaves_the_serving_model_and_wins_in_shadow_on_the_new_camera(deployed):
+    ds, model, blob = deployed
+    before = [w.copy() for w in model.get_weights()]
+    x_new = drift.shift_images(ds.x_train[1000:2000], shift=4)
+    candidate = serving.retrain(model, x_new, ds.y_train[1000:2000], epochs=2, learning_rate=1e-3)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # the serving model is untouched
+    assert models.get_hp(candidate)["learning_rate"] == 1e-3
+    served = serving.Predictor(blob)
+    cand = serving.Predictor(compression.to_tflite(candidate, "float32"))
+    shifted = drift.shift_images(ds.x_test, shift=4)
+    days = {f"day {i}": (shifted[i * 200:(i + 1) * 200], ds.y_test[i * 200:(i + 1) * 200]) for i in range(4)}
+    table = serving.shadow(served, cand, days)
+    assert table.columns.tolist() == ["day", "images", "serving accuracy", "candidate accuracy",
+                                      "candidate lead (points)", "agreement"]
+    assert table["images"].tolist() == [200] * 4 and table["agreement"].between(0, 1).all()
+    assert np.allclose(table["candidate lead (points)"],
+                       100 * (table["candidate accuracy"] - table["serving accuracy"]))
+    assert serving.promotion(table)[0], table  # retrained on the new camera, it wins on the new camera's traffic
+    with pytest.raises(ValueError, match="same length"):
+        serving.retrain(model, x_new, ds.y_train[:10])
+    with pytest.raises(ValueError, match="at least one day"):
+        serving.shadow(served, cand, {})

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
 from mlcourse.checks._common import _passed
 
-__all__ = ["check_validate", "check_serve", "check_prediction_alarm"]
+__all__ = ["check_validate", "check_serve", "check_prediction_alarm", "check_read_verified"]
 
 
 def check_validate(fn) -> None:
@@ -118,3 +121,57 @@ def check_prediction_alarm(fn) -> None:
             f"For {what} (PSI {want:.3f}, threshold 0.2) alarm should be {want > 0.2}, got {alarm}.")
     _passed("7.3", "the prediction PSI matches on four windows (one with a class the reference never predicted) "
                    "and the alarm fires exactly above the threshold.")
+
+
+def _must_refuse(fn, path, digest, what: str) -> None:
+    """``fn(path, digest)`` must raise ValueError (fail closed); anything else is explained."""
+    try:
+        out = fn(path, digest)
+    except ValueError:
+        return
+    except NotImplementedError:
+        raise
+    except AssertionError:
+        raise AssertionError(f"For {what} your function used `assert`: Python run with -O (as some servers are) "
+                             "strips asserts, and the model would be served. Raise ValueError instead.") from None
+    except Exception as exc:  # noqa: BLE001 (a learner's crash, explained)
+        raise AssertionError(f"For {what} your function raised {type(exc).__name__}: {exc}. Refuse it on purpose "
+                             "with raise ValueError(...) and a reason.") from None
+    raise AssertionError(f"For {what} your function returned {type(out).__name__} instead of refusing: a server "
+                         "would now load it. Fail closed: raise ValueError.")
+
+
+def check_read_verified(fn) -> None:
+    """Exercise 7.4: ``fn(path, expected_sha256) -> bytes``: the file's bytes only when their SHA-256 is the one
+    expected (64 hex digits, any case); ValueError for a changed file, a missing, empty or truncated digest."""
+    rng = np.random.default_rng(7)
+    content = rng.integers(0, 256, 5_000, dtype=np.uint8).tobytes()
+    digest = hashlib.sha256(content).hexdigest()
+    with tempfile.TemporaryDirectory() as tmp:
+        good = Path(tmp) / "model.tflite"
+        good.write_bytes(content)
+        try:
+            out = fn(good, digest)
+        except NotImplementedError:  # the student copy's stub: said as it is
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise AssertionError(f"A good file with its right SHA-256 was refused ({type(exc).__name__}: {exc}). Hash "
+                                 "the file's bytes with hashlib.sha256(data).hexdigest() (not the path, not MD5) "
+                                 "and compare the hex strings.") from None
+        assert isinstance(out, (bytes, bytearray)) and bytes(out) == content, (
+            f"Return the bytes you read and checked (the model to serve), got {type(out).__name__}. Returning the "
+            "checked bytes, not reading the file again, means what is served is what was verified.")
+        try:
+            fn(good, f"  {digest.upper()}\n")
+        except Exception as exc:  # noqa: BLE001
+            raise AssertionError("The right digest written in upper case with spaces around it (as Windows' "
+                                 f"Get-FileHash prints it) was refused ({exc}): .strip().lower() it first.") from None
+        tampered = Path(tmp) / "tampered.tflite"
+        tampered.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))
+        _must_refuse(fn, tampered, digest, "a file with one bit changed")
+        _must_refuse(fn, good, "", "an empty expected digest")
+        _must_refuse(fn, good, None, "no expected digest (None)")
+        _must_refuse(fn, good, digest[:16], "a digest truncated to 16 hex digits")
+        _must_refuse(fn, good, hashlib.md5(content).hexdigest(), "an MD5 digest given instead of a SHA-256")
+    _passed("7.4", "the good file's bytes come back (the digest in any case); a one-bit change, an empty, missing, "
+                   "truncated or MD5 digest are all refused with ValueError.")
