@@ -143,3 +143,139 @@ def test_early_stopping_by_extrapolation():
     assert r["epochs_saved"] == pytest.approx(1 - 18 / 24)
     with pytest.raises(ValueError, match="common length"):
         nas.early_stopping_by_extrapolation([good, bad[:3]], k=2)
+
+
+def test_sizes_table_and_lesson_is_smaller_than_full():
+    from mlcourse import settings
+
+    assert set(nas.SIZES) == set(settings.SIZES)
+    assert nas.sizes("smoke") == nas.SIZES["smoke"] and nas.sizes("lesson", BUDGET=7)["BUDGET"] == 7
+    lesson, full = nas.SIZES["lesson"], nas.SIZES["full"]
+    assert lesson["N_SEEDS"] >= 2 and lesson["N_TRAIN"] <= full["N_TRAIN"] and lesson["BUDGET"] <= full["BUDGET"]
+    with pytest.raises(ValueError, match="unknown size"):
+        nas.sizes("smoke", EPOCH=3)
+    with pytest.raises(ValueError, match="FIT_EPOCHS"):
+        nas.sizes("smoke", FIT_EPOCHS=2)
+
+
+def test_param_count_matches_keras_and_budget_is_kept():
+    rng = np.random.default_rng(5)
+    for space in ("macro", "micro"):
+        for _ in range(4):
+            arch = nas.sample(space, rng)
+            assert nas.param_count(arch) == nas.build(arch).count_params(), arch
+        for _ in range(20):
+            assert nas.param_count(nas.sample(space, rng, max_params=30_000)) <= 30_000
+    micro = nas.sample("micro", rng)
+    deep = nas.stack(micro, 3)
+    assert deep["n_cells"] == 3 and micro["n_cells"] in (1, 2)
+    assert nas.param_count(deep) == nas.build(deep).count_params()
+    names = [layer.name for layer in nas.build(deep).layers]
+    assert "flatten" in names and "probs" in names and any(n.endswith("_bn") for n in names)  # same head, batch norm
+    with pytest.raises(ValueError, match="max_params"):
+        nas.sample("macro", rng, max_params=10)
+
+
+@pytest.mark.parametrize("kind", ["widen", "dense", "insert"])
+def test_function_preserving_mutations_keep_the_function(small, kind):
+    arch = {"space": "macro", "blocks": [{"filters": 8, "kernel": 3, "type": "separable"},
+                                         {"filters": 16, "kernel": 5, "type": "standard"}],
+            "dense": {"widen": 32, "dense": 32, "insert": 0}[kind]}
+    parent = nas.build(arch)
+    parent.fit(small[0], small[1], epochs=1, verbose=0)  # trained weights, not the initial ones
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        child_arch, what = nas.preserving_mutation(arch, rng)
+        if kind in what or (kind == "dense" and "dense layer:" in what):
+            break
+    assert kind in what or "dense layer:" in what
+    child = nas.morph(parent, child_arch, rng)
+    assert child.count_params() > parent.count_params() and nas.param_count(child_arch) == child.count_params()
+    gap = np.abs(child.predict(small[2], verbose=0) - parent.predict(small[2], verbose=0)).max()
+    assert gap < 1e-5, (what, gap)
+    widest = {"space": "macro", "blocks": [{"filters": 64, "kernel": 3, "type": "standard"}], "dense": 64}
+    assert nas.preserving_mutation(widest, rng)[0] is None
+    assert nas.from_hp(nas.to_hp(arch)) == arch
+
+
+def test_at_chance_and_pareto_floor():
+    assert nas.at_chance(0.099, 1000) and not nas.at_chance(0.5, 1000)
+    df = pd.DataFrame({"score": [0.1, 0.85, 0.7, 0.9], "params": [5, 20, 30, 40]})
+    assert nas.pareto_front(df).index.tolist() == [0, 1, 3]  # the guesser is the cheapest point
+    assert nas.pareto_front(df, floor=0.1).index.tolist() == [1, 3]
+
+
+def test_evaluator_store_loads_instead_of_training(small, tmp_path):
+    arch = {"space": "macro", "blocks": [{"filters": 8, "kernel": 3, "type": "standard"}], "dense": 0}
+    store = tmp_path / "evals.jsonl"
+    first = nas.Evaluator(*small, store=store)
+    score = first(arch, epochs=1)
+    again = nas.Evaluator(*small, store=store)
+    assert again(arch, epochs=1) == score and again.loaded == 1 and again.log[0]["loaded"]
+    again(arch, epochs=1, n_train=100)  # another fidelity is another evaluation
+    other_seed = nas.Evaluator(*small, seed=1, store=store)
+    other_seed(arch, epochs=1)
+    assert again.loaded == 1 and other_seed.loaded == 0 and len(store.read_text().splitlines()) == 3
+    with store.open("a") as f:
+        f.write('{"key": "cut sh')  # an interrupted write is skipped, not fatal
+    assert nas.Evaluator(*small, store=store)(arch, epochs=1) == score
+
+
+def _write(path, data):
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def test_chosen_hp_hands_on_the_winner_of_the_measured_comparison(tmp_path):
+    from mlcourse import results
+
+    tuned = {"arch": "cnn", "filters": [32, 64], "dense_units": 128}
+    searched = nas.to_hp({"space": "macro", "blocks": [{"filters": 8, "kernel": 3, "type": "standard"}], "dense": 0})
+    fallback = {"arch": "mlp"}
+    assert results.chosen_hp(tmp_path, fallback, "fixed") == (fallback, "fixed")
+    _write(tmp_path / "best_model" / "spec.json", {"hp": tuned})
+    assert results.chosen_hp(tmp_path, fallback, "fixed")[0] == tuned
+    # an old 02 that compared nothing does not override 01's tuned CNN
+    _write(tmp_path / "nas_choice.json", {"hp": searched})
+    hp, why = results.chosen_hp(tmp_path, fallback, "fixed")
+    assert hp == tuned and "never compared" in why
+    # 02 compared both the same way: the winner goes on, whichever it is
+    for winner, scores in (("01_tuning", (0.80, 0.86)), ("02_nas", (0.88, 0.86))):
+        cands = [{"name": "02_nas", "hp": searched, "score": scores[0]}, {"name": "01_tuning", "hp": tuned,
+                                                                         "score": scores[1]}]
+        _write(tmp_path / "nas_choice.json", {"hp": searched if winner == "02_nas" else tuned, "winner": winner,
+                                              "comparison": {"candidates": cands}})
+        hp, why = results.chosen_hp(tmp_path, fallback, "fixed")
+        assert hp == (searched if winner == "02_nas" else tuned) and f"{winner} won" in why, why
+    # 01 ran again after 02's comparison: that comparison is out of date, 01's new model goes on
+    _write(tmp_path / "best_model" / "spec.json", {"hp": dict(tuned, dense_units=64)})
+    hp, why = results.chosen_hp(tmp_path, fallback, "fixed")
+    assert hp["dense_units"] == 64 and "run 02 again" in why
+
+
+def test_hand_on_candidates_use_01s_model_when_there(tmp_path):
+    from mlcourse import models
+
+    hp = {"arch": "cnn", "filters": [8]}
+    assert nas.hand_on_candidates(tmp_path, hp) == {"02_nas": hp, "fixed recipe": models.DEFAULTS}
+    _write(tmp_path / "best_model" / "spec.json", {"hp": {"arch": "cnn", "filters": [32, 64]}})
+    assert nas.hand_on_candidates(tmp_path, hp)["01_tuning"]["filters"] == [32, 64]
+
+
+def test_warm_cache_runs_the_notebooks_searches_ahead(monkeypatch, tmp_path, capsys):
+    """A prepared room: warm_cache fills the work folder under the notebook's names; run again, nothing trains."""
+    monkeypatch.setenv("MLCOURSE_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path / "cache"))
+    tiny = dict(nas.SIZES["smoke"], N_TRAIN=200, N_VAL=100, BUDGET=2, N_RANK=1, N_PARENTS=1)
+    monkeypatch.setitem(nas.SIZES, "smoke", tiny)
+    ds = data.load_fashion_mnist(source="embedded")
+    nas.warm_cache(ds, "smoke")
+    folder = tmp_path / "work" / "smoke"
+    assert (folder / "nas_evaluations.jsonl").is_file() and (folder / "nas_keras_tuner" / "macro_random").is_dir()
+    assert (folder / "nas_bayesian" / "seed0").is_dir()
+    capsys.readouterr()
+    nas.warm_cache(ds, "smoke")
+    said = capsys.readouterr().out
+    assert " 0 evaluations trained" in said, said
