@@ -24,6 +24,26 @@ Hyperparameters (all optional; :data:`DEFAULTS` holds the defaults):
 
 Inputs are raw uint8-valued images; the model rescales them itself, so what you deploy takes what the
 camera gives.
+
+**What is free to speed up training here** (issue #23; ``python tools/bench_training.py``, which trains the
+default CNN in each variant on the same seeds, interleaved, and prints a table). :func:`train` keeps its recipe
+as the default (no XLA, NumPy arrays, batch 128) and offers the other two as options, because on the course's
+2-core CPU (AMD EPYC, AVX-512 with VNNI and BF16; measured on 2026-12-02 while other jobs kept the load average
+at 20-30, so every time is inflated and only the interleaved ratios mean something) none gave the same
+accuracy in less time in both Kerases:
+
+* ``jit_compile=True`` (XLA): later epochs 7.3x slower in Keras 3 and 1.8x in tf_keras, plus about two minutes
+  of compilation in the first epoch; the whole fit 5x slower in both, slower in every round (1,000 images,
+  2 epochs, 2 seeds). XLA's CPU convolutions do not use oneDNN. Keras 3's own ``jit_compile="auto"`` turns XLA
+  off on a machine without a GPU for this reason; where a GPU trains, measure again.
+* ``batch_size=512`` at the same epochs and learning rate: a quarter of the steps, and 6.3 points lower
+  validation accuracy in Keras 3 (95 % t-interval over 3 seeds [-7.6, -4.9]), 6.1 in tf_keras ([-10.3, -1.9]),
+  while not faster per epoch (5,000 images, 3 epochs): larger batches need a larger learning rate or more epochs.
+* ``inputs="tf.data"`` (:func:`input_pipeline`, cached): in Keras 3 the whole fit took 0.71x the time (faster in
+  3 of 3 rounds, the gain in the first epoch; later epochs too close to call) with accuracy within the seed noise
+  (-0.27 points, [-2.1, +1.6]); in tf_keras the fit was too close to call (0.65x, 2 of 3 rounds) and accuracy
+  2.3 points lower ([-4.2, -0.5]). A candidate for Keras 3's default once measured on a quiet machine; not made
+  the default here, since the cache keys models by recipe and the evidence is from a loaded one.
 """
 from __future__ import annotations
 
@@ -34,10 +54,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFAULTS", "FLAVORS", "get_keras", "build_model", "get_hp", "copy_hp", "convert", "copy_weights",
-           "epoch_bar", "train", "save", "load", "count_params"]
+__all__ = ["DEFAULTS", "FLAVORS", "INPUTS", "get_keras", "build_model", "compile_model", "get_hp", "copy_hp",
+           "convert", "copy_weights", "epoch_bar", "input_pipeline", "train", "save", "load", "count_params"]
 
 FLAVORS = ("keras3", "tf_keras")
+#: How :func:`train` feeds ``fit``: NumPy arrays as given, or a cached ``tf.data`` pipeline (:func:`input_pipeline`).
+INPUTS = ("arrays", "tf.data")
 DEFAULTS = {
     "arch": "cnn",
     "filters": [32, 64],
@@ -143,8 +165,11 @@ def _validate(hp: dict) -> dict:
     return full
 
 
-def build_model(hp: dict | None = None, flavor: str = "keras3", compile: bool = True, name: str | None = None):
+def build_model(hp: dict | None = None, flavor: str = "keras3", compile: bool = True, name: str | None = None,
+                jit_compile: bool | None = None):
     """Build (and by default compile) the network that ``hp`` describes, in Keras ``flavor``.
+
+    ``jit_compile`` is passed to ``model.compile`` (see :func:`compile_model`; None keeps Keras' own default).
 
     ``kernel_size`` and ``conv`` are one value for every conv block or a list with one per block (what a
     NAS macro architecture needs). The full hyperparameter dict (defaults filled in) is kept on the model:
@@ -187,19 +212,27 @@ def build_model(hp: dict | None = None, flavor: str = "keras3", compile: bool = 
     model = K.Model(inputs, outputs, name=name or f"{hp['arch']}_{flavor}")
     object.__setattr__(model, _HP_ATTR, json.dumps(hp))  # a plain string: invisible to Keras' tracking
     if compile:
-        compile_model(model, hp)
+        compile_model(model, hp, jit_compile=jit_compile)
     return model
 
 
-def compile_model(model, hp: dict | None = None):
-    """Compile ``model`` with the optimizer and learning rate of ``hp`` (default: its own)."""
+def compile_model(model, hp: dict | None = None, jit_compile: bool | None = None):
+    """Compile ``model`` with the optimizer and learning rate of ``hp`` (default: its own).
+
+    ``jit_compile=True`` asks ``model.compile`` to compile each training step with XLA, ``False`` forbids it;
+    ``None`` (the default) leaves Keras' own default: off for tf_keras, and for Keras 3 ``"auto"``, which is
+    off on a machine without a GPU.
+    """
+    if jit_compile is not None and not isinstance(jit_compile, (bool, np.bool_)):
+        raise ValueError(f"jit_compile must be True, False or None (Keras' default), got {jit_compile!r}.")
     hp = _validate(hp if hp is not None else get_hp(model))
     K = get_keras(flavor_of(model))
     optimizers = {"adam": K.optimizers.Adam, "sgd": K.optimizers.SGD, "rmsprop": K.optimizers.RMSprop}
     if hp["optimizer"] not in optimizers:
         raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {hp['optimizer']!r}.")
+    extra = {} if jit_compile is None else {"jit_compile": bool(jit_compile)}
     model.compile(optimizer=optimizers[hp["optimizer"]](learning_rate=hp["learning_rate"]),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"], **extra)
     return model
 
 
@@ -269,8 +302,26 @@ def epoch_bar(model, epochs: int, desc: str | None = None):
     return EpochBar()
 
 
+def input_pipeline(x, y, batch_size: int = 128, seed: int = 0):
+    """A cached, shuffled, batched, prefetched ``tf.data`` pipeline over ``(x, y)``, for ``model.fit``::
+
+        tf.data.Dataset.from_tensor_slices((x, y)).cache().shuffle(len(x), seed=seed) \\
+            .batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    It reshuffles every epoch, as ``fit`` does with arrays."""
+    import tensorflow as tf
+
+    if len(x) != len(y):
+        raise ValueError(f"x and y differ in length: {len(x)} and {len(y)}.")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    return (tf.data.Dataset.from_tensor_slices((x, y)).cache()
+            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+            .batch(int(batch_size)).prefetch(tf.data.AUTOTUNE))
+
+
 def train(hp: dict | None, x, y, epochs: int, batch_size: int = 128, seed: int = 0, name: str | None = None,
-          flavor: str = "keras3"):
+          flavor: str = "keras3", jit_compile: bool | None = None, inputs: str = "arrays", callbacks=()):
     """Seed, build (:func:`build_model`), and fit a model on ``(x, y)`` with a progress bar over the epochs.
 
     The whole recipe in plain Keras, so you can write it yourself::
@@ -279,13 +330,25 @@ def train(hp: dict | None, x, y, epochs: int, batch_size: int = 128, seed: int =
         model = build_model(hp, name=name)
         model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[epoch_bar(model, epochs)])
 
+    Options (the defaults are the recipe above): ``jit_compile`` for ``model.compile`` (see
+    :func:`compile_model`); ``inputs="tf.data"`` feeds ``fit`` the :func:`input_pipeline` of ``(x, y)`` instead
+    of the arrays; ``callbacks`` are added to the progress bar. ``tools/bench_training.py`` measures what each
+    option buys on this machine (the module docstring says what it measured on the course's CPUs).
+
     :func:`mlcourse.cache.trained_model` is the same recipe, trained once and then loaded from the cache.
     """
     from mlcourse.runtime import set_seed
 
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}.")
     set_seed(seed)
-    model = build_model(hp, flavor=flavor, name=name)
-    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[epoch_bar(model, epochs)])
+    model = build_model(hp, flavor=flavor, name=name, jit_compile=jit_compile)
+    fit_cb = [epoch_bar(model, epochs), *callbacks]
+    if inputs == "tf.data":
+        model.fit(input_pipeline(x, y, batch_size, seed), epochs=epochs, verbose=0, callbacks=fit_cb,
+                  shuffle=False)  # the pipeline shuffles
+    else:
+        model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=fit_cb)
     return model
 
 

@@ -159,3 +159,38 @@ def test_flavor_of_a_subclass_is_its_base_keras():
     assert models.flavor_of(Mine()) == "keras3" and models.flavor_of(Theirs()) == "tf_keras"
     with pytest.raises(TypeError, match="not a Keras model"):
         models.flavor_of(object())
+
+
+@pytest.mark.parametrize("flavor", models.FLAVORS)
+def test_jit_compile_and_tf_data_options_train_the_same_network(flavor):
+    """The speed options of build_model / train (measured by tools/bench_training.py) change how fit runs, not what
+    is trained: same weights count, a working model, and Keras' own default when left at None."""
+    y = np.arange(8) % 10
+    assert models.build_model(HP, flavor=flavor, jit_compile=True).jit_compile is True
+    assert models.build_model(HP, flavor=flavor, jit_compile=False).jit_compile is False
+    assert not models.build_model(HP, flavor=flavor).jit_compile  # None: Keras' default, off on a CPU
+    with pytest.raises(ValueError, match="jit_compile"):
+        models.build_model(HP, flavor=flavor, jit_compile="yes")
+    seen = []
+    clock = models.get_keras(flavor).callbacks.LambdaCallback(on_epoch_end=lambda e, logs=None: seen.append(e))
+    plain = models.train(HP, X, y, epochs=2, batch_size=4, flavor=flavor)
+    piped = models.train(HP, X, y, epochs=2, batch_size=4, flavor=flavor, inputs="tf.data", callbacks=[clock])
+    assert seen == [0, 1] and models.count_params(piped) == models.count_params(plain)
+    assert models.get_hp(piped) == models.get_hp(plain)
+    assert piped.predict(X, verbose=0).shape == (8, 10)
+    with pytest.raises(ValueError, match="inputs"):
+        models.train(HP, X, y, epochs=1, flavor=flavor, inputs="generator")
+
+
+def test_input_pipeline_batches_every_example_once_per_epoch_and_reshuffles():
+    y = np.arange(8)
+    ds = models.input_pipeline(X, y, batch_size=3, seed=0)
+    epochs = [np.concatenate([b[1].numpy() for b in ds]) for _ in range(3)]
+    assert len(list(ds)) == 3 and all(sorted(e.tolist()) == list(range(8)) for e in epochs)
+    assert any(not np.array_equal(epochs[0], e) for e in epochs[1:])  # reshuffled from epoch to epoch
+    xb, _ = next(iter(ds))
+    assert xb.shape[1:] == X.shape[1:] and xb.dtype.name == X.dtype.name
+    with pytest.raises(ValueError, match="length"):
+        models.input_pipeline(X, y[:5])
+    with pytest.raises(ValueError, match="batch_size"):
+        models.input_pipeline(X, y, batch_size=0)
