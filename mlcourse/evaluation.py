@@ -8,7 +8,11 @@ Every function *measures*; nothing here returns a number it did not compute.
 * :func:`baseline_table` : fit several models (a dummy first) and compare accuracy and fit time;
 * :func:`diagnose_fit`, :func:`complexity_curve` : under- vs over-fitting;
 * :func:`most_confused`, :func:`what_to_fix_next` : error analysis after the baseline;
-* :func:`data_card` : what a data card records, filled in from the loaded dataset's own facts.
+* :func:`data_card` : what a data card records, filled in from the loaded dataset's own facts;
+* :data:`SIZES` : the notebook's sizes (smoke, lesson, full), read by its parameters cell with
+  :func:`mlcourse.settings.pick_sizes`.
+
+Taught in ``solutions/00_workflow.ipynb``.
 """
 from __future__ import annotations
 
@@ -17,9 +21,26 @@ import time
 import numpy as np
 import pandas as pd
 
-__all__ = ["precision_recall_f1", "threshold_report", "roc_vs_pr", "group_split_leakage",
+__all__ = ["SIZES", "precision_recall_f1", "threshold_report", "roc_vs_pr", "group_split_leakage",
            "time_split_leakage", "fold_prevalence_spread", "baseline_table", "diagnose_fit",
            "complexity_curve", "most_confused", "what_to_fix_next", "data_card"]
+
+#: 00_workflow's sizes, one table (read with ``settings.pick_sizes(evaluation.SIZES, cfg.size, given)``):
+#: ``N_TRAIN`` Fashion-MNIST training images for the sklearn baselines and the MLP, ``EPOCHS`` of the MLP,
+#: ``N_RARE`` rows of the imbalanced problems, ``N_GROUPED`` images copied into groups of 5, ``N_TIME`` rows of
+#: the drifting time series, ``LOGREG_ITER`` the pixel logistic regression's iteration cap, ``N_CURVE`` images
+#: for the decision tree's complexity curve. Smoke is what the tests run; lesson fits 10 minutes on 2 cores: the
+#: pixel logistic regression (most of the full run's time) gets 100 iterations instead of 500, while the MLP keeps
+#: the full run's data and epochs (with 10,000 images and 5 epochs it stayed below the 0.85 target, and the fit
+#: verdict read "underfitting" where the full run reads "good fit").
+SIZES = {
+    "smoke": {"N_TRAIN": 2_000, "EPOCHS": 1, "N_RARE": 10_000, "N_GROUPED": 300, "N_TIME": 1_500,
+              "LOGREG_ITER": 100, "N_CURVE": 1_000},
+    "lesson": {"N_TRAIN": 20_000, "EPOCHS": 8, "N_RARE": 40_000, "N_GROUPED": 1_000, "N_TIME": 4_000,
+               "LOGREG_ITER": 100, "N_CURVE": 3_000},
+    "full": {"N_TRAIN": 20_000, "EPOCHS": 8, "N_RARE": 40_000, "N_GROUPED": 1_500, "N_TIME": 4_000,
+             "LOGREG_ITER": 500, "N_CURVE": 5_000},
+}
 
 
 def _binary(y, name):

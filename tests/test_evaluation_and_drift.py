@@ -155,3 +155,17 @@ def test_drift_alarm_catches_a_subtle_shift_and_ignores_benign_noise():
     benign = drift.drift_report(ref, drift.image_features(drift.shift_images(x, noise=3, seed=0)))
     assert subtle.alarm.any(), "a 10 % contrast drop must raise the PSI alarm"
     assert not benign.alarm.any(), "sensor noise of 3 grey levels must not raise it"
+
+
+@pytest.mark.parametrize("size", ["smoke", "lesson", "full"])
+def test_00_sizes_table_reads_for_every_size_and_grows_with_it(size):
+    from mlcourse import settings
+
+    s = settings.pick_sizes(evaluation.SIZES, size, {"EPOCHS": None})
+    assert set(s) == set(evaluation.SIZES["full"]) and all(isinstance(v, int) and v > 0 for v in s.values())
+    assert s["N_GROUPED"] <= s["N_TRAIN"] and s["N_CURVE"] <= s["N_TRAIN"]  # both are subsets of the training images
+    smoke, lesson, full = (evaluation.SIZES[k] for k in ("smoke", "lesson", "full"))
+    assert all(smoke[k] <= lesson[k] <= full[k] for k in full)
+    assert settings.pick_sizes(evaluation.SIZES, size, {"EPOCHS": 2})["EPOCHS"] == 2
+    with pytest.raises(ValueError, match="unknown"):
+        settings.pick_sizes(evaluation.SIZES, size, {"N_IMAGES": 5})
