@@ -7,7 +7,11 @@
 * :func:`compare_reducers`: accuracy, the reducer's own fit time, the classifier's fit time and predict time of
   one model before and after each reducer; :func:`training_time_verdict` words the result from the table;
 * :func:`pca_reconstruction`, :func:`pls_vs_pcr`, :func:`make_mixed_signals` + :func:`match_sources`
-  (ICA vs PCA for unmixing).
+  (ICA vs PCA for unmixing);
+* :data:`SIZES`: the notebook's sizes (smoke, lesson, full), read by its parameters cell with
+  :func:`mlcourse.settings.pick_sizes`.
+
+Taught in ``solutions/03_dimensionality_reduction.ipynb``.
 """
 from __future__ import annotations
 
@@ -16,9 +20,24 @@ import time
 import numpy as np
 import pandas as pd
 
-__all__ = ["relative_contrast", "distance_concentration", "add_noise_features", "hughes_curve",
+__all__ = ["SIZES", "relative_contrast", "distance_concentration", "add_noise_features", "hughes_curve",
            "noise_feature_curve", "compare_reducers", "training_time_verdict", "pca_reconstruction", "pls_vs_pcr",
            "make_mixed_signals", "match_sources"]
+
+#: 03_dimensionality_reduction's sizes, one table (read with ``settings.pick_sizes(reduction.SIZES, cfg.size,
+#: given)``): ``N_IMAGES`` Fashion-MNIST training images, ``REPEATS`` repetitions of each curve point,
+#: ``N_POINTS`` random points per dimension for the distance concentration, ``N_COMPARE`` images for the
+#: before/after-reduction table, ``NMF_ITER`` / ``LOGREG_ITER`` iteration caps there, ``N_GRID`` images and ``KS``
+#: candidate components for the GridSearchCV over PCA's ``k``, ``NMF_PARTS_ITER`` for the 16 NMF parts shown.
+#: The full run takes about 3 minutes on 2 cores, so the lesson size is the full size.
+_FULL = {"N_IMAGES": 20_000, "REPEATS": 10, "N_POINTS": 2_000, "N_COMPARE": 20_000, "NMF_ITER": 400,
+         "LOGREG_ITER": 300, "N_GRID": 5_000, "KS": (5, 10, 25, 50, 100), "NMF_PARTS_ITER": 300}
+SIZES = {
+    "smoke": {"N_IMAGES": 2_000, "REPEATS": 2, "N_POINTS": 500, "N_COMPARE": 1_000, "NMF_ITER": 100,
+              "LOGREG_ITER": 100, "N_GRID": 300, "KS": (5, 25, 50), "NMF_PARTS_ITER": 100},
+    "lesson": dict(_FULL),
+    "full": dict(_FULL),
+}
 
 
 def relative_contrast(points: np.ndarray, query: np.ndarray) -> float:

@@ -89,3 +89,17 @@ def test_text_corpus_loads_and_errors(tmp_path):
         f.write("a,b\n1,2\n")
     with pytest.raises(data.DataError, match="text,label"):
         data.load_text_corpus(bad)
+
+
+@pytest.mark.parametrize("size", ["smoke", "lesson", "full"])
+def test_sizes_table_reads_for_every_size_and_grows_with_it(size):
+    from mlcourse import settings
+
+    s = settings.pick_sizes(reduction.SIZES, size, {"N_IMAGES": None})
+    assert set(s) == set(reduction.SIZES["full"]) and 50 in s["KS"]  # the notebook prints the k = 50 guess
+    assert s["N_COMPARE"] <= s["N_IMAGES"]  # the comparison slices the loaded images
+    smoke, lesson, full = (reduction.SIZES[k] for k in ("smoke", "lesson", "full"))
+    for name, value in full.items():
+        if isinstance(value, int):
+            assert smoke[name] <= lesson[name] <= full[name], name
+    assert settings.pick_sizes(reduction.SIZES, size, {"REPEATS": 3})["REPEATS"] == 3
