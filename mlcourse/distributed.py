@@ -12,6 +12,13 @@ script in plain sight; the functions here are the tested production versions of 
   result says which epoch training resumed at (fault tolerance, shown rather than told).
 * :func:`train_parameter_server`: **ParameterServerStrategy** (asynchronous updates) with real ``ps`` and
   ``worker`` processes and a coordinator (the ``chief``).
+* :func:`one_core_per_device`: data parallelism (``OneDeviceStrategy`` against ``MirroredStrategy``) and model
+  parallelism (naive split against GPipe-style micro-batches) timed in a **fresh process whose two logical
+  devices each get their own core** (one intra-op thread each, two inter-op threads), as two GPUs would: in a
+  notebook's own process both devices share every core, and neither technique can pay.
+* :func:`activation_bytes` and :func:`gradient_underflow`: what mixed precision is for, measured: 16-bit
+  activations take half the bytes, and float16 gradients underflow to zero unless the loss is scaled.
+* :data:`SIZES` / :func:`sizes`: the notebook's sizes (smoke, lesson, full), one table.
 
 **Security.** tf.distribute's gRPC task servers bind every interface (``0.0.0.0``; TensorFlow offers no
 loopback option) and are unauthenticated: :class:`LocalCluster` therefore starts its tasks in a private
@@ -37,10 +44,36 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["logical_cpus", "train_mirrored", "batch_size_sweep", "LocalCluster", "train_multi_worker",
-           "train_parameter_server", "tf_config", "cpu_flags"]
+from mlcourse import data, machine, models, runtime, timing
+from mlcourse.settings import pick_sizes
+
+__all__ = ["SIZES", "sizes", "logical_cpus", "train_mirrored", "batch_size_sweep", "LocalCluster",
+           "train_multi_worker", "train_parameter_server", "tf_config", "cpu_flags", "one_core_per_device",
+           "split_model", "strategy_step", "activation_bytes", "gradient_underflow"]
 
 SMALL_CNN = {"arch": "cnn", "filters": [16, 32], "dense_units": 64, "dropout": 0.1}
+
+#: Notebook 05's sizes, one table (its parameters cell reads it through :func:`sizes`). ``N_TRAIN`` training images,
+#: ``N_TEST`` test images, ``EPOCHS`` per training run, ``SWEEP`` global batch sizes and ``SWEEP_EPOCHS`` for the
+#: batch-size sweep, ``ROUNDS`` x ``NUMBER`` interleaved timing rounds x calls per round, ``WIDTH`` of the MLPs
+#: (model parallelism, mixed precision), ``N_PIPE`` images in the tf.data tables, ``PIPE_ROUNDS`` their rounds,
+#: ``OPEN_S`` / ``RECORD_S`` the simulated storage latency (seconds per shard opened, per record fetched).
+SIZES = {
+    "smoke": {"N_TRAIN": 1_500, "N_TEST": 500, "EPOCHS": 2, "SWEEP": (64, 512), "SWEEP_EPOCHS": 1, "ROUNDS": 3,
+              "NUMBER": 2, "WIDTH": 256, "N_PIPE": 256, "PIPE_ROUNDS": 1, "OPEN_S": 0.01, "RECORD_S": 0.0002},
+    "lesson": {"N_TRAIN": 3_000, "N_TEST": 1_000, "EPOCHS": 2, "SWEEP": (64, 1024), "SWEEP_EPOCHS": 1,
+               "ROUNDS": 5, "NUMBER": 3, "WIDTH": 1024, "N_PIPE": 512, "PIPE_ROUNDS": 3, "OPEN_S": 0.1,
+               "RECORD_S": 0.002},
+    "full": {"N_TRAIN": 20_000, "N_TEST": 5_000, "EPOCHS": 4, "SWEEP": (32, 128, 512, 2048), "SWEEP_EPOCHS": 4,
+             "ROUNDS": 9, "NUMBER": 10, "WIDTH": 1024, "N_PIPE": 10_000, "PIPE_ROUNDS": 7, "OPEN_S": 0.1,
+             "RECORD_S": 0.001},
+}
+
+
+def sizes(size: str, **given) -> dict:
+    """Notebook 05's sizes for ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``; see :data:`SIZES`), with every
+    value in ``given`` that is not None put over them."""
+    return pick_sizes(SIZES, size, given)
 
 
 # ------------------------------------------------------------------------------------------- in-process
@@ -52,9 +85,7 @@ def logical_cpus(n: int = 2) -> list[str]:
     devices already configured are returned when there are enough, otherwise the error says to restart the
     kernel.
     """
-    from mlcourse.runtime import quiet_import
-
-    tf = quiet_import("tensorflow")
+    tf = runtime.quiet_import("tensorflow")
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
@@ -77,9 +108,7 @@ def train_mirrored(x, y, x_test, y_test, hp: dict | None = None, devices: list[s
     they are summed (all-reduce) before one synchronous update. Returns replicas, global batch size, epoch
     time, images per second, final training loss and test accuracy.
     """
-    import tensorflow as tf
-
-    from mlcourse import models
+    tf = runtime.quiet_import("tensorflow")
 
     devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
     if global_batch_size % len(devices):
@@ -126,11 +155,233 @@ def cpu_flags() -> list[str]:
     """The instruction-set flags of this CPU that decide whether 16-bit training can be fast here
     (:mod:`mlcourse.machine`): ``avx2``, ``fma``, ``f16c``, ``avx512f``, ``avx512_bf16``, ``avx512_fp16``,
     ``amx_bf16``, ``amx_fp16``, ``amx_tile``. An empty list where they cannot be read (macOS, Windows)."""
-    from mlcourse import machine
-
     wanted = ("avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16", "amx_tile")
     have = machine.cpu()["flags"]
     return [f for f in wanted if f in have]
+
+
+# ------------------------------------------------------------------------------ one core per logical device
+#: The three ways :func:`split_model` runs one training step of the same MLP.
+MODEL_PARALLEL = ("one device", "split (naive)", "split + pipelined (4 micro-batches)")
+
+
+def split_model(xb, yb, devices: list[str], width: int = 1024, micro: int = 4, seed: int = 0) -> dict:
+    """A 4-layer MLP trained three ways on the batch ``xb`` (N x 784), ``yb``: whole on ``devices[0]``; split in
+    two stages (two layers on ``devices[0]``, two on ``devices[1]``) run one after the other; and split with the
+    batch cut into ``micro`` micro-batches (GPipe), so that stage 0 of one micro-batch can run while stage 1 works
+    on the previous one. Returns ``{name: step}`` (names :data:`MODEL_PARALLEL`; each ``step()`` computes the
+    gradients of one batch). The tested version of notebook 05's model-parallelism cell."""
+    tf = runtime.quiet_import("tensorflow")
+    keras = models.get_keras("keras3")
+    keras.utils.set_random_seed(seed)
+
+    def dense(n_in, units, last=None):
+        layers = [keras.layers.Dense(u, activation="relu") for u in units]
+        return keras.Sequential([keras.Input((n_in,))] + layers + ([keras.layers.Dense(last)] if last else []))
+
+    with tf.device(devices[0]):
+        stage0 = dense(xb.shape[1], [width, width])
+    with tf.device(devices[1]):
+        stage1 = dense(width, [width], last=10)
+    whole = keras.Sequential([dense(xb.shape[1], [width, width]), dense(width, [width], last=10)])
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    split_vars = stage0.trainable_variables + stage1.trainable_variables
+
+    @tf.function
+    def one_device(bx, by):
+        with tf.device(devices[0]), tf.GradientTape() as tape:
+            loss = loss_fn(by, whole(bx))
+        return tape.gradient(loss, whole.trainable_variables)
+
+    @tf.function
+    def split(bx, by):
+        with tf.GradientTape() as tape:
+            with tf.device(devices[0]):
+                h = stage0(bx)
+            with tf.device(devices[1]):
+                loss = loss_fn(by, stage1(h))
+        return tape.gradient(loss, split_vars)
+
+    @tf.function
+    def pipelined(bx, by):
+        with tf.GradientTape() as tape:
+            losses = []
+            for mx, my in zip(tf.split(bx, micro), tf.split(by, micro)):
+                with tf.device(devices[0]):
+                    h = stage0(mx)
+                with tf.device(devices[1]):
+                    losses.append(loss_fn(my, stage1(h)))
+            loss = tf.add_n(losses) / micro
+        return tape.gradient(loss, split_vars)
+
+    xb, yb = tf.constant(xb), tf.constant(yb)
+    return dict(zip(MODEL_PARALLEL, (lambda: one_device(xb, yb), lambda: split(xb, yb), lambda: pipelined(xb, yb))))
+
+
+def strategy_step(strategy, x, y, hp: dict, seed: int = 0):
+    """One training step of the course's small CNN (``hp``) on the global batch ``x, y`` under ``strategy``, as a
+    no-argument ``step()`` for :func:`mlcourse.timing.interleaved`. A custom loop: the model and its optimizer are
+    created in ``strategy.scope()``; each step, ``strategy.run`` gives every replica its share of the batch, the
+    loss is averaged over the *global* batch (``tf.nn.compute_average_loss``) and the optimizer sums the replicas'
+    gradients (all-reduce) before one update."""
+    tf = runtime.quiet_import("tensorflow")
+    keras = models.get_keras("keras3")
+    keras.utils.set_random_seed(seed)
+    with strategy.scope():
+        model = models.build_model(hp, flavor="keras3", compile=False)
+        opt = keras.optimizers.Adam(1e-3)
+        opt.build(model.trainable_variables)
+    per_example = keras.losses.SparseCategoricalCrossentropy(reduction="none")
+    dist = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors((x, y)).repeat())
+    batches = iter(dist)
+
+    def replica(bx, by):
+        with tf.GradientTape() as tape:
+            loss = tf.nn.compute_average_loss(per_example(by, model(bx, training=True)), global_batch_size=len(x))
+        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+
+    @tf.function
+    def step(batch):
+        strategy.run(replica, args=batch)
+
+    return lambda: step(next(batches))
+
+
+def one_core_per_device(directory, global_batch: int = 128, width: int = 1024, batch: int = 256, rounds: int = 7,
+                        number: int = 5, source: str = "auto", seed: int = 0, timeout: float = 600) -> dict:
+    """Data and model parallelism timed where each logical device has its own core: in a fresh process (started by
+    :class:`mlcourse.runtime.ProcessGroup`) with one intra-op thread and two inter-op threads, set before
+    TensorFlow runs anything, so each op uses one core and the two devices' ops run at the same time.
+
+    Returns ``{"data parallel": table, "model parallel": table, "threads": {...}}``; each table is a
+    :func:`mlcourse.timing.interleaved` table (one row per candidate, ``rounds_ms`` per round), ready for
+    :func:`mlcourse.timing.compare`, plus ``cores used`` (CPU time / wall time while it ran: 2 means both cores
+    worked all the time; on a machine busy with other work, less). Data parallel: one training step of the small
+    CNN on ``global_batch`` images under ``OneDeviceStrategy`` and under ``MirroredStrategy`` over two devices
+    (half the batch each). Model parallel: :func:`split_model`'s three steps on ``batch`` images of
+    ``width``-wide layers. A progress bar follows the two phases."""
+    from tqdm.auto import tqdm
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {"global_batch": global_batch, "width": width, "batch": batch, "rounds": rounds, "number": number,
+              "source": source, "seed": seed, "directory": str(directory)}
+    (directory / "cores.json").write_text(json.dumps(config))
+    progress, out = directory / "cores-progress.txt", directory / "cores-result.json"
+    for f in (progress, out):
+        f.unlink(missing_ok=True)
+    threads = {"TF_NUM_INTRAOP_THREADS": 1, "TF_NUM_INTEROP_THREADS": 2, "OMP_NUM_THREADS": 1}
+    bar = tqdm(total=2, desc="one core per device (fresh process)", unit="phase")
+
+    def poll():
+        done = len(progress.read_text().splitlines()) if progress.exists() else 0
+        if done != bar.n:
+            bar.update(done - bar.n)
+
+    with runtime.ProcessGroup(directory / "logs") as group:
+        group.start("cores", [sys.executable, "-m", "mlcourse.distributed", "cores", str(directory / "cores.json")],
+                    env=threads)
+        try:
+            code = group.wait(["cores"], timeout=timeout, on_poll=poll)["cores"]
+        finally:
+            poll()
+            bar.close()
+        if code:
+            raise RuntimeError(f"the timing process failed (exit {code}):\n{group.log('cores')}")
+    result = json.loads(out.read_text())
+    tables = {k: pd.DataFrame(result[k]).set_index("candidate") for k in ("data parallel", "model parallel")}
+    return {**tables, "threads": result["threads"]}
+
+
+def _cores_used(candidates: dict):
+    """The candidates wrapped so that each call adds its CPU time (every thread of this process) and its wall time
+    to ``used[name]``: CPU / wall is how many cores the candidate really ran on (on a busy machine, fewer than the
+    threads it asked for)."""
+    used = {name: [0.0, 0.0] for name in candidates}
+
+    def wrap(name, fn):
+        def call():
+            cpu, wall = time.process_time(), time.perf_counter()
+            fn()
+            used[name][0] += time.process_time() - cpu
+            used[name][1] += time.perf_counter() - wall
+        return call
+
+    return {name: wrap(name, fn) for name, fn in candidates.items()}, used
+
+
+def _cores_main(config_path: str) -> int:
+    cfg = json.loads(Path(config_path).read_text())
+    runtime.exit_with_parent()
+    tf = runtime.quiet_import("tensorflow")
+    tf.config.threading.set_intra_op_parallelism_threads(1)  # before any op: each op runs on one core
+    tf.config.threading.set_inter_op_parallelism_threads(2)  # two ops (one per device) at the same time
+    devices = logical_cpus(2)
+    progress = Path(cfg["directory"]) / "cores-progress.txt"
+    fm = data.load_fashion_mnist(source=cfg["source"])
+    x, y = data.stratified_subset(fm.x_train, fm.y_train, max(cfg["global_batch"], cfg["batch"]), seed=cfg["seed"])
+    x, y = x.astype("float32"), y.astype("int64")
+    gb = cfg["global_batch"]
+    dp = {"OneDeviceStrategy (1 device, 1 core)": strategy_step(tf.distribute.OneDeviceStrategy(devices[0]),
+                                                                  x[:gb], y[:gb], SMALL_CNN, cfg["seed"]),
+          "MirroredStrategy (2 devices, 1 core each)": strategy_step(
+              tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice()),
+              x[:gb], y[:gb], SMALL_CNN, cfg["seed"])}
+    dp, dp_used = _cores_used(dp)
+    t_dp = timing.interleaved(dp, rounds=cfg["rounds"], number=cfg["number"], warmup=2)
+    t_dp["cores used"] = [dp_used[k][0] / dp_used[k][1] for k in t_dp.index]
+    progress.write_text("data parallel\n")
+    flat = x[:cfg["batch"]].reshape(cfg["batch"], -1) / 255
+    mp, mp_used = _cores_used(split_model(flat, y[:cfg["batch"]], devices, width=cfg["width"], seed=cfg["seed"]))
+    t_mp = timing.interleaved(mp, rounds=cfg["rounds"], number=cfg["number"], warmup=2)
+    t_mp["cores used"] = [mp_used[k][0] / mp_used[k][1] for k in t_mp.index]
+    with open(progress, "a") as f:
+        f.write("model parallel\n")
+    threads = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+               "inter_op": tf.config.threading.get_inter_op_parallelism_threads(), "devices": devices}
+    tables = {"data parallel": t_dp, "model parallel": t_mp}
+    (Path(cfg["directory"]) / "cores-result.json").write_text(json.dumps(
+        {**{k: t.reset_index().to_dict("records") for k, t in tables.items()}, "threads": threads}))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- mixed precision
+def activation_bytes(model, x) -> pd.DataFrame:
+    """Per layer of the Keras 3 ``model``: its compute dtype, the bytes of its output (activation) for the batch
+    ``x``, the bytes of its stored variables, and the bytes of the weights it computes with (its variables cast to
+    its compute dtype). Under a mixed policy the stored (master) weights stay float32 while the activations and
+    the computing copy of the weights are 16-bit: half the bytes to move through memory."""
+    keras = models.get_keras("keras3")
+    tf = runtime.quiet_import("tensorflow")
+    probe = keras.Model(model.inputs[0], [layer.output for layer in model.layers])
+    outputs = probe(x)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    rows = []
+    for layer, out in zip(model.layers, outputs):
+        size = sum(int(np.prod(v.shape)) for v in layer.weights)
+        rows.append({"layer": layer.name, "compute dtype": layer.compute_dtype,
+                     "activation bytes": int(np.prod(out.shape)) * tf.as_dtype(out.dtype).size,
+                     "stored weight bytes": sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size
+                                                for v in layer.weights),
+                     "computing weight bytes": size * tf.as_dtype(layer.compute_dtype).size})
+    return pd.DataFrame(rows)
+
+
+def gradient_underflow(reference, grads) -> dict:
+    """How many gradient values were lost: ``reference`` and ``grads`` are lists of gradient tensors (one per
+    variable, the same variables), e.g. a float32 model's and the same weights' under ``mixed_float16``. Returns
+    the number of values, the fraction that is zero in each, the fraction **lost to underflow** (non-zero in
+    ``reference``, exactly zero in ``grads``), and the fraction of ``reference`` values smaller than float16's
+    smallest positive number (2**-24, about 6e-8), which float16 cannot hold."""
+    if len(reference) != len(grads):
+        raise ValueError(f"{len(reference)} reference gradients but {len(grads)} to compare: use the same variables.")
+    ref = np.concatenate([np.asarray(g, dtype=np.float64).ravel() for g in reference])
+    got = np.concatenate([np.asarray(g, dtype=np.float64).ravel() for g in grads])
+    if ref.shape != got.shape:
+        raise ValueError(f"the gradients differ in size ({ref.size} vs {got.size} values): use the same variables.")
+    return {"values": int(ref.size), "zero (reference)": float(np.mean(ref == 0)), "zero": float(np.mean(got == 0)),
+            "lost to underflow": float(np.mean((ref != 0) & (got == 0))),
+            "below float16's smallest (reference)": float(np.mean((ref != 0) & (np.abs(ref) < 2.0**-24)))}
 
 
 # ------------------------------------------------------------------------------------------- processes
@@ -163,17 +414,15 @@ class LocalCluster:
 
     def __init__(self, tasks: dict[str, int], directory, config: dict, threads_per_task: int = 1,
                  private_network: bool = True):
-        from mlcourse.runtime import ProcessGroup, free_port
-
         if not tasks or any(int(n) < 1 for n in tasks.values()):
             raise ValueError(f"tasks must map job names to counts >= 1, got {tasks}.")
         self.directory = Path(directory)
         (self.directory / "logs").mkdir(parents=True, exist_ok=True)
         self.config_path = self.directory / "config.json"
         self.config_path.write_text(json.dumps(config, indent=1))
-        self.cluster = {job: [f"localhost:{free_port()}" for _ in range(int(n))] for job, n in tasks.items()}
+        self.cluster = {job: [f"localhost:{runtime.free_port()}" for _ in range(int(n))] for job, n in tasks.items()}
         self.threads = threads_per_task
-        self.group = ProcessGroup(self.directory / "logs", private_network=private_network, grace=3.0)
+        self.group = runtime.ProcessGroup(self.directory / "logs", private_network=private_network, grace=3.0)
         self.isolated = self.group.isolated
         if not self.isolated:
             print("WARNING: the tf.distribute tasks listen on every network interface of this machine, "
@@ -225,9 +474,7 @@ class LocalCluster:
 
     def listening(self) -> dict[str, list[tuple[str, int]]]:
         """What each running task listens on (address, port), read from ``/proc`` in the task's own network."""
-        from mlcourse.runtime import listening_ports
-
-        return {n: listening_ports(p.pid) for n, p in self.procs.items() if p.poll() is None}
+        return {n: runtime.listening_ports(p.pid) for n, p in self.procs.items() if p.poll() is None}
 
     def log(self, name: str, tail: int = 30) -> str:
         """The last ``tail`` lines of a task's log."""
@@ -248,14 +495,12 @@ def _events(path: Path) -> list[dict]:
 
 
 def _prepare(directory, fresh: bool) -> Path:
-    from mlcourse.runtime import keep_aside
-
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
         if not fresh:
             raise FileExistsError(f"{directory} already holds a run (logs, backups). Pass fresh=True to move it "
                                   "aside (nothing is deleted) or choose another directory.")
-        keep_aside(directory)
+        runtime.keep_aside(directory)
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 
@@ -406,8 +651,6 @@ def train_parameter_server(directory, n_workers: int = 2, n_ps: int = 1, epochs:
 
 # ----------------------------------------------------------------------------------------- task process
 def _load_data(cfg):
-    from mlcourse import data
-
     ds = data.load_fashion_mnist(source=cfg["source"])
     x, y = data.stratified_subset(ds.x_train, ds.y_train, cfg["n_train"], seed=cfg["seed"])
     n = cfg["n_test"]
@@ -445,14 +688,10 @@ def _task_main() -> int:
     cfg = json.loads(Path(os.environ["MLCOURSE_TASK_CONFIG"]).read_text())
     tf_cfg = json.loads(os.environ["TF_CONFIG"])
     job, index = tf_cfg["task"]["type"], tf_cfg["task"]["index"]
-    from mlcourse.runtime import exit_with_parent, quiet_tensorflow
-
-    exit_with_parent()
-    quiet_tensorflow()
+    runtime.exit_with_parent()
+    runtime.quiet_tensorflow()
     import tensorflow as tf
     import tf_keras
-
-    from mlcourse import models
 
     tf_keras.utils.set_random_seed(cfg["seed"])
     directory = Path(cfg["directory"])
@@ -518,5 +757,7 @@ def _task_main() -> int:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "task":
         sys.exit(_task_main())
+    if len(sys.argv) > 2 and sys.argv[1] == "cores":
+        sys.exit(_cores_main(sys.argv[2]))
     print("usage: python -m mlcourse.distributed task   (with TF_CONFIG and MLCOURSE_TASK_CONFIG set;\n"
           "       started for you by LocalCluster, or by hand on each machine of a real cluster)")

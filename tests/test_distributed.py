@@ -170,7 +170,7 @@ def test_killed_worker_resumes_from_backup_without_losing_epochs(tmp_path):
 
 
 def test_logical_cpus_and_mirrored_training_in_a_fresh_process(tmp_path):
-    code = ("import json, mlcourse; mlcourse.setup(smoke=True)\n"
+    code = ("import json, mlcourse; mlcourse.setup(size='smoke')\n"
             "from mlcourse import distributed as d, data\n"
             "devs = d.logical_cpus(2)\n"
             "ds = data.load_fashion_mnist(source='embedded')\n"
@@ -195,3 +195,85 @@ def test_cpu_flags_lists_only_known_instruction_sets():
     assert isinstance(flags, list)
     assert set(flags) <= {"avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16",
                           "amx_tile"}
+
+
+def test_sizes_table_has_the_three_sizes_and_takes_given_values():
+    from mlcourse import settings
+
+    assert set(distributed.SIZES) == set(settings.SIZES)
+    lesson = distributed.sizes("lesson")
+    assert lesson == distributed.SIZES["lesson"]
+    assert distributed.sizes("lesson", N_TRAIN=123, EPOCHS=None)["N_TRAIN"] == 123
+    assert distributed.sizes("smoke")["N_TRAIN"] < lesson["N_TRAIN"] <= distributed.sizes("full")["N_TRAIN"]
+    with pytest.raises(ValueError, match="unknown"):
+        distributed.sizes("lesson", N_TRIAN=1)
+
+
+def test_gradient_underflow_counts_values_lost_to_zero():
+    ref = [np.array([1e-3, 1e-9, 0.0, 2.0]), np.array([[1e-9, 5e-1]])]
+    got = [np.array([1e-3, 0.0, 0.0, 2.0]), np.array([[0.0, 5e-1]])]
+    r = distributed.gradient_underflow(ref, got)
+    assert r["values"] == 6
+    assert r["zero (reference)"] == pytest.approx(1 / 6) and r["zero"] == pytest.approx(3 / 6)
+    assert r["lost to underflow"] == pytest.approx(2 / 6)
+    assert r["below float16's smallest (reference)"] == pytest.approx(2 / 6)
+    assert distributed.gradient_underflow(ref, ref)["lost to underflow"] == 0
+    with pytest.raises(ValueError, match="same variables"):
+        distributed.gradient_underflow(ref, got[:1])
+
+
+def _mlp(keras, policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        return keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(16),
+                                 keras.layers.Dense(10), keras.layers.Activation("softmax", dtype="float32")])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_activation_bytes_halve_under_a_16_bit_policy_master_weights_do_not():
+    import keras
+
+    x = np.zeros((8, 28, 28), "float32")
+    f32 = distributed.activation_bytes(_mlp(keras, "float32"), x)
+    f16 = distributed.activation_bytes(_mlp(keras, "mixed_float16"), x)
+    assert len(f32) == len(f16) == 4
+    assert f32.loc[1, "activation bytes"] == 8 * 16 * 4 and f16.loc[1, "activation bytes"] == 8 * 16 * 2
+    assert (f16["stored weight bytes"] == f32["stored weight bytes"]).all()  # float32 master weights
+    assert f16.loc[1, "computing weight bytes"] * 2 == f32.loc[1, "computing weight bytes"] == (28 * 28 * 16 + 16) * 4
+    assert f16.loc[3, "activation bytes"] == f32.loc[3, "activation bytes"]  # the float32 softmax
+    assert f16.loc[1, "compute dtype"] == "float16" and f32.loc[1, "compute dtype"] == "float32"
+
+
+def test_split_model_steps_give_the_same_gradients_shapes():
+    rng = np.random.default_rng(0)
+    xb, yb = rng.random((32, 784), dtype=np.float32), rng.integers(0, 10, 32)
+    steps = distributed.split_model(xb, yb, ["/cpu:0", "/cpu:0"], width=32)
+    assert list(steps) == list(distributed.MODEL_PARALLEL)
+    shapes = {name: [tuple(g.shape) for g in step()] for name, step in steps.items()}
+    assert shapes["split (naive)"] == shapes["split + pipelined (4 micro-batches)"] == shapes["one device"]
+    naive, piped = steps["split (naive)"](), steps["split + pipelined (4 micro-batches)"]()
+    for a, b in zip(naive, piped):  # the same weights: micro-batching changes the schedule, not the gradient
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5)
+
+
+def test_strategy_step_trains_under_one_device_strategy():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 28, 28), dtype=np.float32) * 255, rng.integers(0, 10, 16)
+    step = distributed.strategy_step(tf.distribute.OneDeviceStrategy("/cpu:0"), x, y, distributed.SMALL_CNN)
+    for _ in range(2):
+        step()
+
+
+def test_one_core_per_device_times_both_kinds_in_a_fresh_process(tmp_path):
+    r = distributed.one_core_per_device(tmp_path, global_batch=16, width=32, batch=16, rounds=2, number=1,
+                                        source="embedded", timeout=300)
+    assert r["threads"]["intra_op"] == 1 and r["threads"]["inter_op"] == 2 and len(r["threads"]["devices"]) == 2
+    dp, mp = r["data parallel"], r["model parallel"]
+    assert list(dp.index) == ["OneDeviceStrategy (1 device, 1 core)", "MirroredStrategy (2 devices, 1 core each)"]
+    assert list(mp.index) == list(distributed.MODEL_PARALLEL)
+    for table in (dp, mp):
+        assert (table["median_ms"] > 0).all() and all(len(r_) == 2 for r_ in table["rounds_ms"])
+        assert ((table["cores used"] > 0) & (table["cores used"] <= os.cpu_count() + 0.5)).all()  # CPU / wall time
