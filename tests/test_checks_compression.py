@@ -190,3 +190,64 @@ def test_the_stubs_error_passes_through_unchanged():
     for checker in (checks.check_int8_converter, checks.check_pruning_loop):
         with pytest.raises(NotImplementedError, match="your code here"):
             checker(stub)
+
+
+def _scan(data=None, together=False, restore=True):
+    """A right scan (plain NumPy and Keras), or a plausible wrong one."""
+    import pandas as pd
+
+    def scan(model, x_val, y_val, sparsities):
+        xs, ys = data() if data else (x_val, y_val)
+        names = [lay.name for lay in model.layers if type(lay).__name__ in ("Dense", "Conv2D")]
+        rows = []
+        for name in names:
+            for s in sparsities:
+                saved = {n: model.get_layer(n).get_weights() for n in names}
+                for n in (names if together else [name]):
+                    k, *rest = saved[n]
+                    k = k.copy()
+                    k.flat[np.argsort(np.abs(k), axis=None)[:int(round(s * k.size))]] = 0
+                    model.get_layer(n).set_weights([k, *rest])
+                acc = float((model.predict(xs, verbose=0).argmax(1) == ys).mean())
+                rows.append({"layer": name, "sparsity": s, "accuracy": acc})
+                if restore:
+                    for n in names:
+                        model.get_layer(n).set_weights(saved[n])
+        return pd.DataFrame(rows)
+
+    return scan
+
+
+def _choose(scan, weights, target_nonzero):
+    from mlcourse import compression
+
+    return compression.allocate_sparsity(scan, target_nonzero)
+
+
+def test_adaptive_sparsity_checker_passes_a_right_answer():
+    checks.check_adaptive_sparsity(_scan(), _choose)
+
+
+def test_adaptive_sparsity_checker_rejects_wrong_scans():
+    from mlcourse.checks import compression as cc
+
+    with pytest.raises(AssertionError, match="prunes every layer at once"):
+        checks.check_adaptive_sparsity(_scan(together=True), _choose)
+    with pytest.raises(AssertionError, match="test set"):
+        checks.check_adaptive_sparsity(_scan(data=lambda: cc._tiny_data()[2:]), _choose)
+    with pytest.raises(AssertionError, match="weights changed"):
+        checks.check_adaptive_sparsity(_scan(restore=False), _choose)
+
+
+def test_adaptive_sparsity_checker_rejects_wrong_choices():
+    def ignores_target(scan, weights, target_nonzero):  # the same choice whatever the target
+        return {name: 0.5 for name in weights}
+
+    def uniform(scan, weights, target_nonzero):  # the control, not the answer
+        share = 1 - target_nonzero / sum(weights.values())
+        return {name: share for name in weights}
+
+    with pytest.raises(AssertionError, match="target was at most"):
+        checks.check_adaptive_sparsity(_scan(), ignores_target)
+    with pytest.raises(AssertionError, match="course's allocation"):
+        checks.check_adaptive_sparsity(_scan(), uniform)

@@ -168,6 +168,12 @@ def test_check_targets_judges_measurements():
     assert t.loc["pruned+int8 size ratio (gzipped float32 / gzipped pruned+int8)", "met"]
     assert not t.loc["pruned+int8 accuracy loss (pp)", "met"]  # 1.5 pp > 1 pp
     assert t.loc["int8 latency speed-up (float32 ms / int8 ms)", "measured"] == pytest.approx(2.0)
+    assert t.loc["int8 latency speed-up (float32 ms / int8 ms)", "met"] is None, "medians alone are not a verdict"
+    names = ["float32 baseline", "int8 (per-channel)"]
+    split = pd.DataFrame({"candidate": names, "median_ms": [1.0, 0.5], "rounds_ms": [[1, 1, 0.4], [0.5, 0.5, 0.6]]})
+    t = C.check_targets(table, split.set_index("candidate")).set_index("target")
+    speed = t.loc["int8 latency speed-up (float32 ms / int8 ms)"]
+    assert not speed["met"] and "too close to call" in speed["verdict"], "faster by the medians, not by the rounds"
 
 
 def test_calibration_sweep_one_row_per_set(trained, ds):
@@ -251,16 +257,84 @@ def test_latency_table_times_every_model_interleaved(trained, ds):
         C.latency_table({}, ds[2][0])
 
 
-def test_sizes_table_and_cpu_flags(tmp_path):
-    assert set(C.SIZES) == {"smoke", "full"} and C.SIZES["smoke"].keys() == C.SIZES["full"].keys()
-    d = C.defaults(True)
-    d["n_train"] = -1
-    assert C.SIZES["smoke"]["n_train"] > 0, "defaults() must return a copy"
-    f = tmp_path / "cpuinfo"
-    f.write_text("processor: 0\nflags\t\t: fpu sse4_1 avx avx2 fma\n")
-    flags = C.cpu_flags(str(f))
-    assert flags["avx2"] and flags["fma"] and not flags["avx512_vnni"]
-    assert C.cpu_flags(str(tmp_path / "missing")) == {}
+def test_sizes_table_has_three_sizes_read_by_pick_sizes():
+    from mlcourse import settings
+
+    assert set(C.SIZES) == set(settings.SIZES)
+    assert C.SIZES["smoke"].keys() == C.SIZES["lesson"].keys() == C.SIZES["full"].keys()
+    s = settings.pick_sizes(C.SIZES, "lesson", {"N_TRAIN": 123, "EPOCHS": None})
+    assert s["N_TRAIN"] == 123 and s["EPOCHS"] == C.SIZES["lesson"]["EPOCHS"]
+    assert C.SIZES["smoke"]["N_TRAIN"] <= C.SIZES["lesson"]["N_TRAIN"] <= C.SIZES["full"]["N_TRAIN"]
+    assert C.SIZES["lesson"]["WIDE_UNITS"] >= 2048, "the memory-bound case needs weights beyond the caches"
+
+
+def test_sensitivity_scan_prunes_one_layer_at_a_time_on_the_data_given(trained, ds):
+    x, y, xt, yt = ds
+    before = [w.copy() for w in trained.get_weights()]
+    scan = C.sensitivity_scan(trained, xt, yt, (0.5, 0.99))
+    assert all(np.array_equal(a, b) for a, b in zip(before, trained.get_weights())), "the scan must not prune the model"
+    layers = C.prunable_layers(trained)
+    assert list(layers) == ["conv0", "conv1", "dense0", "probs"]
+    assert len(scan) == 3 * len(layers) and set(scan.sparsity) == {0.0, 0.5, 0.99}
+    one = C.magnitude_prune(trained, {"conv0": 0.99})
+    assert C.keras_accuracy(one, xt, yt) == scan.query("layer == 'conv0' and sparsity == 0.99").accuracy.item()
+    k = one.get_layer("conv0").kernel.numpy()
+    assert (k == 0).sum() == round(0.99 * k.size)
+    assert (one.get_layer("conv1").kernel.numpy() != 0).all(), "only the named layer is pruned"
+    with pytest.raises(ValueError, match="no prunable layer"):
+        C.magnitude_prune(trained, {"rescale": 0.5})
+
+
+def test_allocation_meets_the_target_and_spares_the_sensitive_layers():
+    rows = []
+    for name, n, accs in (("small_sensitive", 100, (0.9, 0.5, 0.2)), ("big_robust", 10_000, (0.9, 0.9, 0.88))):
+        rows += [{"layer": name, "weights": n, "sparsity": s, "accuracy": a} for s, a in zip((0.0, 0.5, 0.9), accs)]
+    scan = pd.DataFrame(rows)
+    weights = {"small_sensitive": 100, "big_robust": 10_000}
+    loose = C.allocate_sparsity(scan, 8_000)  # 20 % off: the big layer at 50 % is enough, and nothing more
+    assert loose == {"small_sensitive": 0.0, "big_robust": 0.5}
+    tight = C.allocate_sparsity(scan, 1_200)
+    assert C.nonzero_weights(weights, tight) <= 1_200 and tight["small_sensitive"] == 0.0
+    uni = C.uniform_sparsity(weights, C.nonzero_weights(weights, tight))
+    assert abs(C.nonzero_weights(weights, uni) - C.nonzero_weights(weights, tight)) <= 2
+    with pytest.raises(ValueError, match="scan higher sparsities"):
+        C.allocate_sparsity(scan, 500)
+
+
+def test_prune_per_layer_reaches_each_layers_own_sparsity(trained, ds):
+    x, y, _, _ = ds
+    out = C.prune_per_layer(trained, x[:256], y[:256], {"dense0": 0.9, "conv1": 0.5}, epochs=1)
+    k = {lay.name: lay.kernel.numpy() for lay in out.layers if hasattr(lay, "kernel")}
+    assert abs((k["dense0"] == 0).mean() - 0.9) < 0.02 and abs((k["conv1"] == 0).mean() - 0.5) < 0.02
+    assert (k["conv0"] != 0).mean() > 0.95 and not any(type(lay).__name__ == "PruneLowMagnitude" for lay in out.layers)
+
+
+def test_keras_int8_quantizes_dense_layers_only(trained, ds):
+    _, _, xt, yt = ds
+    q, done = C.keras_int8(trained)
+    assert done == ["dense0", "probs"], "Keras 3.15 quantizes Dense (not Conv2D)"
+    assert str(q.get_layer("dense0").kernel.dtype) == "int8" and str(q.get_layer("conv0").kernel.dtype) == "float32"
+    assert C.weight_bytes(q) < 0.5 * C.weight_bytes(trained)
+    assert abs(C.keras_accuracy(q, xt, yt) - C.keras_accuracy(trained, xt, yt)) < 0.05
+    assert str(trained.get_layer("dense0").kernel.dtype) == "float32", "the original is left as it was"
+
+
+def test_wide_mlp_weights_are_mostly_its_wide_layers():
+    m = C.wide_mlp(units=64, layers=2)
+    assert [lay.name for lay in m.layers if lay.weights] == ["wide0", "wide1", "probs"]
+    assert C.weight_bytes(m) == 4 * m.count_params()
+
+
+def test_litert_quantizer_path_when_installed(trained, ds):
+    x, _, xt, yt = ds
+    try:
+        C.litert_quantizer()
+    except ImportError as err:
+        assert "pip install litert-quantizer==0.11.0" in str(err)
+        pytest.skip(str(err))
+    blob = C.litert_int8(C.to_tflite(trained), x[:100])
+    assert C.sizes(blob)[0] < 0.5 * C.sizes(C.to_tflite(trained))[0]
+    assert C.evaluate_tflite(blob, xt, yt) > 0.3
 
 
 def test_binary_weight_layer_is_named_as_such():

@@ -10,7 +10,8 @@ import numpy as np
 
 from mlcourse.checks._common import _passed
 
-__all__ = ["check_int8_converter", "check_int8_quantize", "check_pruning_loop", "check_low_rank"]
+__all__ = ["check_int8_converter", "check_int8_quantize", "check_pruning_loop", "check_low_rank",
+           "check_adaptive_sparsity"]
 
 _TINY_HP = {"arch": "cnn", "filters": [4], "dense_units": 0, "dropout": 0.0}
 
@@ -194,3 +195,123 @@ def check_low_rank(fn) -> None:
             f"rank {r}: ||W - AB|| = {err:.3f}, the optimum (Eckart-Young) is {best:.3f}. Keep the {r} largest "
             "singular values: A = U[:, :r] * S[:r], B = Vt[:r].")
     _passed("4.4", "A @ B reaches the Eckart-Young optimum at ranks 1, 5 and 20.")
+
+
+_SCAN_GRID = (0.5, 0.9, 0.99)
+
+
+@functools.lru_cache(maxsize=1)
+def _tiny_val():
+    """Validation images the tiny model never trained on (rows 600-899 of the embedded training set)."""
+    from mlcourse import data
+
+    d = data.load_fashion_mnist(source="embedded")
+    return d.x_train[600:900], d.y_train[600:900]
+
+
+@functools.lru_cache(maxsize=1)
+def _tiny_mlp():
+    """A fixed tiny MLP (784 -> 64 -> 10), trained 6 epochs on 600 embedded images: a robust 50,176-weight hidden
+    layer and a sensitive 640-weight output layer, so a per-layer choice beats uniform sparsity (0.71 vs 0.40
+    validation accuracy with 12 % of the weights kept)."""
+    from mlcourse import models
+    from mlcourse.runtime import set_seed
+
+    x, y, _, _ = _tiny_data()
+    set_seed(0)
+    m = models.build_model({"arch": "mlp", "hidden_units": [64], "dropout": 0.0})
+    m.fit(x, y, epochs=6, batch_size=64, verbose=0)
+    return m
+
+
+@functools.lru_cache(maxsize=1)
+def _reference_scan():
+    from mlcourse import compression as C
+
+    return C.sensitivity_scan(_tiny_mlp(), *_tiny_val(), _SCAN_GRID)
+
+
+def _scan_rows(got, grid) -> dict:
+    import pandas as pd
+
+    assert isinstance(got, pd.DataFrame), (
+        f"Return a pandas DataFrame (one row per layer and sparsity), got {type(got).__name__}.")
+    missing = {"layer", "sparsity", "accuracy"} - set(got.columns)
+    assert not missing, f"The scan's table needs the columns layer, sparsity, accuracy; {sorted(missing)} missing."
+    return {(str(r.layer), round(float(r.sparsity), 4)): float(r.accuracy) for r in got.itertuples()
+            if round(float(r.sparsity), 4) in {round(s, 4) for s in grid}}
+
+
+def _check_scan(scan_fn, pristine, xv, yv, xt, yt):
+    from mlcourse import compression as C
+
+    model = C.magnitude_prune(pristine, {})  # the learner's own copy: a scan that forgets to restore spoils only it
+    before = [w.copy() for w in model.get_weights()]
+    got = _scan_rows(scan_fn(model, xv, yv, _SCAN_GRID), _SCAN_GRID)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights())), (
+        "The model's weights changed during your scan: restore each layer's kernel after pruning it (or prune a "
+        "copy), or every later row measures a model that earlier rows already pruned.")
+    layers = list(C.prunable_layers(model))
+    want = {(n, s) for n in layers for s in _SCAN_GRID}
+    assert set(got) == {(n, round(s, 4)) for n, s in want}, (
+        f"The scan must have one row per prunable layer ({layers}) and sparsity {_SCAN_GRID}; got rows for "
+        f"{sorted(got)}.")
+    ref = _reference_scan()
+    ref_rows = _scan_rows(ref, _SCAN_GRID)
+    off = {k: got[k] - ref_rows[k] for k in ref_rows if abs(got[k] - ref_rows[k]) > 0.01}
+    if off:  # what went wrong: the two plausible mistakes, measured only when needed
+        together = {s: C.keras_accuracy(C.magnitude_prune(pristine, {n: s for n in layers}), xv, yv)
+                    for s in _SCAN_GRID}
+        if all(abs(got[(n, s)] - together[s]) <= 0.01 for n, s in got):
+            raise AssertionError(
+                "Your scan prunes every layer at once: each row must prune ONE layer (the others untouched), or "
+                "the scan cannot tell a sensitive layer from a robust one.")
+        on_test = _scan_rows(C.sensitivity_scan(pristine, xt, yt, _SCAN_GRID), _SCAN_GRID)
+        if all(abs(got[k] - on_test[k]) <= 0.01 for k in got):
+            raise AssertionError(
+                "Your accuracies are those of the test set: measure on x_val, y_val (the validation data you were "
+                "given). Choosing sparsities on the test set makes the final test accuracy an optimistic guess.")
+        (name, s), diff = next(iter(off.items()))
+        raise AssertionError(
+            f"Pruning {name} to {s:.0%}: your accuracy is {got[(name, s)]:.3f}, one-shot magnitude pruning of that "
+            f"layer alone gives {ref_rows[(name, s)]:.3f} on the validation data. Zero the {s:.0%} of its kernel "
+            "with the smallest |w| (not a random share, not the bias), evaluate, then restore the kernel.")
+    return ref
+
+
+def check_adaptive_sparsity(scan_fn, choose_fn) -> None:
+    """Exercise 4.5: ``scan_fn(model, x_val, y_val, sparsities) -> DataFrame(layer, sparsity, accuracy)``, one
+    layer pruned at a time (one-shot magnitude pruning), on the validation data; and ``choose_fn(scan, weights,
+    target_nonzero) -> {layer: sparsity}`` that keeps at most ``target_nonzero`` kernel weights while losing
+    little accuracy. Checked on a fixed tiny MLP (a 50,176-weight hidden layer, a 640-weight output layer),
+    against the course's :func:`mlcourse.compression.sensitivity_scan` and :func:`allocate_sparsity`; uniform
+    sparsity at the same total is the control a right answer must beat where the target is tight."""
+    from mlcourse import compression as C
+
+    model = _tiny_mlp()
+    xv, yv = _tiny_val()
+    _, _, xt, yt = _tiny_data()
+    ref_scan = _check_scan(scan_fn, model, xv, yv, xt, yt)
+    weights = C.prunable_layers(model)
+    total = sum(weights.values())
+    for share in (0.12, 0.6):  # keep 12 % of the weights (tight: the output layer at 90 %), then 60 % (loose)
+        target = int(share * total)
+        chosen = choose_fn(ref_scan.copy(), dict(weights), target)
+        assert isinstance(chosen, dict) and set(chosen) == set(weights), (
+            f"Return a dict {{layer: sparsity}} with every prunable layer ({list(weights)}), got {chosen!r}.")
+        assert all(0 <= float(v) < 1 for v in chosen.values()), f"Sparsities must be in [0, 1), got {chosen}."
+        nz = C.nonzero_weights(weights, {k: float(v) for k, v in chosen.items()})
+        assert nz <= target, (
+            f"Your sparsities keep {nz:,} non-zero weights, the target was at most {target:,}: the choice must "
+            "meet the target (count each layer's weights x (1 - its sparsity)).")
+        acc = C.keras_accuracy(C.magnitude_prune(model, chosen), xv, yv)
+        ref = C.allocate_sparsity(ref_scan, target)
+        ref_acc = C.keras_accuracy(C.magnitude_prune(model, ref), xv, yv)
+        uni_acc = C.keras_accuracy(C.magnitude_prune(model, C.uniform_sparsity(weights, nz)), xv, yv)
+        assert acc >= ref_acc - 0.02, (
+            f"Keeping {target:,} of {total:,} weights, your choice {chosen} reaches {acc:.3f} on the validation data; "
+            f"the course's allocation {ref} reaches {ref_acc:.3f} (uniform sparsity at your total: {uni_acc:.3f}). "
+            "Give the sensitive layers (those whose accuracy falls fast in the scan) low sparsity and the robust, "
+            "big ones high sparsity, then check the target.")
+    _passed("4.5", "one layer pruned at a time on the validation data; sparsities meet both targets and keep the "
+                   "accuracy of the course's allocation (within 2 points).")
