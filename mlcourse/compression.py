@@ -40,7 +40,7 @@ import pandas as pd
 from mlcourse import models
 from mlcourse.runtime import quiet_import, silenced
 
-__all__ = ["warm_cache", "SIZES", "CONV_HP", "prune_filters", "structured_prune", "latency_table",
+__all__ = ["warm_cache", "split", "SIZES", "CONV_HP", "prune_filters", "structured_prune", "latency_table",
            "with_outlier_unit", "BinaryWeightDense", "float_mlp", "wide_mlp", "weight_bytes", "keras_int8",
            "litert_quantizer", "litert_int8", "prunable_layers", "magnitude_prune", "sensitivity_scan",
            "keras_accuracy", "nonzero_weights", "allocate_sparsity", "uniform_sparsity", "prune_per_layer", "MODES",
@@ -998,16 +998,28 @@ SIZES = {
 CONV_HP = {"arch": "cnn", "filters": [32, 64, 128], "dense_units": 0, "dropout": 0.0}
 
 
+def split(ds, n_train: int, n_val: int, n_test: int, seed: int = 0):
+    """04's data: ``(x_train, y_train, x_val, y_val, x_test, y_test)``. ``n_train + n_val`` training images drawn
+    stratified, the first ``n_train`` to train on and the rest held out (the sensitivity scan's validation data,
+    never seen in training), and ``n_test`` test images. The notebook and :func:`warm_cache` both use it, so a
+    prepared room's cached models were trained on exactly the notebook's images."""
+    from mlcourse import data
+
+    x_pool, y_pool = data.stratified_subset(ds.x_train, ds.y_train, n_train + n_val, seed=seed)
+    x_test, y_test = data.stratified_subset(ds.x_test, ds.y_test, n_test, seed=seed)
+    return x_pool[:n_train], y_pool[:n_train], x_pool[n_train:], y_pool[n_train:], x_test, y_test
+
+
 def warm_cache(ds, size: str, seed: int = 0) -> None:
     """Train and cache 04_compression's slow models at the notebook's sizes for ``size`` (``"smoke"``,
     ``"lesson"`` or ``"full"``; ``make workshop``): the baseline (and the model weeks 01/02 chose, if any), its
     separable twin, the conv-heavy model, its filter-pruned version and the float MLP."""
-    from mlcourse import data, results, runtime, settings
+    from mlcourse import results, runtime, settings
 
-    if isinstance(size, bool):  # the workshop's old call, warm_cache(ds, smoke): until it passes a size
-        size = "smoke" if size else "full"
+    if isinstance(size, bool):
+        raise TypeError("warm_cache takes a size ('smoke', 'lesson' or 'full'), not True/False.")
     d = settings.pick_sizes(SIZES, size)
-    x, y = data.stratified_subset(ds.x_train, ds.y_train, d["N_TRAIN"], seed=seed)
+    x, y = split(ds, d["N_TRAIN"], d["N_VAL"], d["N_TEST"], seed=seed)[:2]
     chosen, _ = results.chosen_hp(runtime.work_dir(size), BASELINE_HP, "BASELINE_HP")
     for hp in ([BASELINE_HP] if chosen == BASELINE_HP else [BASELINE_HP, chosen]):
         baseline_model(x, y, hp, epochs=d["EPOCHS"], seed=seed)

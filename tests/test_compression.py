@@ -386,3 +386,15 @@ def test_float_finetune_is_the_equal_epoch_control(trained, ds):
     assert not np.allclose(control.get_weights()[0], trained.get_weights()[0])  # it trained
     assert np.allclose(trained.get_weights()[0], models.convert(trained, "keras3").get_weights()[0])  # base untouched
     assert C.evaluate_tflite(C.to_tflite(control, "int8", x[:100]), xt, yt) > 0.3
+
+
+def test_split_holds_validation_images_out_of_training():
+    d = data.load_fashion_mnist(source="embedded")
+    x, y, xv, yv, xt, yt = C.split(d, 300, 100, 50, seed=0)
+    assert (len(x), len(xv), len(xt)) == (300, 100, 50) and len(y) == 300 and len(yv) == 100 and len(yt) == 50
+    train_rows = {row.tobytes() for row in x}
+    assert not any(row.tobytes() in train_rows for row in xv), "validation images must not be training images"
+    again = C.split(d, 300, 100, 50, seed=0)
+    assert np.array_equal(again[0], x), "deterministic: warm_cache and the notebook draw the same images"
+    with pytest.raises(TypeError, match="size"):
+        C.warm_cache(d, True)
