@@ -2,8 +2,9 @@
 #   make course   execute every solution notebook (full size) into build/, write build/report.md
 #   make lesson   the same at lesson size (what a learner gets: minutes per notebook) into build/lesson/
 #   make lint     ruff over the package, tests, tools and solutions; generated files and the lock up to date
-#   make test     lint, then the test suite (CI runs exactly this): package tests, student notebooks via papermill,
-#                 solution notebooks via nbval, all at smoke size (MLCOURSE_SIZE=smoke)
+#   make test     lint, then the test suite (CI runs exactly this): package tests, every student notebook by
+#                 Run All in JupyterLab (clicked in headless Chromium), solution notebooks via nbval, all at
+#                 smoke size (MLCOURSE_SIZE=smoke)
 #   make lab      open the course in JupyterLab, for one learner (IP=0.0.0.0 PORT=8888 to reach it from elsewhere)
 #   make room     a workshop room: JupyterHub, one account and one copy of the course per learner
 #                 (make room IP=0.0.0.0 PORT=8000 serves the room's network; PASSWORD=... the shared password)

@@ -66,6 +66,16 @@ class Page:
             time.sleep(0.25)
         pytest.fail(f"the browser never showed {what or expression} within {timeout:.0f} s")
 
+    def click(self, expression: str, what: str = "", timeout: float = 30.0) -> None:
+        """A real mouse click (press and release, through DevTools' input events) at the centre of the element
+        that the JavaScript ``expression`` returns, once it is there and visible."""
+        box = self.wait_for(f"(() => {{ const el = {expression}; if (!el) return null; const r = "
+                            "el.getBoundingClientRect(); return r.width && r.height ? "
+                            "{x: r.x + r.width / 2, y: r.y + r.height / 2} : null; })()", timeout, what)
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            self._call("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"], button="left",
+                       clickCount=0 if kind == "mouseMoved" else 1)
+
     def goto(self, url: str) -> "Page":
         self._call("Page.navigate", url=url)
         return self

@@ -1,4 +1,4 @@
-"""Test set-up: smoke mode, no downloads, quiet TensorFlow, for every test and every notebook kernel
+"""Test set-up: smoke size, no downloads, quiet TensorFlow, for every test and every notebook kernel
 (kernels inherit this process's environment)."""
 import os
 
@@ -28,8 +28,11 @@ use_this_checkout()
 # notebook must stay on one worker. Two refinements keep 2 cores busy to the end (CI's budget is 20 minutes):
 # each student notebook test is a unit of its own (they share nothing but the prepared room, which is shared
 # across workers), and the units start longest first, notebooks before the package tests (which fill the tail).
-LONGEST_FIRST = ("05_", "01_", "02_", "04_", "06_", "00_", "08_", "07_", "03_")  # smoke run times, longest first
-STUDENT_TESTS = "tests/test_student_notebooks.py::"
+from mlcourse.course import expected_seconds  # noqa: E402
+
+_SMOKE_S = expected_seconds("smoke")  # INSTRUCTOR.md's smoke column (measured by the tests themselves)
+LONGEST_FIRST = tuple(f"{stem[:2]}_" for stem in sorted(_SMOKE_S, key=_SMOKE_S.get, reverse=True))
+STUDENT_TESTS = "tests/test_run_all.py::"
 
 
 def _unit(nodeid: str) -> str:
