@@ -26,7 +26,8 @@ FULL = {"01_tuning": {"tuners": [{"tuner": "random", "beats the baseline": True}
 
 def test_verdicts_are_true_false_and_verdict_words_with_rows_named_by_their_text():
     found = benchmark.verdicts(LESSON["01_tuning"])
-    assert found == {("tuners", "hyperband", "beats the baseline"): "yes", ("tuners", "random", "beats the baseline"): "no",
+    assert found == {("tuners", "hyperband", "beats the baseline"): "yes",
+                     ("tuners", "random", "beats the baseline"): "no",
                      ("what tuning bought",): "slower / excludes 0"}
     assert benchmark.verdicts({"accuracy": 0.91, "note": "measured on 2 cores"}) == {}  # measurements are not
 
@@ -48,7 +49,8 @@ def test_the_table_flags_the_budget_and_lists_each_verdict_that_differs(tmp_path
 
 def test_write_instructor_fills_one_column_and_names_the_machine(tmp_path):
     md = tmp_path / "INSTRUCTOR.md"
-    md.write_text("# x\n\n| notebook | full run | lesson | lesson, prepared room | smoke | where |\n|---|---|---|---|---|---|\n"
+    md.write_text("# x\n\n| notebook | full run | lesson | lesson, prepared room | smoke | where |\n"
+                  "|---|---|---|---|---|---|\n"
                   "| 01_tuning | 82.7 min | not measured yet | not measured yet | 91 s | tuners |\n\nafter\n")
     build = _build(tmp_path, "bench-lesson", [{"notebook": "01_tuning", "size": "lesson", "status": "ok",
                                                "seconds": 540.0}], {})
