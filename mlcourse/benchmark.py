@@ -10,8 +10,8 @@ a prepared room: 5), whether it kept to it, and how many of its **verdicts** agr
 (``reference/results``). A verdict is what a notebook recorded as a judgement, not a measurement: a true/false
 (``holds``, ``met``, ``beats the baseline``, ...), or the verdict words of a sentence ("faster", "slower", "too
 close to call", "excludes 0", "includes 0", "does not pay", ...). Each disagreement is listed by notebook,
-result and row, with both values: a
-lesson size is only worth having while its verdicts agree with the full run's.
+result and row, with both values: a lesson size is only worth having while its verdicts agree with the full
+run's.
 
 The course runs through :func:`mlcourse.course.run_course` (the one runner), so a benchmark build is an ordinary
 course build (report included). Times depend on the machine: the table names it (:func:`mlcourse.machine.describe`).
