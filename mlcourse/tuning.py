@@ -11,6 +11,13 @@ keras-tuner only accepts Keras 3 models; :func:`build_hypermodel` builds them th
 * :func:`split_for_tuning`: tuning and validation images, both from the *training* set (the test set is
   kept for the final verdict); :func:`score_hp`: one point of the space scored exactly as a trial is (the
   fair baseline); :func:`hyperband_brackets`: the brackets keras-tuner's Hyperband runs, computed;
+* :data:`SIZES` / :func:`sizes`: the notebook's parameter defaults at each run size (smoke, lesson, full), read
+  by its parameters cell and by :func:`warm_cache` (which runs the notebook's keras-tuner projects ahead of a
+  workshop, so that the notebook's own ``search`` resumes them);
+* :func:`trial_progress`: a ``tqdm.auto`` bar advanced per finished trial (elapsed and expected time) around any
+  ``tuner.search``; :func:`search` uses it; :func:`hyperband_table`: Hyperband's brackets as its own trials ran;
+* :func:`shifted_grid` / :func:`grid_vs_random`: grid search against random search at one budget, over seeds
+  and grid offsets (Bergstra & Bengio 2012: random wins when some axes matter little);
 * :func:`automl_search`: a small AutoML run (preprocessing and model family searched together, scikit-learn);
 * :func:`distributed_search`: keras-tuner's own chief/worker mode, with worker *processes* on this machine
   (``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``), logs collected,
@@ -37,14 +44,51 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
+from mlcourse import settings
 from mlcourse.runtime import free_port, keep_aside, quiet_import
 
-__all__ = ["ProjectInUseError", "project_lock", "release_project", "SPACE", "hp_from_trial", "build_hypermodel",
-           "make_tuner", "search", "trial_table", "best_hp", "distributed_search", "TUNERS", "split_for_tuning",
-           "score_hp", "hyperband_brackets", "automl_search"]
+__all__ = ["SIZES", "sizes", "warm_cache", "PROJECTS", "trial_progress", "expected_trials", "hyperband_table",
+           "equal_epoch_trials", "shifted_grid", "grid_vs_random", "ProjectInUseError", "project_lock",
+           "release_project", "SPACE", "hp_from_trial", "build_hypermodel", "make_tuner", "search", "trial_table",
+           "best_hp", "distributed_search", "TUNERS", "split_for_tuning", "score_hp", "hyperband_brackets",
+           "automl_search"]
 
 TUNERS = ("random", "hyperband", "bayesian")
+
+#: 01_tuning's parameter defaults at each run size, one table: the notebook's parameters cell and
+#: :func:`warm_cache` both read it. ``HB_EPOCHS`` is Hyperband's ``max_epochs`` (factor 3): 9 gives three
+#: brackets (from 9 models at 1 epoch to 3 models at 9); random search and Bayesian optimisation train each
+#: trial ``HB_EPOCHS`` epochs and get as many trials as fit in the epochs Hyperband trained (equal epoch budget).
+SIZES = {
+    "smoke": {"N_TUNE": 600, "N_VAL": 300, "EPOCHS": 1, "HB_EPOCHS": 2, "DEMO_TRIALS": 2, "N_FINAL": 600,
+              "FINAL_EPOCHS": 1, "FINAL_SEEDS": 1, "N_TEST": 1_000, "SK_N": 600, "GRID_SEEDS": 2,
+              "AUTOML_ITER": 3, "AUTOML_CV": 2, "DIST_WORKERS": (2,), "DIST_TRIALS": 2, "DIST_EPOCHS": 1,
+              "DIST_N": 600, "DIST_VAL": 300, "LATENCY_ROUNDS": 5,
+              "LATENCY_NUMBER": 10},
+    "lesson": {"N_TUNE": 1_000, "N_VAL": 1_000, "EPOCHS": 2, "HB_EPOCHS": 9, "DEMO_TRIALS": 3, "N_FINAL": 10_000,
+               "FINAL_EPOCHS": 2, "FINAL_SEEDS": 3, "N_TEST": 10_000, "SK_N": 800, "GRID_SEEDS": 12,
+               "AUTOML_ITER": 6, "AUTOML_CV": 3, "DIST_WORKERS": (1, 2), "DIST_TRIALS": 4, "DIST_EPOCHS": 1,
+               "DIST_N": 2_000, "DIST_VAL": 1_000, "LATENCY_ROUNDS": 9,
+               "LATENCY_NUMBER": 30},
+    "full": {"N_TUNE": 20_000, "N_VAL": 5_000, "EPOCHS": 4, "HB_EPOCHS": 9, "DEMO_TRIALS": 5, "N_FINAL": 0,
+             "FINAL_EPOCHS": 6, "FINAL_SEEDS": 3, "N_TEST": 0, "SK_N": 2_000, "GRID_SEEDS": 20,
+             "AUTOML_ITER": 12, "AUTOML_CV": 3, "DIST_WORKERS": (1, 2), "DIST_TRIALS": 6, "DIST_EPOCHS": 2,
+             "DIST_N": 10_000, "DIST_VAL": 2_000, "LATENCY_ROUNDS": 15,
+             "LATENCY_NUMBER": 50},
+}
+
+
+def sizes(size: str | None = None, **given) -> dict:
+    """01's defaults at ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``; None follows ``MLCOURSE_SIZE``), from
+    :data:`SIZES`, with every value in ``given`` that is not None put over them. ``N_FINAL`` and ``N_TEST`` of 0
+    mean "all": every training image left after validation, the whole test set."""
+    table = settings.pick_sizes(SIZES, settings.size(size), given)
+    table["DIST_WORKERS"] = tuple(table["DIST_WORKERS"])
+    return table
+
+
 #: The search space: name -> (kind, values). Shared by all tuners so that comparisons are fair.
 SPACE = {
     "filters0": ("choice", [16, 32, 64]),
@@ -103,24 +147,100 @@ class _Clock:
     @contextlib.contextmanager
     def hooked(self, tuner):
         """Wrap ``tuner.on_trial_begin/on_trial_end`` for the duration of one search."""
-        begin, end = tuner.on_trial_begin, tuner.on_trial_end
 
-        def on_trial_begin(trial):
+        def on_trial_begin(trial, begin):
             _Clock.current = trial.trial_id
             _Clock.epochs[trial.trial_id] = 0  # a redone trial starts counting afresh
             self.began[trial.trial_id] = time.perf_counter()
             return begin(trial)
 
-        def on_trial_end(trial):
+        def on_trial_end(trial, end):
             self.ended[trial.trial_id] = time.perf_counter()
             _Clock.current = None
+            _save_timing(tuner, trial.trial_id, self.ended[trial.trial_id] - self.began[trial.trial_id],
+                         _Clock.epochs.get(trial.trial_id, 0))
             return end(trial)
 
-        tuner.on_trial_begin, tuner.on_trial_end = on_trial_begin, on_trial_end
-        try:
+        with _wrapped(tuner, "on_trial_begin", on_trial_begin), _wrapped(tuner, "on_trial_end", on_trial_end):
             yield self
-        finally:
-            del tuner.on_trial_begin, tuner.on_trial_end  # back to the class's methods
+
+
+@contextlib.contextmanager
+def _wrapped(tuner, name: str, hook):
+    """Call ``hook(trial, previous)`` instead of ``tuner.<name>(trial)`` inside the block; restore it after (the
+    previous hook, whether the class's method or another wrapper's, so wrappers nest)."""
+    had, previous = name in vars(tuner), getattr(tuner, name)
+    setattr(tuner, name, lambda trial: hook(trial, previous))
+    try:
+        yield
+    finally:
+        if had:
+            setattr(tuner, name, previous)
+        else:
+            delattr(tuner, name)
+
+
+_TIMINGS = "mlcourse-timings.json"  # per project: {trial_id: {"trial_seconds", "epochs"}}, so a resume keeps them
+
+
+def _timings(tuner) -> dict:
+    path = _project_dir(tuner.directory, tuner.project_name) / _TIMINGS
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_timing(tuner, trial_id: str, seconds: float, epochs: int) -> None:
+    path = _project_dir(tuner.directory, tuner.project_name) / _TIMINGS
+    table = _timings(tuner)
+    table[trial_id] = {"trial_seconds": round(seconds, 3), "epochs": int(epochs)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(table, indent=1))
+
+
+def expected_trials(tuner) -> int | None:
+    """How many trials ``tuner.search`` runs in all: ``max_trials`` for random search and Bayesian optimisation,
+    the sum of the brackets' trials (:func:`hyperband_brackets`, times ``hyperband_iterations``) for Hyperband;
+    None when the tuner sets no bound."""
+    oracle = tuner.oracle
+    if hasattr(oracle, "hyperband_iterations"):
+        iterations = oracle.hyperband_iterations
+        if not math.isfinite(iterations):
+            return oracle.max_trials
+        total = int(hyperband_brackets(oracle.max_epochs, oracle.factor).trials.sum()) * int(iterations)
+        return min(total, oracle.max_trials) if oracle.max_trials else total
+    return oracle.max_trials
+
+
+def _finished(tuner) -> int:
+    return sum(t.status in ("COMPLETED", "FAILED", "INVALID") for t in tuner.oracle.trials.values())
+
+
+@contextlib.contextmanager
+def trial_progress(tuner, desc: str | None = None):
+    """A ``tqdm.auto`` bar over the trials of ``tuner.search`` inside the block, advanced as each trial ends
+    (elapsed time, expected time left, the best score so far). Trials already on disk (a resumed project) are
+    counted as done from the start; the bar's expected time is measured on the trials run now.
+
+    ``with tuning.trial_progress(tuner): tuner.search(...)`` works on any keras-tuner tuner."""
+    total = expected_trials(tuner)
+    bar = tqdm(total=total, initial=min(_finished(tuner), total or 10**9), unit="trial",
+               desc=desc or f"{tuner.project_name} trials")
+
+    def on_trial_end(trial, end):
+        result = end(trial)
+        bar.update(1)
+        best = [t.score for t in tuner.oracle.trials.values() if t.score is not None]
+        if best:
+            bar.set_postfix(best=f"{max(best):.4f}")
+        return result
+
+    try:
+        with _wrapped(tuner, "on_trial_end", on_trial_end):
+            yield bar
+    finally:
+        bar.close()
 
 
 def _project_dir(directory, project) -> Path:
@@ -229,9 +349,11 @@ def search(tuner, x, y, x_val, y_val, epochs: int = 4, batch_size: int = 128, ve
            callbacks=None) -> pd.DataFrame:
     """Run ``tuner.search``; return every trial of the project, in order, with best-so-far.
 
-    Timings are keyed by trial id. Trials run by this call get ``seconds`` (from this call's start to the
-    trial's end: the wall-time axis), ``trial_seconds`` (the trial alone) and ``epochs``. Trials finished by
-    an earlier run are ``resumed=True`` and have no timing; a trial that was running when an earlier
+    A :func:`trial_progress` bar ticks once per trial. Timings are keyed by trial id. Trials run by this call get
+    ``seconds`` (from this call's start to the trial's end: the wall-time axis), ``trial_seconds`` (the trial
+    alone) and ``epochs``. Trials finished by an earlier run are ``resumed=True``, with no ``seconds``; their
+    ``trial_seconds`` and ``epochs`` are those the earlier run measured (kept in the project's
+    ``mlcourse-timings.json``; NaN for a project tuned without :func:`search`); a trial that was running when an earlier
     process died is redone now and is timed like any other. ``callbacks`` (e.g. EarlyStopping) are passed
     to every trial's ``fit``. The project is held for this process first (:func:`project_lock`): a search
     on a project that another kernel is searching is refused (:class:`ProjectInUseError`), never interleaved.
@@ -241,7 +363,7 @@ def search(tuner, x, y, x_val, y_val, epochs: int = 4, batch_size: int = 128, ve
     project_lock(tuner.directory, tuner.project_name)
     clock = _Clock()
     start = time.perf_counter()
-    with clock.hooked(tuner), (silenced() if not verbose else contextlib.nullcontext()):
+    with trial_progress(tuner), clock.hooked(tuner), (silenced() if not verbose else contextlib.nullcontext()):
         tuner.search(x, y, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
                      callbacks=[clock.callback, *(callbacks or [])], verbose=verbose)
     trials = sorted(tuner.oracle.trials.values(),  # run order (ids are numbers, as strings)
@@ -250,10 +372,13 @@ def search(tuner, x, y, x_val, y_val, epochs: int = 4, batch_size: int = 128, ve
     ids = [t.trial_id for t in trials]
     table.insert(1, "trial_id", ids)
     done = [i in clock.ended for i in ids]
+    saved = _timings(tuner)  # what earlier runs of this project measured (a resumed trial keeps its time)
     table["resumed"] = [not d for d in done]
     table["seconds"] = [clock.ended[i] - start if d else np.nan for i, d in zip(ids, done)]
-    table["trial_seconds"] = [clock.ended[i] - clock.began[i] if d else np.nan for i, d in zip(ids, done)]
-    table["epochs"] = [_Clock.epochs.get(i, np.nan) if d else np.nan for i, d in zip(ids, done)]
+    table["trial_seconds"] = [clock.ended[i] - clock.began[i] if d else saved.get(i, {}).get("trial_seconds", np.nan)
+                              for i, d in zip(ids, done)]
+    table["epochs"] = [_Clock.epochs.get(i, np.nan) if d else saved.get(i, {}).get("epochs", np.nan)
+                       for i, d in zip(ids, done)]
     return table
 
 
@@ -324,10 +449,12 @@ def score_hp(hp: dict, x, y, x_val, y_val, epochs: int, batch_size: int = 128, s
 def hyperband_brackets(max_epochs: int, factor: int = 3) -> pd.DataFrame:
     """The brackets keras-tuner's ``Hyperband(max_epochs, factor)`` runs in one iteration, in run order.
 
-    One row per round: ``bracket``, ``round``, ``trials`` (models trained in that round) and ``epochs`` (the
-    epoch each of them is trained up to). Bracket ``s`` starts ``ceil(ceil(1 + log_f(max_epochs)) / (s+1)
-    * f**s)`` models at ``ceil(max_epochs / f**s)`` epochs and keeps the best ``1/f`` each round;
-    the most aggressive bracket runs first. Same formulas as ``keras_tuner``'s ``HyperbandOracle``.
+    One row per round: ``bracket``, ``round``, ``trials`` (models trained in that round), ``epochs`` (the
+    epoch each of them is trained up to) and ``epochs_trained`` (the epochs that round costs: a continued trial
+    resumes from its previous round's weights, so it trains only the difference). Bracket ``s`` starts
+    ``ceil(ceil(1 + log_f(max_epochs)) / (s+1) * f**s)`` models at ``ceil(max_epochs / f**s)`` epochs and keeps
+    the best ``1/f`` each round; the most aggressive bracket runs first.
+    Same formulas as ``keras_tuner``'s ``HyperbandOracle``.
     """
     if int(max_epochs) != max_epochs or max_epochs < 1 or int(factor) != factor or factor < 2:
         raise ValueError(f"max_epochs must be an integer >= 1 and factor an integer >= 2 (got {max_epochs}, "
@@ -338,10 +465,79 @@ def hyperband_brackets(max_epochs: int, factor: int = 3) -> pd.DataFrame:
     end_size = math.ceil(1 + math.log(max_epochs, factor))
     rows = []
     for b in range(n_brackets - 1, -1, -1):
+        before = 0
         for r in range(b + 1):
-            rows.append({"bracket": b, "round": r,
-                         "trials": math.ceil(end_size / (b + 1) * factor ** (b - r)),
-                         "epochs": math.ceil(max_epochs / factor ** (b - r))})
+            trials = math.ceil(end_size / (b + 1) * factor ** (b - r))
+            epochs = math.ceil(max_epochs / factor ** (b - r))
+            rows.append({"bracket": b, "round": r, "trials": trials, "epochs": epochs,
+                         "epochs_trained": trials * (epochs - before)})
+            before = epochs
+    return pd.DataFrame(rows)
+
+
+def equal_epoch_trials(max_epochs: int, factor: int = 3) -> int:
+    """How many trials of ``max_epochs`` epochs each fit in the epochs ``Hyperband(max_epochs, factor)`` trains
+    (its :func:`hyperband_brackets`' ``epochs_trained``, rounded, at least 1): random search's trials at an equal
+    epoch budget."""
+    return max(1, round(int(hyperband_brackets(max_epochs, factor).epochs_trained.sum()) / max_epochs))
+
+
+def hyperband_table(tuner) -> pd.DataFrame:
+    """Hyperband's brackets **as its own trials ran**: one row per (bracket, round) with ``models`` (trials in that
+    round), ``epochs_each`` (the epoch each was trained up to), ``epochs_trained`` (the epochs the round really
+    trained: a continued trial starts from its previous round's weights, at ``tuner/initial_epoch``) and
+    ``best_score``. Read from each trial's ``tuner/bracket``, ``tuner/round``, ``tuner/epochs`` and
+    ``tuner/initial_epoch`` values; highest (most exploring) bracket first."""
+    rows = []
+    for t in tuner.oracle.trials.values():
+        v = t.hyperparameters.values
+        if "tuner/bracket" not in v:
+            raise ValueError("hyperband_table reads a Hyperband tuner's trials; this one has no brackets.")
+        rows.append({"bracket": int(v["tuner/bracket"]), "round": int(v["tuner/round"]),
+                     "epochs_each": int(v["tuner/epochs"]),
+                     "epochs_trained": int(v["tuner/epochs"]) - int(v.get("tuner/initial_epoch", 0)),
+                     "score": t.score if t.score is not None else np.nan})
+    df = pd.DataFrame(rows, columns=["bracket", "round", "epochs_each", "epochs_trained", "score"])
+    return (df.groupby(["bracket", "round"], as_index=False)
+            .agg(models=("score", "size"), epochs_each=("epochs_each", "max"),
+                 epochs_trained=("epochs_trained", "sum"), best_score=("score", "max"))
+            .sort_values(["bracket", "round"], ascending=[False, True]).reset_index(drop=True))
+
+
+def shifted_grid(space: dict, per_axis: int, seed: int) -> list[dict]:
+    """A grid of ``per_axis`` values per axis of ``space`` (``{name: (low, high)}``, each on a log scale), shifted
+    by a random offset drawn from ``seed``: value ``k`` sits at fraction ``(k + u) / per_axis`` of the axis,
+    ``u`` uniform in [0, 1). Averaging over seeds averages over where the grid happens to fall; ``u = 0.5`` is
+    the centred grid. Returns the ``per_axis ** len(space)`` points (scikit-learn's ``ParameterGrid``)."""
+    from sklearn.model_selection import ParameterGrid
+
+    if per_axis < 1 or not space:
+        raise ValueError(f"per_axis must be >= 1 and space must name at least one axis (got {per_axis}, {space}).")
+    rng = np.random.default_rng(seed)
+    axes = {}
+    for name, (low, high) in space.items():
+        if not 0 < low < high:
+            raise ValueError(f"{name}: a log-scale axis needs 0 < low < high (got {low}, {high}).")
+        frac = (np.arange(per_axis) + rng.uniform()) / per_axis
+        axes[name] = [float(low * (high / low) ** f) for f in frac]
+    return list(ParameterGrid(axes))
+
+
+def grid_vs_random(score, space: dict, seeds, per_axis: int = 3, desc: str = "grid vs random") -> pd.DataFrame:
+    """Grid search against random search at one budget, once per seed: a :func:`shifted_grid` of
+    ``per_axis ** d`` points and as many points drawn log-uniformly by ``ParameterSampler`` (same seed), each
+    scored by ``score(point) -> float`` (a real training). Returns one row per point: ``seed``, ``method``
+    (``"grid"`` / ``"random"``), the point's values and ``score``. A ``tqdm.auto`` bar ticks per seed."""
+    from scipy.stats import loguniform
+    from sklearn.model_selection import ParameterSampler
+
+    rows = []
+    for seed in tqdm(list(seeds), desc=desc, unit="seed"):
+        grid = shifted_grid(space, per_axis, seed)
+        drawn = ParameterSampler({k: loguniform(lo, hi) for k, (lo, hi) in space.items()}, n_iter=len(grid),
+                                 random_state=seed)
+        for method, points in (("grid", grid), ("random", drawn)):
+            rows += [{"seed": seed, "method": method, **p, "score": float(score(p))} for p in points]
     return pd.DataFrame(rows)
 
 
@@ -382,6 +578,39 @@ def automl_search(x, y, n_iter: int = 10, cv: int = 3, seed: int = 0, n_jobs: in
     return search.fit(x, np.asarray(y))
 
 
+#: The keras-tuner projects 01_tuning searches in its work folder, in the order it runs them.
+PROJECTS = ("first-search", "hyperband", "random", "bayesian")
+
+
+def warm_cache(ds, size: str, seed: int = 0, work_dir=None) -> dict:
+    """Run 01_tuning's keras-tuner projects ahead, at the notebook's ``size`` (:data:`SIZES`), into the work
+    folder it uses (``runtime.work_dir(size)``, or ``work_dir``), under the same project names (:data:`PROJECTS`)
+    and with the same split, space, budget and seed: the notebook's own ``tuner.search(...)`` then resumes each
+    one with keras-tuner's resume (``overwrite=False``) and finishes at once. ``first-search`` is left one trial
+    short, so the notebook still runs one trial live where watching a search is the lesson (it is run here with
+    :func:`build_hypermodel`, the tested version of the notebook's ``build_cnn``: the same space, the same layers
+    and weights). Projects already complete are not run again. Returns ``{project: trials on disk}``
+    (``make workshop`` prepares a room)."""
+    from mlcourse.runtime import work_dir as _work_dir
+
+    S = sizes(size)
+    folder = Path(work_dir) if work_dir is not None else _work_dir(size)
+    x, y, xv, yv, _, _ = split_for_tuning(ds.x_train, ds.y_train, S["N_TUNE"], S["N_VAL"], seed=seed)
+    trials = equal_epoch_trials(S["HB_EPOCHS"])
+    plan = {"first-search": ("random", max(1, S["DEMO_TRIALS"] - 1), S["EPOCHS"]),
+            "hyperband": ("hyperband", 1, S["HB_EPOCHS"]), "random": ("random", trials, S["HB_EPOCHS"]),
+            "bayesian": ("bayesian", trials, S["HB_EPOCHS"])}
+    done = {}
+    for project in PROJECTS:
+        kind, max_trials, epochs = plan[project]
+        tuner = make_tuner(kind, folder, project, max_trials=max_trials, max_epochs=S["HB_EPOCHS"], seed=seed,
+                           verbose=False)
+        table = search(tuner, x, y, xv, yv, epochs=epochs)
+        release_project(folder, project)  # the notebook's kernel takes it next
+        done[project] = len(table)
+    return done
+
+
 # ----------------------------------------------------------------------------------------- distributed
 def _worker_main(argv):
     """Entry point of one distributed-tuning process (chief or worker); see :func:`distributed_search`."""
@@ -411,7 +640,8 @@ def distributed_search(n_workers: int, directory, project: str, kind: str = "ran
     Every process gets ``KERASTUNER_TUNER_ID`` (``chief``, ``tuner0``, ...), ``KERASTUNER_ORACLE_IP`` and a
     free ``KERASTUNER_ORACLE_PORT`` (the oracle listens on loopback only). The processes are started by
     :class:`mlcourse.runtime.ProcessGroup`: they die with this process, are stopped on any error or timeout,
-    and each one's output is kept in ``directory/logs-<project>/``. Returns ``{"seconds", "trials",
+    and each one's output is kept in ``directory/logs-<project>/``. A ``tqdm.auto`` bar counts the finished
+    trials (read from the project's trial files) while they run. Returns ``{"seconds", "trials",
     "best_score", "logs"}``.
     """
 
@@ -453,7 +683,12 @@ def _distributed(n_workers, directory, project, kind, max_trials, epochs, n_trai
         _wait_for_port(port, chief, logs / "chief.log")
         for tid in workers:
             group.start(tid, cmd, env={**base_env, "KERASTUNER_TUNER_ID": tid})
-        codes = group.wait(workers, timeout=max(1.0, timeout - (time.perf_counter() - start)))
+        with tqdm(total=max_trials, desc=f"{project}: trials ({n_workers} worker(s))", unit="trial") as bar:
+            def tick():  # trials the workers have finished so far, read from the project's trial files
+                bar.update(max(0, _completed_on_disk(directory / project) - bar.n))
+
+            codes = group.wait(workers, timeout=max(1.0, timeout - (time.perf_counter() - start)), on_poll=tick)
+            tick()
         bad = [t for t, c in codes.items() if c != 0]
         if bad:
             raise RuntimeError(f"tuning worker {bad[0]} failed (exit {codes[bad[0]]}):\n{group.log(bad[0])}")
@@ -462,6 +697,16 @@ def _distributed(n_workers, directory, project, kind, max_trials, epochs, n_trai
     scores = [t["score"] for t in trials if t.get("score") is not None]
     return {"seconds": seconds, "trials": len(scores), "best_score": max(scores) if scores else np.nan,
             "logs": str(logs)}
+
+
+def _completed_on_disk(path: Path) -> int:
+    done = 0
+    for f in path.glob("trial_*/trial.json"):
+        try:
+            done += json.loads(f.read_text()).get("status") == "COMPLETED"
+        except (OSError, ValueError):  # being written right now
+            pass
+    return done
 
 
 def _wait_for_port(port: int, proc, log: Path, timeout: float = 120) -> None:

@@ -59,6 +59,7 @@ def test_times_after_a_resume_are_keyed_by_trial_id(small, tmp_path):
     t = tuning.search(tuning.make_tuner("random", tmp_path, "p", max_trials=3, verbose=False), *small, epochs=1)
     assert t.trial_id.tolist() == ["0", "1", "2"] and t.resumed.tolist() == [True, False, False]
     assert np.isnan(t.seconds[0]) and (t.trial_seconds[1:] > 0).all() and (t.epochs[1:] == 1).all()
+    assert t.trial_seconds[0] > 0 and t.epochs[0] == 1, "a resumed trial keeps the time and epochs measured when it ran"
     assert t.seconds[1] < t.seconds[2], "the redone trial ran first; the next one must not show its time"
     assert t.seconds[2] - t.seconds[1] == pytest.approx(t.trial_seconds[2], abs=0.5)
 
@@ -205,3 +206,117 @@ def test_search_on_a_tuner_built_with_keras_tuner_directly_takes_the_lock(tmp_pa
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_sizes_name_the_same_parameters_and_take_overrides():
+    for size in ("smoke", "lesson", "full"):
+        table = tuning.sizes(size)
+        assert set(table) == set(tuning.SIZES["full"]) and isinstance(table["DIST_WORKERS"], tuple)
+    assert tuning.sizes("lesson", N_TUNE=123, EPOCHS=None)["N_TUNE"] == 123
+    assert tuning.sizes("lesson", EPOCHS=None)["EPOCHS"] == tuning.SIZES["lesson"]["EPOCHS"]
+    with pytest.raises(ValueError, match="unknown"):
+        tuning.sizes("lesson", N_TUNES=5)
+    lesson, full = tuning.sizes("lesson"), tuning.sizes("full")
+    assert tuning.hyperband_brackets(lesson["HB_EPOCHS"]).bracket.nunique() >= 3, "Hyperband needs several brackets"
+    assert lesson["N_TUNE"] <= full["N_TUNE"] and lesson["GRID_SEEDS"] >= 10
+
+
+def test_equal_epoch_budget_and_epochs_trained():
+    b = tuning.hyperband_brackets(9, 3)
+    assert b.epochs_trained.tolist() == [9, 6, 6, 15, 12, 27]  # continued trials train only the extra epochs
+    assert tuning.equal_epoch_trials(9) == 8 and tuning.equal_epoch_trials(2) == 2
+
+
+def test_trial_progress_ticks_once_per_trial_and_counts_what_is_on_disk(small, tmp_path, monkeypatch):
+    import functools
+    import io
+
+    import tqdm as _tqdm
+
+    # a bar disabled by TQDM_DISABLE counts nothing: count on a real one, written to a string
+    monkeypatch.setattr(tuning, "tqdm", functools.partial(_tqdm.tqdm, disable=False, file=io.StringIO()))
+    t = tuning.make_tuner("random", tmp_path, "p", max_trials=2, verbose=False)
+    assert tuning.expected_trials(t) == 2
+    with tuning.trial_progress(t) as bar:
+        t.search(*small[:2], validation_data=small[2:], epochs=1, verbose=0)
+    assert (bar.n, bar.total) == (2, 2)
+    assert "on_trial_end" not in vars(t), "the hook must be removed after the search"
+    again = tuning.make_tuner("random", tmp_path, "p", max_trials=3, verbose=False)
+    with tuning.trial_progress(again) as bar:
+        assert bar.n == 2  # resumed: the two finished trials count as done
+        again.search(*small[:2], validation_data=small[2:], epochs=1, verbose=0)
+    assert (bar.n, bar.total) == (3, 3)
+    hb = tuning.make_tuner("hyperband", tmp_path, "hb", max_epochs=9, verbose=False)
+    assert tuning.expected_trials(hb) == tuning.hyperband_brackets(9, 3).trials.sum() == 23
+
+
+def test_hyperband_table_reads_the_brackets_the_tuner_ran(small, tmp_path):
+    t = tuning.make_tuner("hyperband", tmp_path, "hb", max_epochs=3, verbose=False)
+    table = tuning.search(t, *small, epochs=3)
+    got = tuning.hyperband_table(t)
+    want = tuning.hyperband_brackets(3, 3)
+    assert got[["bracket", "round", "models", "epochs_each"]].values.tolist() == \
+        want[["bracket", "round", "trials", "epochs"]].values.tolist()
+    assert got.epochs_trained.tolist() == want.epochs_trained.tolist()  # round 1 continues round 0's weights
+    assert int(table.epochs.sum()) == int(want.epochs_trained.sum()), "the clock counts the epochs really trained"
+    assert got.best_score.between(0, 1).all()
+    with pytest.raises(ValueError, match="Hyperband"):
+        r = tuning.make_tuner("random", tmp_path, "r", max_trials=1, verbose=False)
+        tuning.search(r, *small, epochs=1)
+        tuning.hyperband_table(r)
+
+
+def test_shifted_grid_covers_each_axis_with_per_axis_values():
+    g = tuning.shifted_grid({"gamma": (1e-3, 10.0), "C": (10.0, 1000.0)}, 3, seed=0)
+    assert len(g) == 9 and {len({p["gamma"] for p in g}), len({p["C"] for p in g})} == {3}
+    assert all(1e-3 <= p["gamma"] <= 10 and 10 <= p["C"] <= 1000 for p in g)
+    other = tuning.shifted_grid({"gamma": (1e-3, 10.0), "C": (10.0, 1000.0)}, 3, seed=1)
+    assert {p["gamma"] for p in g} != {p["gamma"] for p in other}, "each seed shifts the grid"
+    gam = sorted({p["gamma"] for p in g})
+    assert np.allclose(np.diff(np.log10(gam)), 4 / 3), "evenly spaced on the log scale"
+    with pytest.raises(ValueError, match="low < high"):
+        tuning.shifted_grid({"C": (0.0, 1.0)}, 3, seed=0)
+
+
+def test_grid_vs_random_random_wins_when_one_axis_matters_and_not_on_one_axis():
+    """Bergstra & Bengio's mechanism on a score that only gamma moves: random search's 9 distinct gamma values beat
+    the 3 x 3 grid's 3 in most seeds; a 9-value grid on gamma alone is at least as good as 9 random values."""
+    def score(p):  # a sharp peak along gamma; C does nothing
+        return float(np.exp(-4 * (np.log10(p["gamma"]) + 1.3) ** 2))
+
+    seeds = range(20)
+    two = tuning.grid_vs_random(score, {"gamma": (1e-3, 10.0), "C": (10.0, 1000.0)}, seeds)
+    assert len(two) == 20 * 18 and set(two.method) == {"grid", "random"}
+    best = two.groupby(["seed", "method"]).score.max().unstack()
+    assert (best.random > best.grid).sum() >= 14
+    one = tuning.grid_vs_random(score, {"gamma": (1e-3, 10.0)}, seeds, per_axis=9)
+    best = one.groupby(["seed", "method"]).score.max().unstack()
+    assert (best.grid >= best.random).sum() >= 12 and best.grid.mean() >= best.random.mean()
+
+
+def test_warm_cache_prepares_projects_the_notebook_resumes(tmp_path):
+    """#23: the room's searches, run ahead; the notebook's own tuners (same names, same arguments) resume them, the
+    three tuners run nothing, the first search runs its last trial live."""
+    import keras_tuner as kt
+
+    ds = data.load_fashion_mnist(source="embedded")
+    done = tuning.warm_cache(ds, "smoke", seed=0, work_dir=tmp_path)
+    S = tuning.sizes("smoke")
+    assert done["first-search"] == S["DEMO_TRIALS"] - 1 and done["random"] == tuning.equal_epoch_trials(S["HB_EPOCHS"])
+    x, y, xv, yv, _, _ = tuning.split_for_tuning(ds.x_train, ds.y_train, S["N_TUNE"], S["N_VAL"], seed=0)
+    common = dict(objective="val_accuracy", seed=0, directory=tmp_path, overwrite=False)
+    trials = tuning.equal_epoch_trials(S["HB_EPOCHS"])
+    notebook = {"hyperband": kt.Hyperband(tuning.build_hypermodel, max_epochs=S["HB_EPOCHS"], factor=3,
+                                          project_name="hyperband", **common),
+                "random": kt.RandomSearch(tuning.build_hypermodel, max_trials=trials, project_name="random", **common),
+                "bayesian": kt.BayesianOptimization(tuning.build_hypermodel, max_trials=trials, num_initial_points=3,
+                                                    project_name="bayesian", **common)}
+    for kind, tuner in notebook.items():
+        table = tuning.search(tuner, x, y, xv, yv, epochs=S["HB_EPOCHS"])
+        assert table.resumed.all() and len(table) == done[kind], kind
+        assert (table.trial_seconds > 0).all(), "resumed trials keep the room's timings"
+    first = kt.RandomSearch(tuning.build_hypermodel, max_trials=S["DEMO_TRIALS"], project_name="first-search", **common)
+    table = tuning.search(first, x, y, xv, yv, epochs=S["EPOCHS"])
+    assert table.resumed.tolist() == [True] * (S["DEMO_TRIALS"] - 1) + [False]
+    again = tuning.warm_cache(ds, "smoke", seed=0, work_dir=tmp_path)  # complete projects are not run again
+    assert again["first-search"] == S["DEMO_TRIALS"] and again["hyperband"] == done["hyperband"]
