@@ -3,6 +3,10 @@
     python tools/lock.py            # after `make setup` with a changed pyproject.toml: rewrite the lock
     python tools/lock.py --check    # exit 1 if the lock is not the closure of pyproject.toml's pins
 
+An optional extra of pyproject (``tvm``, ``micro``) that is installed here gets its own lock,
+``requirements-<extra>.lock``: what the extra adds on top of the main lock (``pip install -r requirements.lock -r
+requirements-tvm.lock``). An extra that is not installed keeps the lock it has (``--check`` says it skipped it).
+
 The lock is the dependency closure of ``pyproject.toml``'s pinned dependencies, read from the metadata of the
 distributions installed in this environment (Python 3.11, Linux x86-64), with environment markers evaluated
 here. Install it with ``pip install -r requirements.lock`` and then ``pip install --no-deps -e .``; that is
@@ -64,6 +68,33 @@ def pinned() -> list[str]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
 
 
+#: extras too large or too special for every machine (the GPU wheels): never locked here
+_UNLOCKED_EXTRAS = ("gpu",)
+
+
+def extras() -> dict[str, list[str]]:
+    """pyproject.toml's optional extras that get a lock of their own."""
+    table = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("optional-dependencies", {})
+    return {k: v for k, v in table.items() if k not in _UNLOCKED_EXTRAS}
+
+
+def _extra_locks(main: dict[str, str]) -> tuple[dict[Path, str], list[str]]:
+    """``{lock path: text}`` of the extras installed here, and the extras skipped (not installed)."""
+    out, skipped = {}, []
+    for name, reqs in extras().items():
+        try:
+            versions = closure(reqs)
+        except SystemExit:
+            skipped.append(name)
+            continue
+        added = {n: v for n, v in versions.items() if main.get(n) != v}
+        header = (f"# The optional extra [{name}]: what it adds to requirements.lock, one exact version per package.\n"
+                  f"# Written by `python tools/lock.py`; install: pip install -r requirements.lock "
+                  f"-r requirements-{name}.lock\n")
+        out[ROOT / f"requirements-{name}.lock"] = header + render(added)[len(HEADER):]
+    return out, skipped
+
+
 def render(versions: dict[str, str]) -> str:
     return HEADER + "".join(f"{n}=={v}\n" for n, v in sorted(versions.items()) if n != "mlcourse")
 
@@ -83,15 +114,21 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true", help="only compare; exit 1 if the lock is stale")
     args = p.parse_args(argv)
-    text = render(closure(pinned()))
+    main_versions = closure(pinned())
+    text = render(main_versions)
+    locks, skipped = _extra_locks(main_versions)
+    if skipped:
+        print(f"extras not installed here, their locks left as they are: {', '.join(skipped)}")
     if args.check:
-        if not LOCK.is_file() or LOCK.read_text() != text:
-            print("requirements.lock is not the closure of pyproject.toml's pins here: run `python tools/lock.py`.")
+        stale = [p.name for p, t in {LOCK: text, **locks}.items() if not p.is_file() or p.read_text() != t]
+        if stale:
+            print(f"{', '.join(stale)} not the closure of pyproject.toml's pins here: run `python tools/lock.py`.")
             return 1
-        print("requirements.lock is up to date")
+        print("requirements.lock is up to date" + (f" (and {', '.join(p.name for p in locks)})" if locks else ""))
         return 0
-    LOCK.write_text(text)
-    print(f"wrote {LOCK.name}: {text.count(chr(10)) - HEADER.count(chr(10))} packages")
+    for path, body in {LOCK: text, **locks}.items():
+        path.write_text(body)
+        print(f"wrote {path.name}: {body.count(chr(10)) - HEADER.count(chr(10))} packages")
     return 0
 
 
