@@ -128,7 +128,7 @@ def main(argv=None) -> int:
         return 0
     for path, body in {LOCK: text, **locks}.items():
         path.write_text(body)
-        print(f"wrote {path.name}: {body.count(chr(10)) - HEADER.count(chr(10))} packages")
+        print(f"wrote {path.name}: {sum(1 for ln in body.splitlines() if ln and not ln.startswith('#'))} packages")
     return 0
 
 
