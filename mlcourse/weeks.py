@@ -45,12 +45,12 @@ WEEKS: tuple[Week, ...] = (
          "write a hypermodel and run keras-tuner's RandomSearch, Hyperband and BayesianOptimization, "
          "compare grid and random search, read and retrain the winner fairly against a baseline, and "
          "run a small AutoML search over preprocessing and model family",
-         module="tuning", checks="tuning"),
+         module="tuning", checks="tuning", prepared="keras-tuner projects"),
     Week("02_nas", "Neural architecture search",
          "define macro and micro search spaces, write random search, regularized evolution and a "
          "REINFORCE controller, estimate performance cheaply (low fidelity, learning-curve "
          "extrapolation, weight inheritance) and judge each estimate by rank agreement",
-         module="nas", checks="nas"),
+         module="nas", checks="nas", prepared="NAS searches"),
     Week("03_dimensionality_reduction", "Dimensionality reduction",
          "measure the curse of dimensionality, and apply PCA, LDA, PLS, truncated "
          "SVD, ICA and NMF inside scikit-learn pipelines, choosing the number of "

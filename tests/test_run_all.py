@@ -2,7 +2,8 @@
 browser (headless Chromium) opens the notebook, the menu Run > Run All Cells is clicked, and the notebook, saved
 by File > Save Notebook, must hold every code cell executed, the only errors the exercise stubs
 (NotImplementedError in cells tagged raises-exception). The server runs at smoke size in a room prepared as
-`make workshop` prepares it: the notebooks whose slow models it caches must load them, not train them again.
+`make workshop` prepares it: the notebooks whose slow models it caches must load them, not train them again,
+and the searches it ran ahead are resumed.
 Run times are printed and kept in build/smoke-durations.json; a run over its budget fails (a hang guard, not a
 benchmark)."""
 import fcntl
@@ -42,22 +43,24 @@ def prepared_room(tmp_path_factory):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (room / "READY").exists():
             room.mkdir(exist_ok=True)
-            before = os.environ.get("MLCOURSE_CACHE_DIR")
-            os.environ["MLCOURSE_CACHE_DIR"] = str(room)
+            before = {k: os.environ.get(k) for k in ("MLCOURSE_CACHE_DIR", "MLCOURSE_WORK_DIR")}
+            os.environ.update(MLCOURSE_CACHE_DIR=str(room), MLCOURSE_WORK_DIR=str(room / "work"))
             try:
-                workshop.prepare(size="smoke")
+                workshop.prepare(size="smoke")  # the models into the cache, the searches into room/work/smoke
             finally:
-                if before is None:
-                    os.environ.pop("MLCOURSE_CACHE_DIR", None)
-                else:
-                    os.environ["MLCOURSE_CACHE_DIR"] = before
+                for k, v in before.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
             (room / "READY").write_text("prepared\n")
     return room
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, prepared_room):
-    """`make lab`'s command on a copy of the course, at smoke size, with the prepared cache, on loopback."""
+    """`make lab`'s command on a copy of the course, at smoke size, on loopback, with the prepared cache and the
+    prepared searches seeded into its work folder (as a room seeds each learner's)."""
     tmp = tmp_path_factory.mktemp("runall")
     root = tmp / "course"
     shutil.copytree(notebooks.ROOT / "notebooks", root / "notebooks")
@@ -65,6 +68,7 @@ def lab(tmp_path_factory, prepared_room):
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "JUPYTER_DATA_DIR": str(tmp / "data"),
            "JUPYTER_CONFIG_DIR": str(tmp / "config"), "MLCOURSE_SIZE": "smoke",
            "MLCOURSE_CACHE_DIR": str(prepared_room), "MLCOURSE_WORK_DIR": str(tmp / "runs")}
+    workshop.seed_work_dir(prepared_room / "work" / "smoke", tmp / "runs" / "smoke")  # as a room seeds a learner
     notebooks.use_this_checkout()  # the kernels import this checkout's mlcourse
     env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     cmd = workshop.lab_command(port, "127.0.0.1", token, root=root)
