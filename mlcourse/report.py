@@ -139,24 +139,21 @@ def headlines(rec: dict) -> list[dict]:
     bought = rec.get("01_tuning", {}).get("what tuning bought (test set)")
     if isinstance(bought, str) and bought:
         add("what tuning bought (winner vs baseline, same schedule, over seeds)", bought, "", "01_tuning")
-    tuners = _rows(rec, "01_tuning", "tuner comparison (same space, same number of trials)")
+    tuners = _rows(rec, "01_tuning", "tuner comparison (same space, same epoch budget)")
     if tuners:
         add(
-            "tuners, best validation accuracy / wall time",
-            "; ".join(f"{r['tuner']} {r['best val accuracy']:.4f} " + (f"in {r['wall time (s)']:.0f} s"
-                      if isinstance(r.get("wall time (s)"), (int, float)) else "(resumed: no timing)") for r in tuners),
+            "tuners at one epoch budget: best validation accuracy, models tried, epochs",
+            "; ".join(f"{r['tuner']} {r['best val accuracy']:.4f} ({r.get('models tried', '?')} models, "
+                      f"{r.get('epochs trained', '?')} epochs)" for r in tuners),
             "",
             "01_tuning",
         )
-    grid = _rows(rec, "01_tuning", "grid vs random search (same budget)")
-    g, r = _row(grid, method="grid"), _row(grid, method="random")
-    if g and r:
+    grid = _rows(rec, "01_tuning", "grid vs random search (same budget, over seeds and grid offsets)")
+    if grid:
         add(
-            "grid vs random search, same number of trials",
-            f"grid {g['best val accuracy']:.4f} ({g['distinct C']} distinct values per axis); random "
-            f"{r['best val accuracy']:.4f} mean best ({r['distinct C']} distinct values per axis, spread over seeds "
-            f"{r['spread over seeds']:.4f}): random "
-            + ("ahead" if r["best val accuracy"] > g["best val accuracy"] else "not ahead") + " in this run",
+            "grid vs random search, same budget, over seeds and grid offsets",
+            "; ".join(f"{r['condition']}: random ahead in {r['random ahead in']} of {r['seeds']} seeds, "
+                      f"{r['mean (points)']:+.2f} points {r['95% interval']}" for r in grid),
             "",
             "01_tuning",
         )
@@ -413,17 +410,17 @@ def figures(rec: dict, runs: list[dict], out_dir: Path) -> list[tuple[str, Path]
             ylabel="notebook",
             title="Run time per notebook (red: failed)",
         )
-    tuners = [r for r in _rows(rec, "01_tuning", "tuner comparison (same space, same number of trials)") or []
-              if isinstance(r.get("wall time (s)"), (int, float))]
+    tuners = [r for r in _rows(rec, "01_tuning", "tuner comparison (same space, same epoch budget)") or []
+              if isinstance(r.get("training time (s)"), (int, float))]
     if tuners:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for r in tuners:
-            ax.scatter(r["wall time (s)"], r["best val accuracy"], s=60)
+            ax.scatter(r["training time (s)"], r["best val accuracy"], s=60)
             ax.annotate(
-                r["tuner"], (r["wall time (s)"], r["best val accuracy"]), xytext=(5, 3), textcoords="offset points"
+                r["tuner"], (r["training time (s)"], r["best val accuracy"]), xytext=(5, 3), textcoords="offset points"
             )
-        ax.set(xlabel="wall time (s)", ylabel="best validation accuracy", title="Tuners: same space, same trials")
-        save(fig, "tuners.png", "Tuners: best validation accuracy against wall time")
+        ax.set(xlabel="training time (s)", ylabel="best validation accuracy", title="Tuners: same space, same epochs")
+        save(fig, "tuners.png", "Tuners: best validation accuracy against training time")
     table = _rows(rec, "04_compression", "compression table")
     if table:
         fig, ax = plt.subplots(figsize=(7, 4))

@@ -101,7 +101,7 @@ def test_every_solution_notebook_follows_the_conventions():
         first_code = next(c for c in nb.cells if c.cell_type == "code")
         assert "parameters" in first_code.metadata.get("tags", []), \
             f"{path.name}: first code cell must be tagged parameters"
-        assert "SMOKE" in first_code.source and "SEED" in first_code.source
+        assert "SIZE" in first_code.source and "SEED" in first_code.source
         assert any(notebooks.BEGIN in c.source for c in nb.cells), f"{path.name} has no exercise"
         assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
         for c in nb.cells:
@@ -153,8 +153,9 @@ def test_report_headlines_and_figures_from_recorded_results(tmp_path):
     (res / "01_tuning.json").write_text(json.dumps({
         "baseline vs tuned winner (test set)": [{"model": "baseline (untuned)", "test_accuracy": 0.9, "params": 1},
                                                 {"model": "tuned (bayesian)", "test_accuracy": 0.91, "params": 1}],
-        "tuner comparison (same space, same number of trials)": [
-            {"tuner": "random", "trials": 2, "wall time (s)": 10.0, "best val accuracy": 0.8}]}))
+        "tuner comparison (same space, same epoch budget)": [
+            {"tuner": "random", "models tried": 2, "epochs trained": 4, "training time (s)": 10.0,
+             "best val accuracy": 0.8}]}))
     (res / "04_compression.json").write_text(json.dumps({"compression table": [
         {"variant": "float32 baseline", "bytes": 4000, "gzipped": 3000, "accuracy": 0.90},
         {"variant": "int8 (per-channel)", "bytes": 1000, "gzipped": 800, "accuracy": 0.899},

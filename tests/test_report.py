@@ -133,10 +133,11 @@ def test_headlines_of_the_new_sections_read_what_the_notebooks_record():
                                 index=pd.Index(["float32", "mixed_bfloat16"], name="candidate"))
     rec = {
         "01_tuning": {
-            "grid vs random search (same budget)": [
-                {"method": "grid (3 x 3)", "distinct C": 3, "best val accuracy": 0.80, "spread over seeds": 0.0},
-                {"method": "random (9 points, 8 seeds)", "distinct C": 9, "best val accuracy": 0.82,
-                 "spread over seeds": 0.03}],
+            "grid vs random search (same budget, over seeds and grid offsets)": [
+                {"condition": "gamma matters, tol barely", "seeds": 12, "random ahead in": 8, "mean (points)": 1.83,
+                 "95% interval": "[+0.01, +3.66]"},
+                {"condition": "both matter", "seeds": 12, "random ahead in": 5, "mean (points)": -1.0,
+                 "95% interval": "[-2.59, +0.59]"}],
             "AutoML vs hand-tuned CNN (test set)": {"automl_best": {"model": "SVC()"}, "automl_test_accuracy": 0.85,
                                                     "tuned_cnn_test_accuracy": 0.90, "pipelines": 12,
                                                     "automl_seconds": 40.0}},
@@ -163,8 +164,9 @@ def test_headlines_of_the_new_sections_read_what_the_notebooks_record():
             "tf.data: where the time goes": "Sequential epoch 2.00 s; ..."},
     }
     heads = {h["topic"]: h["measured"] for h in report.headlines(rec)}
-    assert "random 0.8200 mean best" in heads["grid vs random search, same number of trials"]
-    assert "ahead in this run" in heads["grid vs random search, same number of trials"]
+    grid = heads["grid vs random search, same budget, over seeds and grid offsets"]
+    assert "gamma matters, tol barely: random ahead in 8 of 12 seeds, +1.83 points [+0.01, +3.66]" in grid
+    assert "both matter: random ahead in 5 of 12 seeds, -1.00 points" in grid
     assert heads["AutoML (scikit-learn pipelines) vs the tuned CNN, test accuracy"].startswith("0.8500 (SVC()")
     assert "won 2 of 3" in heads["NAS: micro (cell) vs macro search space, random search"]
     nas = heads["NAS strategies: leader vs runner-up, per-seed difference (best val accuracy)"]
