@@ -58,8 +58,9 @@ WEEKS: tuple[Week, ...] = (
          module="reduction", checks="reduction"),
     Week("04_compression", "Model compression: quantization, pruning, clustering, low rank, compact and binary nets",
          "convert a Keras model with the TFLite converter (dynamic, float16, int8 with a "
-         "representative dataset), run it in LiteRT, prune, quantization-aware train and cluster "
-         "with tfmot, and measure size, accuracy and latency side by side",
+         "representative dataset) and with the LiteRT quantizer, quantize it with Keras 3's model.quantize, run it "
+         "in LiteRT, prune (uniformly and per layer from a sensitivity scan), quantization-aware train and cluster "
+         "with tfmot (the legacy tf_keras track), and measure size, accuracy and latency side by side",
          module="compression", checks="compression", prepared="baseline"),
     Week("05_distributed_training", "Distributed training and input pipelines",
          "train with MirroredStrategy, MultiWorkerMirroredStrategy and "
@@ -68,16 +69,18 @@ WEEKS: tuple[Week, ...] = (
          "precision, and build a fast tf.data pipeline",
          module="distributed", checks="distributed"),
     Week("06_distillation_ensembles", "Knowledge distillation and ensembles",
-         "write a Keras Distiller, choose temperature and alpha on validation data, "
-         "measure how much of the teacher-student gap distillation closes over seeds, "
-         "and compare bagging, boosting and stacking with scikit-learn",
+         "write a Keras Distiller and use Keras 3's keras.distillation.Distiller, choose temperature and alpha on "
+         "validation data, measure soft targets against hard pseudo-labels over seeds, "
+         "and compare bagging, boosting (scikit-learn and XGBoost) and stacking",
          module="distillation", checks="distillation", prepared="teachers"),
     Week("07_deployment", "Deployment and monitoring",
          "take the chosen model to an int8 LiteRT file behind a prediction function that rejects "
-         "bad input, benchmark it by batch size, and monitor inputs and predictions for drift",
+         "bad input, load only verified and safe artefacts, benchmark it by batch size, monitor inputs and "
+         "predictions for drift, and retrain in shadow, promoting only a model that wins",
          module="serving", checks="deployment", prepared="model"),
     Week("08_runtimes", "Runtimes that take a model to hardware: LiteRT, ONNX Runtime, OpenVINO, TVM",
-         "export one model to several runtimes, quantize it with each runtime's own tools, and pick a "
+         "export one model to several runtimes (Keras 3's model.export and the converters it wraps), quantize it "
+         "with each runtime's own tools, fit it to a microcontroller (TFLite Micro), and pick a "
          "runtime for a latency and size budget from measurements on your machine",
          module="runtimes", checks="runtimes", prepared="models"),
 )
