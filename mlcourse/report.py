@@ -68,6 +68,60 @@ def _row(rows, **match):
     return None
 
 
+def _fmt_rows(rows, fmt, sep="; ") -> str:
+    """``fmt(row)`` for each row that has what ``fmt`` reads (a row missing a key is left out, never fatal)."""
+    out = []
+    for r in rows or []:
+        try:
+            out.append(fmt(r))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return sep.join(out)
+
+
+def _newer_headlines(rec: dict) -> list[tuple[str, str, str]]:
+    """``(topic, measured, notebook)`` of the results the Keras 3 path, the memory-bound int8 case, adaptive
+    sparsity, mixed precision's underflow, the Distillers, shadow retraining and the runtimes' exports and
+    microcontroller fit record (each only when its notebook recorded it)."""
+    out = []
+
+    def add(topic, notebook, key, fmt, kind="rows"):
+        value = rec.get(notebook, {}).get(key)
+        text = _fmt_rows(_rows(rec, notebook, key), fmt) if kind == "rows" else (
+            _fmt_rows([value], fmt) if isinstance(value, dict) else "")
+        if text:
+            out.append((topic, text, notebook))
+
+    add("Keras 3 model.quantize('int8'): weights in memory, test accuracy", "04_compression",
+        "Keras 3 model.quantize int8", lambda r: f"{r['index']} {r['weights in memory (bytes)']:,.0f} bytes, "
+        f"accuracy {r['test accuracy']:.4f}")
+    add("int8 paths: the converter's and the LiteRT quantizer's, same model", "04_compression",
+        "int8 paths: converter vs LiteRT quantizer",
+        lambda r: f"{r['path']} {r['bytes'] / 1e3:,.0f} kB, accuracy {r['accuracy']:.4f}, {r['latency_ms']:.3f} ms")
+    add("int8 where it pays: a memory-bound wide MLP at batch 1 (LiteRT)", "04_compression",
+        "int8 latency, memory-bound wide MLP", lambda r: f"{r['Dense units']:.0f} units: float32 {r['float32 MB']:.1f} "
+        f"MB in {r['float32 ms']:.3f} ms, int8 {r['int8 MB']:.1f} MB in {r['int8 ms']:.3f} ms", kind="dict")
+    add("adaptive (per-layer, from a sensitivity scan) vs uniform sparsity, fine-tuned", "04_compression",
+        "adaptive vs uniform sparsity", lambda r: f"{r['target (share removed)']:.0%} removed, {r['allocation']}: "
+        f"{r['fine-tuned test accuracy (mean over seeds)']:.4f}")
+    add("mixed precision: float16 gradients lost to underflow", "05_distributed_training",
+        "mixed precision: float16 gradients lost to underflow",
+        lambda r: f"{r['variant']}: {r['lost to underflow']:.3%}")
+    add("Distillers: same teacher, student, data and steps (test accuracy)", "06_distillation_ensembles",
+        "Distillers: same teacher, student, data and steps", lambda r: f"{r['distiller']} {r['test accuracy']:.4f}")
+    add("retraining in shadow: the candidate's lead over the serving model, promoted?", "07_deployment",
+        "retraining: shadow comparison and promotion", lambda r: f"{r['case']}: {r['lead (points)']:+.2f} points "
+        f"[{r['95% interval lo']:+.2f}, {r['95% interval hi']:+.2f}] -> {'promoted' if r['promoted'] else 'kept'}")
+    add("Keras 3 model.export vs the converters it wraps: top-1 agreement with Keras", "08_runtimes",
+        "runtimes: Keras 3 export vs converters",
+        lambda r: f"{r['format']} via {r['route']}: " + (f"{r['agreement']:.1%}" if not r.get("error") else
+                                                          f"failed ({r['error'][:60]})"))
+    add("TFLite Micro: the int8 model on a microcontroller", "08_runtimes", "runtimes: microcontroller",
+        lambda r: f"{r['model bytes']:,} model bytes, arena lower bound {r['arena lower bound']:,} bytes; fits 256 KB "
+        f"/ 1 MB: {'yes' if r['fits 256 KB / 1 MB'] else 'no'}", kind="dict")
+    return out
+
+
 def verdict(value, target, unit: str = "", higher_is_better: bool = True, scale: float = 1.0) -> str:
     """ "meets (+0.4x)" or "misses (-1.2 pp)": ``value`` against the reference ``target``, with the margin.
 
@@ -371,6 +425,8 @@ def headlines(rec: dict) -> list[dict]:
             "",
             "07_deployment",
         )
+    for topic, measured, notebook in _newer_headlines(rec):
+        add(topic, measured, "", notebook)
     return out
 
 

@@ -277,3 +277,33 @@ def test_a_broken_runs_json_is_named_with_what_to_do(built, content, message, ca
     with pytest.raises(ValueError, match=message):
         report.rewrite(out)
     assert report.main(["rewrite", str(out)]) == 2 and "runs.json" in capsys.readouterr().out
+
+
+def test_the_newer_results_get_headlines_and_a_missing_field_never_breaks_the_report():
+    rec = {
+        "04_compression": {
+            "Keras 3 model.quantize int8": [
+                {"index": "Keras float32", "weights in memory (bytes)": 3297832, "test accuracy": 0.7985},
+                {"index": "Keras int8 (model.quantize)", "weights in memory (bytes)": 882768, "test accuracy": 0.798}],
+            "int8 latency, memory-bound wide MLP": {"Dense units": 2048, "float32 MB": 23.3, "int8 MB": 5.9,
+                                                    "float32 ms": 6.56, "int8 ms": 0.635},
+            "adaptive vs uniform sparsity": [{"target (share removed)": 0.95, "allocation": "adaptive"}]},  # no acc
+        "07_deployment": {"retraining: shadow comparison and promotion": [
+            {"case": "new camera mount", "lead (points)": 48.98, "95% interval lo": 47.38, "95% interval hi": 50.57,
+             "promoted": True},
+            {"case": "sale (label shift)", "lead (points)": -3.33, "95% interval lo": -5.18, "95% interval hi": -1.47,
+             "promoted": False}]},
+        "08_runtimes": {"runtimes: Keras 3 export vs converters": [
+            {"format": "onnx", "route": "model.export", "agreement": 1.0, "error": ""},
+            {"format": "openvino", "route": "model.export", "agreement": None, "error": "ValueError: needs .xml"}]},
+    }
+    heads = {h["topic"]: h["measured"] for h in report.headlines(rec)}
+    quant = heads["Keras 3 model.quantize('int8'): weights in memory, test accuracy"]
+    assert "Keras float32 3,297,832 bytes, accuracy 0.7985; Keras int8 (model.quantize) 882,768 bytes" in quant
+    assert "2048 units: float32 23.3 MB in 6.560 ms, int8 5.9 MB in 0.635 ms" in heads[
+        "int8 where it pays: a memory-bound wide MLP at batch 1 (LiteRT)"]
+    retrain = heads["retraining in shadow: the candidate's lead over the serving model, promoted?"]
+    assert "new camera mount: +48.98 points [+47.38, +50.57] -> promoted" in retrain and "-> kept" in retrain
+    exports = heads["Keras 3 model.export vs the converters it wraps: top-1 agreement with Keras"]
+    assert "onnx via model.export: 100.0%" in exports and "openvino via model.export: failed (ValueError" in exports
+    assert not any("adaptive" in t for t in heads)  # a row without its accuracy is left out, quietly
