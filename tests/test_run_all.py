@@ -68,7 +68,6 @@ def lab(tmp_path_factory, prepared_room):
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "JUPYTER_DATA_DIR": str(tmp / "data"),
            "JUPYTER_CONFIG_DIR": str(tmp / "config"), "MLCOURSE_SIZE": "smoke",
            "MLCOURSE_CACHE_DIR": str(prepared_room), "MLCOURSE_WORK_DIR": str(tmp / "runs")}
-    workshop.seed_work_dir(prepared_room / "work" / "smoke", tmp / "runs" / "smoke")  # as a room seeds a learner
     notebooks.use_this_checkout()  # the kernels import this checkout's mlcourse
     env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     cmd = workshop.lab_command(port, "127.0.0.1", token, root=root)
@@ -78,7 +77,8 @@ def lab(tmp_path_factory, prepared_room):
             return r.status == 200
 
     with serving(cmd, tmp / "lab.log", up, "JupyterLab", stop_timeout=20, env=env), Chromium() as browser:
-        yield {"base": f"http://127.0.0.1:{port}", "token": token, "root": root, "browser": browser}
+        yield {"base": f"http://127.0.0.1:{port}", "token": token, "root": root, "browser": browser,
+               "work": tmp / "runs" / "smoke", "prepared": prepared_room / "work" / "smoke"}
 
 
 def _kernel_state(lab, path) -> str | None:
@@ -134,6 +134,10 @@ def test_run_all_reaches_the_end_with_only_the_stubs_failing(path, lab):
     budget = BUDGET_S.get(path.stem, BUDGET_S["default"])
     saved = lab["root"] / "notebooks" / path.name
     before = saved.stat().st_mtime
+    # each notebook as a new learner in a prepared room finds it: the prepared searches seeded into an empty work
+    # folder (what an earlier notebook of this run chose, e.g. 02's hand-on, must not change what 06 trains)
+    shutil.rmtree(lab["work"], ignore_errors=True)
+    workshop.seed_work_dir(lab["prepared"], lab["work"])
     page = lab["browser"].open(f"{lab['base']}/lab/tree/notebooks/{path.name}?token={lab['token']}")
     try:
         page.wait_for(f"{_CELLS}.length > 0", timeout=120, what=f"{path.name}'s cells")
