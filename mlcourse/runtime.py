@@ -181,7 +181,7 @@ def work_dir(size: str | None = None, base=None) -> Path:
     if isinstance(size, bool):
         raise TypeError("work_dir takes a size ('smoke', 'lesson' or 'full'), not True/False.")
     size = settings.size(size)
-    root = Path(base).expanduser() if base else settings.current().work_dir
+    root = Path(base).expanduser() if base else settings.get("work_dir")
     return root / size
 
 

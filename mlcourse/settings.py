@@ -23,7 +23,7 @@ that is not understood is an error that says what to set, never a silent default
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["SIZES", "Settings", "defaults", "current", "get", "size", "pick_sizes", "env_flag"]
@@ -76,14 +76,6 @@ class Settings:
     results_dir: Path | None
     screenshots: Path | None
 
-    def env(self) -> dict:
-        """These settings as environment variables (unset ones left out): what a child process needs."""
-        table, out = defaults(), {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None and value is not False:
-                out[table[f.name][0]] = "1" if value is True else str(value)
-        return out
 
 
 def _check_size(value: str, where: str) -> str:
