@@ -77,7 +77,6 @@ class Settings:
     screenshots: Path | None
 
 
-
 def _check_size(value: str, where: str) -> str:
     value = str(value).strip().lower()
     if value not in SIZES:
