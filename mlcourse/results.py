@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
+
+from mlcourse import settings
 
 __all__ = ["record", "recorded", "load_all", "json_kind", "chosen_hp", "CHOICE_FILES"]
 
@@ -50,7 +51,7 @@ def record(key: str, value, notebook: str) -> None:
     if not key or not isinstance(key, str):
         raise ValueError("key must be a non-empty string.")
     _MEMORY.setdefault(notebook, {})[key] = _jsonable(value)
-    folder = os.environ.get("MLCOURSE_RESULTS_DIR")
+    folder = settings.get("results_dir")
     if folder:
         path = Path(folder) / f"{notebook}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
