@@ -182,7 +182,8 @@ def test_keras_export_and_the_explicit_converters_agree(exported, ds, tmp_path):
     _, _, xt, _ = ds
     t = R.compare_exports(model, tmp_path / "exports", xt[:16])
     assert set(zip(t.format, t.route)) == {(f, r) for f in R.EXPORTS for r in ("model.export", "converter")}
-    assert (t.error == "").all(), t[["format", "route", "error"]]
+    failed = t[t.error != ""]
+    assert failed.empty, "\n".join(f"{r.format} via {r.route}: {r.error}" for r in failed.itertuples())
     assert (t.max_abs_diff < 1e-4).all() and (t.agreement == 1.0).all(), t
     assert (t.bytes > 0).all()
     with pytest.raises(ValueError, match="Unknown format"):
