@@ -128,7 +128,7 @@ def warm_cache(ds, size: str, seed: int = 0) -> None:
 def export_onnx(model, path, batch: int | None = None) -> Path:
     """Write ``model`` as ONNX. Keras 3 models with a free batch size go through ``model.export(path,
     format="onnx")`` (which calls tf2onnx); tf_keras models, or a fixed ``batch`` (what TVM wants), through
-    ``tf2onnx.convert.from_keras`` directly. Never overwrites an existing file."""
+    tf2onnx directly (:func:`_tf2onnx`). Never overwrites an existing file."""
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists: choose a new path (nothing was overwritten).")
@@ -138,13 +138,20 @@ def export_onnx(model, path, batch: int | None = None) -> Path:
         if batch is None and flavor_of(model) == "keras3":
             model.export(str(path), format="onnx", verbose=False)
         else:
-            import tensorflow as tf
-            import tf2onnx
-
-            shape = (batch,) + tuple(model.input_shape[1:])
-            spec = (tf.TensorSpec(shape, tf.float32, name="image"),)
-            tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=str(path))
+            _tf2onnx(model, batch, path)
     return path
+
+
+def _tf2onnx(model, batch: int | None, path: Path) -> None:
+    """``tf2onnx.convert.from_function`` on ``model`` traced as a ``tf.function`` (input ``image``, batch
+    ``batch``, opset 17). ``from_keras`` would recognise the model by ``tf.keras``, which turns into tf_keras once
+    tensorflow_model_optimization is imported; a traced function converts the same whichever Keras built it."""
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = (tf.TensorSpec((batch,) + tuple(model.input_shape[1:]), tf.float32, name="image"),)
+    fn = tf.function(lambda image: model(image, training=False))
+    tf2onnx.convert.from_function(fn, input_signature=spec, opset=17, output_path=str(path))
 
 
 class CalibrationReader:
@@ -637,9 +644,9 @@ EXPORTS = {"onnx": ("model.onnx", "ONNX Runtime"), "openvino": ("model.xml", "Op
 
 def convert_explicitly(model, fmt: str, path) -> Path:
     """Write ``model`` in format ``fmt`` with the converter that ``model.export(format=fmt)`` wraps, called
-    directly: ``tf2onnx.convert.from_keras`` (onnx, opset 17, free batch size), ``ov.convert_model(model)`` then
-    ``ov.save_model(..., compress_to_fp16=False)`` (openvino) or ``tf.lite.TFLiteConverter.from_keras_model``
-    (litert, no optimisation)."""
+    directly, on the model traced as a ``tf.function`` (whichever Keras built it): ``tf2onnx.convert.from_function``
+    (onnx, opset 17, free batch size), ``ov.convert_model`` then ``ov.save_model(..., compress_to_fp16=False)``
+    (openvino) or ``tf.lite.TFLiteConverter.from_keras_model`` (litert, no optimisation)."""
     import tensorflow as tf
 
     path = Path(path)
@@ -651,14 +658,15 @@ def convert_explicitly(model, fmt: str, path) -> Path:
     with warnings.catch_warnings(), silenced():
         warnings.simplefilter("ignore")
         if fmt == "onnx":
-            import tf2onnx
-
-            spec = (tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name="image"),)
-            tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=str(path))
+            _tf2onnx(model, None, path)
         elif fmt == "openvino":
             import openvino as ov
 
-            ov.save_model(ov.convert_model(model), str(path), compress_to_fp16=False)
+            # a traced function, not the model: OpenVINO recognises a Keras model by ``tf.keras.Model``, which
+            # turns into tf_keras's once tensorflow_model_optimization is imported (a Keras 3 model then fails)
+            spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name="image")
+            fn = tf.function(lambda image: model(image, training=False)).get_concrete_function(spec)
+            ov.save_model(ov.convert_model(fn), str(path), compress_to_fp16=False)
         else:
             path.write_bytes(compression.to_tflite(model, "float32"))
     return path

@@ -178,6 +178,10 @@ def test_sizes_table_and_warm_cache_take_a_size():
 
 
 def test_keras_export_and_the_explicit_converters_agree(exported, ds, tmp_path):
+    """Also once tensorflow_model_optimization is imported (it turns ``tf.keras`` into tf_keras, and converters
+    that recognise a Keras model by ``tf.keras.Model`` then failed on a Keras 3 one: the CI order that found it)."""
+    import tensorflow_model_optimization  # noqa: F401
+
     model, _ = exported
     _, _, xt, _ = ds
     t = R.compare_exports(model, tmp_path / "exports", xt[:16])
