@@ -142,16 +142,24 @@ def export_onnx(model, path, batch: int | None = None) -> Path:
     return path
 
 
-def _tf2onnx(model, batch: int | None, path: Path) -> None:
-    """``tf2onnx.convert.from_function`` on ``model`` traced as a ``tf.function`` (input ``image``, batch
-    ``batch``, opset 17). ``from_keras`` would recognise the model by ``tf.keras``, which turns into tf_keras once
-    tensorflow_model_optimization is imported; a traced function converts the same whichever Keras built it."""
+def _traced(model, batch: int | None = None):
+    """``(fn, spec)``: ``model`` as a ``tf.function`` of one float32 input ``image`` (batch ``batch``) and that
+    input's ``TensorSpec``. Converters get this, not the model: tf2onnx's ``from_keras`` and OpenVINO's
+    ``convert_model`` recognise a Keras model by ``tf.keras.Model``, which turns into tf_keras's once
+    tensorflow_model_optimization is imported (a Keras 3 model then fails); a traced function converts the same
+    whichever Keras built it."""
     import tensorflow as tf
+
+    spec = tf.TensorSpec((batch,) + tuple(model.input_shape[1:]), tf.float32, name="image")
+    return tf.function(lambda image: model(image, training=False)), spec
+
+
+def _tf2onnx(model, batch: int | None, path: Path) -> None:
+    """``tf2onnx.convert.from_function`` on :func:`_traced` ``model`` (input ``image``, batch ``batch``, opset 17)."""
     import tf2onnx
 
-    spec = (tf.TensorSpec((batch,) + tuple(model.input_shape[1:]), tf.float32, name="image"),)
-    fn = tf.function(lambda image: model(image, training=False))
-    tf2onnx.convert.from_function(fn, input_signature=spec, opset=17, output_path=str(path))
+    fn, spec = _traced(model, batch)
+    tf2onnx.convert.from_function(fn, input_signature=(spec,), opset=17, output_path=str(path))
 
 
 class CalibrationReader:
@@ -647,8 +655,6 @@ def convert_explicitly(model, fmt: str, path) -> Path:
     directly, on the model traced as a ``tf.function`` (whichever Keras built it): ``tf2onnx.convert.from_function``
     (onnx, opset 17, free batch size), ``ov.convert_model`` then ``ov.save_model(..., compress_to_fp16=False)``
     (openvino) or ``tf.lite.TFLiteConverter.from_keras_model`` (litert, no optimisation)."""
-    import tensorflow as tf
-
     path = Path(path)
     if fmt not in EXPORTS:
         raise ValueError(f"Unknown format {fmt!r}: use one of {list(EXPORTS)}.")
@@ -662,11 +668,8 @@ def convert_explicitly(model, fmt: str, path) -> Path:
         elif fmt == "openvino":
             import openvino as ov
 
-            # a traced function, not the model: OpenVINO recognises a Keras model by ``tf.keras.Model``, which
-            # turns into tf_keras's once tensorflow_model_optimization is imported (a Keras 3 model then fails)
-            spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name="image")
-            fn = tf.function(lambda image: model(image, training=False)).get_concrete_function(spec)
-            ov.save_model(ov.convert_model(fn), str(path), compress_to_fp16=False)
+            fn, spec = _traced(model)  # the traced function, not the model (see _traced)
+            ov.save_model(ov.convert_model(fn.get_concrete_function(spec)), str(path), compress_to_fp16=False)
         else:
             path.write_bytes(compression.to_tflite(model, "float32"))
     return path
@@ -676,8 +679,7 @@ def compare_exports(model, folder, x) -> pd.DataFrame:
     """Each format of :data:`EXPORTS` written twice, by ``model.export(path, format=...)`` and by
     :func:`convert_explicitly`, run on ``x`` in its runtime: one row per (format, route) with the file's bytes, the
     seconds the export took, the largest absolute difference from Keras's probabilities and top-1 agreement. An
-    export or a run that fails is tried once more (a first failure is kept in ``first try``); one that fails twice
-    is a row with its error (type and message), not an exception."""
+    export or a run that fails is a row with its error (type and message), not an exception."""
     folder = Path(folder)
     x = np.asarray(x, dtype=np.float32)
     ref = model.predict(x, verbose=0)
@@ -685,26 +687,22 @@ def compare_exports(model, folder, x) -> pd.DataFrame:
     for fmt, (name, rt) in EXPORTS.items():
         for route in ("model.export", "converter"):
             path = folder / route.replace(".", "_") / name
-            row = {"format": fmt, "route": route, "runtime": rt, "first try": ""}
-            for attempt in (1, 2):  # a failure is a finding only when it repeats: a transient one is said aloud
-                t0 = time.perf_counter()
-                try:
-                    if route == "model.export":
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        with warnings.catch_warnings(), silenced():
-                            warnings.simplefilter("ignore")
-                            model.export(str(path), format=fmt, verbose=False)
-                    else:
-                        convert_explicitly(model, fmt, path)
-                    row["export_s"] = time.perf_counter() - t0
-                    out = load((rt, "float32"), path, threads=1)(x)
-                    row.update(bytes=size_on_disk(path), max_abs_diff=float(np.abs(out - ref).max()),
-                               agreement=float((out.argmax(1) == ref.argmax(1)).mean()), error="")
-                    break
-                except Exception as exc:  # noqa: BLE001  (a failing export is a finding to print)
-                    row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-                    if attempt == 1:
-                        row["first try"] = f"failed, tried again: {row['error']}"
+            row = {"format": fmt, "route": route, "runtime": rt}
+            t0 = time.perf_counter()
+            try:
+                if route == "model.export":
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with warnings.catch_warnings(), silenced():
+                        warnings.simplefilter("ignore")
+                        model.export(str(path), format=fmt, verbose=False)
+                else:
+                    convert_explicitly(model, fmt, path)
+                row["export_s"] = time.perf_counter() - t0
+                out = load((rt, "float32"), path, threads=1)(x)
+                row.update(bytes=size_on_disk(path), max_abs_diff=float(np.abs(out - ref).max()),
+                           agreement=float((out.argmax(1) == ref.argmax(1)).mean()), error="")
+            except Exception as exc:  # noqa: BLE001  (a failing export is a finding to print)
+                row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
             rows.append(row)
     return pd.DataFrame(rows)
 
