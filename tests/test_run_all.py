@@ -13,6 +13,7 @@ import re
 import shutil
 import time
 import urllib.request
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -29,32 +30,6 @@ STUDENT = sorted(notebooks.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 # notebooks whose slow models `make workshop` trains ahead of time: in a prepared room they only load them
 PREPARED = {"04_compression", "06_distillation_ensembles", "07_deployment", "08_runtimes"}
 _CELLS = "Array.from(document.querySelectorAll('.jp-Notebook:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt'))"
-
-
-@pytest.fixture(scope="session")
-def prepared_room(tmp_path_factory):
-    """A model cache prepared as `make workshop` does (at smoke size), once per test run: under pytest-xdist the
-    workers share it (the first prepares it, the others wait)."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # the run's folder, above each worker's own
-    room = base / "prepared-room"
-    with open(base / "prepared-room.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (room / "READY").exists():
-            room.mkdir(exist_ok=True)
-            before = {k: os.environ.get(k) for k in ("MLCOURSE_CACHE_DIR", "MLCOURSE_WORK_DIR")}
-            os.environ.update(MLCOURSE_CACHE_DIR=str(room), MLCOURSE_WORK_DIR=str(room / "work"))
-            try:
-                workshop.prepare(size="smoke")  # the models into the cache, the searches into room/work/smoke
-            finally:
-                for k, v in before.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-            (room / "READY").write_text("prepared\n")
-    return room
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +53,40 @@ def lab(tmp_path_factory, prepared_room):
 
     with serving(cmd, tmp / "lab.log", up, "JupyterLab", stop_timeout=20, env=env), Chromium() as browser:
         yield {"base": f"http://127.0.0.1:{port}", "token": token, "root": root, "browser": browser,
-               "work": tmp / "runs" / "smoke", "prepared": prepared_room / "work" / "smoke"}
+               "work": tmp / "runs" / "smoke", "prepared": prepared_room / "work" / "smoke", "log": tmp / "lab.log"}
+
+
+def _kernel(lab, path) -> dict | None:
+    """The kernel JupyterLab started for ``path`` (REST API: id, execution_state), or None before it has one."""
+    with urllib.request.urlopen(f"{lab['base']}/api/sessions?token={lab['token']}", timeout=10) as r:
+        sessions = [s for s in json.loads(r.read()) if s["path"] == path]
+    return sessions[0]["kernel"] if sessions else None
 
 
 def _kernel_state(lab, path) -> str | None:
-    """The execution state of the kernel JupyterLab started for ``path`` (REST API), or None before it has one."""
-    with urllib.request.urlopen(f"{lab['base']}/api/sessions?token={lab['token']}", timeout=10) as r:
-        sessions = [s for s in json.loads(r.read()) if s["path"] == path]
-    return sessions[0]["kernel"]["execution_state"] if sessions else None
+    kernel = _kernel(lab, path)
+    return kernel["execution_state"] if kernel else None
+
+
+def _cpu_seconds(kernel_id: str) -> float:
+    """CPU seconds used so far by the kernel process ``kernel_id`` and every process below it (05's workers).
+    The ground truth for "the kernel is working": its reported execution_state reads idle after any message it
+    answers (a progress widget's comm message, while a cell still runs), and JupyterLab's prompts can lag."""
+    tick, procs = os.sysconf("SC_CLK_TCK"), {}
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit():
+                stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                procs[int(d.name)] = (int(stat[1]), sum(map(int, stat[11:15])), (d / "cmdline").read_bytes())
+        except OSError:
+            continue
+    wanted = {pid for pid, (_, _, cmd) in procs.items() if f"kernel-{kernel_id}".encode() in cmd}
+    while True:  # the kernel's descendants
+        more = {pid for pid, (ppid, _, _) in procs.items() if ppid in wanted} - wanted
+        if not more:
+            break
+        wanted |= more
+    return sum(procs[pid][1] for pid in wanted) / tick
 
 
 def _wait_idle(lab, path, timeout=120):
@@ -102,31 +103,61 @@ def _prompts(page) -> list[str]:
     return page.evaluate(f"{_CELLS}.map(p => p.textContent.trim())") or []  # offscreen cells: no innerText
 
 
+def _save(page):
+    page.click("Array.from(document.querySelectorAll('.lm-MenuBar-itemLabel')).find(e => e.innerText === 'File')",
+               "the File menu")
+    page.click("Array.from(document.querySelectorAll('.lm-Menu-itemLabel'))"
+               ".find(e => e.innerText === 'Save Notebook')", "Save Notebook")
+
+
+def _why_stopped(page, lab, path) -> str:
+    """What a failed Run All left behind: the error outputs of the saved notebook and what the server logged about
+    the kernel (a restart means it died, e.g. out of memory)."""
+    saved = lab["root"] / path
+    before = saved.stat().st_mtime
+    _save(page)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and saved.stat().st_mtime == before:
+        time.sleep(1)
+    nb = nbformat.read(saved, as_version=4)
+    errors = [f"code cell {i}: {o.ename}: {str(o.evalue)[:300]}"
+              for i, c in enumerate(c for c in nb.cells if c.cell_type == "code")
+              for o in c.get("outputs", []) if o.output_type == "error"]
+    log = [line for line in Path(lab["log"]).read_text(errors="replace").splitlines()
+           if re.search(r"restart|died|dead|Traceback|Error", line)]
+    return f"\n errors in the saved notebook: {errors or 'none'}\n server log: {log[-15:] or 'nothing on the kernel'}"
+
+
 def _run_all(page, lab, path, budget):
-    """Click Run > Run All Cells; wait until every code cell shows an execution count (failing, with the
-    prompts seen, when the kernel has stayed idle with cells left unrun, or after ``budget`` s); then click
-    File > Save Notebook."""
+    """Click Run > Run All Cells; wait until every code cell shows an execution count (failing, with the prompts
+    seen, when the kernel has stayed idle, using no CPU, for 30 s with cells left unrun, or after ``budget`` s);
+    then click File > Save Notebook."""
     page.click("Array.from(document.querySelectorAll('.lm-MenuBar-itemLabel')).find(e => e.innerText === 'Run')",
                "the Run menu")
     page.click("Array.from(document.querySelectorAll('.lm-Menu-itemLabel'))"
                ".find(e => e.innerText === 'Run All Cells')", "Run All Cells")
-    end, idle_since = time.monotonic() + budget, None
+    end, idle_since, kernel_id = time.monotonic() + budget, None, _kernel(lab, path)["id"]
     while True:
         prompts = _prompts(page)
         if prompts and all(re.fullmatch(r"\[\d+\]:", p) for p in prompts):
             break
         idle = _kernel_state(lab, path) == "idle" and not any("*" in p for p in prompts)
-        idle_since = (idle_since or time.monotonic()) if idle else None
-        if idle_since and time.monotonic() - idle_since > 30:
+        if not idle:
+            idle_since = None
+        elif idle_since is None:
+            idle_since, cpu_then = time.monotonic(), _cpu_seconds(kernel_id)
+        elif time.monotonic() - idle_since > 30 and _cpu_seconds(kernel_id) - cpu_then > 1.0:
+            idle_since = None  # it looked idle but computed all along: still running
+        elif time.monotonic() - idle_since > 30:
             unrun = [i for i, p in enumerate(prompts) if not re.fullmatch(r"\[\d+\]:", p)]
-            pytest.fail(f"Run All stopped: code cells {unrun[:10]} never ran (prompts: {prompts[:40]})")
+            pytest.fail(f"Run All stopped: code cells {unrun[:10]} never ran and the kernel has been idle for 30 s "
+                        f"(prompts: {prompts[:40]})"
+                        + _why_stopped(page, lab, path))
         if time.monotonic() > end:
-            pytest.fail(f"Run All did not finish within {budget} s (prompts: {prompts[:40]})")
+            pytest.fail(f"Run All did not finish within {budget} s (prompts: {prompts[:40]})"
+                        + _why_stopped(page, lab, path))
         time.sleep(2)
-    page.click("Array.from(document.querySelectorAll('.lm-MenuBar-itemLabel')).find(e => e.innerText === 'File')",
-               "the File menu")
-    page.click("Array.from(document.querySelectorAll('.lm-Menu-itemLabel'))"
-               ".find(e => e.innerText === 'Save Notebook')", "Save Notebook")
+    _save(page)
 
 
 @pytest.mark.parametrize("path", STUDENT, ids=[p.stem for p in STUDENT])
