@@ -20,7 +20,40 @@ from mlcourse.notebooks import use_this_checkout  # noqa: E402
 
 use_this_checkout()
 
+import fcntl  # noqa: E402
+import json  # noqa: E402
 
+import pytest  # noqa: E402
+
+from mlcourse import workshop  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prepared_room(tmp_path_factory):
+    """A model cache prepared as `make workshop` does (at smoke size), once per test run: under pytest-xdist the
+    workers share it (the first prepares it, the others wait). What each recipe took is in ``seconds.json``.
+    test_workshop checks the preparation, test_run_all opens every notebook in it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, above each worker's own
+    room = base / "prepared-room"
+    with open(base / "prepared-room.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (room / "READY").exists():
+            room.mkdir(exist_ok=True)
+            before = {k: os.environ.get(k) for k in ("MLCOURSE_CACHE_DIR", "MLCOURSE_WORK_DIR")}
+            os.environ.update(MLCOURSE_CACHE_DIR=str(room), MLCOURSE_WORK_DIR=str(room / "work"))
+            try:
+                seconds = workshop.prepare(size="smoke")  # models into the cache, searches into room/work/smoke
+            finally:
+                for k, v in before.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            (room / "seconds.json").write_text(json.dumps(seconds))
+            (room / "READY").write_text("prepared\n")
+    return room
 
 
 # ------------------------------------------------------------------------------ scheduling on 2 workers

@@ -1,14 +1,17 @@
 """The workshop kit prepares a room (smoke sizes) and reports what it has."""
+import json
+
 from mlcourse import workshop
 
 
-def test_prepare_smoke_fills_the_cache_and_check_reports_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path))
-    seconds = workshop.prepare(size="smoke")
-    assert set(seconds) == set(workshop.RECIPES)
+def test_prepare_smoke_fills_the_cache_and_check_reports_it(prepared_room, monkeypatch):
+    # the room conftest's fixture prepared with workshop.prepare(size="smoke"), shared with test_run_all
+    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(prepared_room))
+    seconds = json.loads((prepared_room / "seconds.json").read_text())
+    assert set(seconds) == set(workshop.RECIPES) and all(s > 0 for s in seconds.values())
     from mlcourse import cache
 
-    entries = cache.entries(tmp_path)
+    entries = cache.entries(prepared_room)
     names = {p.name.rsplit("-", 1)[0] for p in entries}
     # one entry family per slow model of 04, 06, 07 and 08 (the week modules' warm_cache decide which)
     assert {"compression-baseline", "teacher", "deployment", "runtimes-tuned", "runtimes-conv_heavy"} <= names
