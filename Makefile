@@ -3,8 +3,9 @@
 #   make lesson   the same at lesson size (what a learner gets: minutes per notebook) into build/lesson/
 #   make lint     ruff over the package, tests, tools and solutions; generated files and the lock up to date
 #   make test     lint, then the test suite (CI runs exactly this): package tests, every student notebook by
-#                 Run All in JupyterLab (clicked in headless Chromium), solution notebooks via nbval, all at
-#                 smoke size (MLCOURSE_SIZE=smoke)
+#                 Run All in JupyterLab (clicked in headless Chromium) and then its exercises' solutions in the
+#                 same kernel, all at smoke size (MLCOURSE_SIZE=smoke)
+#   make test-solutions  the solution notebooks whole, through nbval, at smoke size (after editing one)
 #   make lab      open the course in JupyterLab, for one learner (IP=0.0.0.0 PORT=8888 to reach it from elsewhere)
 #   make room     a workshop room: JupyterHub, one account and one copy of the course per learner
 #                 (make room IP=0.0.0.0 PORT=8000 serves the room's network; PASSWORD=... the shared password)
@@ -16,7 +17,7 @@ PYTHON ?= python3
 export PYTHON
 # No MPLBACKEND here: kernels inherit it, and with Agg an executed notebook keeps no figure (STACK.md).
 QUIET := TF_CPP_MIN_LOG_LEVEL=2
-.PHONY: setup course lesson smoke bench test lint lab room workshop notebooks
+.PHONY: setup course lesson smoke bench test test-solutions lint lab room workshop notebooks
 
 setup:
 	@bash tools/setup.sh
@@ -40,10 +41,14 @@ lint: setup
 	$(PYTHON) -m mlcourse.catalog check
 	$(PYTHON) tools/lock.py --check
 
+PYTEST := MLCOURSE_SIZE=smoke TQDM_DISABLE=1 $(PYTHON) -m pytest -p no:randomly -rs --durations=10 -n 2 --dist loadfile
 test: lint
 	@bash tools/setup.sh --tests
-	$(QUIET) MLCOURSE_SIZE=smoke TQDM_DISABLE=1 $(PYTHON) -m pytest tests solutions --nbval-lax --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:randomly -rs --durations=10 -n 2 --dist loadfile
+	$(QUIET) $(PYTEST) tests
+
+test-solutions: setup
+	$(QUIET) $(PYTEST) solutions --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+		--nbval-cell-timeout=600
 
 lab: setup
 	$(PYTHON) -m mlcourse.workshop lab $(if $(IP),--ip $(IP)) $(if $(PORT),--port $(PORT))

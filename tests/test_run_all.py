@@ -4,8 +4,13 @@ by File > Save Notebook, must hold every code cell executed, the only errors the
 (NotImplementedError in cells tagged raises-exception). The server runs at smoke size in a room prepared as
 `make workshop` prepares it: the notebooks whose slow models it caches must load them, not train them again,
 and the searches it ran ahead are resumed.
+Then, in the kernel the Run All left, each exercise's solution from solutions/ runs as a learner who solved it
+would: it must pass its checker and print what the solution notebook holds (the cells marked NBVAL_CHECK_OUTPUT,
+compared as nbval compares them). The rest of a solution notebook is the student notebook's code, so every
+notebook's code runs once here; `make test-solutions` runs the solution notebooks whole with nbval.
 Run times are printed and kept in build/smoke-durations.json; a run over its budget fails (a hang guard, not a
 benchmark)."""
+import configparser
 import fcntl
 import json
 import os
@@ -32,10 +37,11 @@ PREPARED = {"04_compression", "06_distillation_ensembles", "07_deployment", "08_
 _CELLS = "Array.from(document.querySelectorAll('.jp-Notebook:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt'))"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lab(tmp_path_factory, prepared_room):
     """`make lab`'s command on a copy of the course, at smoke size, on loopback, with the prepared cache and the
-    prepared searches seeded into its work folder (as a room seeds each learner's)."""
+    prepared searches seeded into its work folder (as a room seeds each learner's); one per xdist worker, for all
+    the notebooks it runs."""
     tmp = tmp_path_factory.mktemp("runall")
     root = tmp / "course"
     shutil.copytree(notebooks.ROOT / "notebooks", root / "notebooks")
@@ -53,7 +59,8 @@ def lab(tmp_path_factory, prepared_room):
 
     with serving(cmd, tmp / "lab.log", up, "JupyterLab", stop_timeout=20, env=env), Chromium() as browser:
         yield {"base": f"http://127.0.0.1:{port}", "token": token, "root": root, "browser": browser,
-               "work": tmp / "runs" / "smoke", "prepared": prepared_room / "work" / "smoke", "log": tmp / "lab.log"}
+               "work": tmp / "runs" / "smoke", "prepared": prepared_room / "work" / "smoke", "log": tmp / "lab.log",
+               "runtime": tmp / "runtime"}
 
 
 def _kernel(lab, path) -> dict | None:
@@ -87,6 +94,67 @@ def _cpu_seconds(kernel_id: str) -> float:
             break
         wanted |= more
     return sum(procs[pid][1] for pid in wanted) / tick
+
+
+def _sanitize(text: str) -> str:
+    """``text`` with nbval's replacements (tests/nbval_sanitize.cfg) applied, as nbval compares outputs."""
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).with_name("nbval_sanitize.cfg"))
+    for section in cfg.sections():
+        text = re.sub(cfg[section]["regex"], cfg[section]["replace"], text)
+    return text.strip()
+
+
+def _shown(outputs) -> str:
+    """What nbval compares of a cell's outputs: streams and text/plain results, sanitized."""
+    return _sanitize("".join(o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in outputs
+                             if o["output_type"] in ("stream", "execute_result")))
+
+
+def _solve_in_kernel(lab, kernel_id: str, path: Path) -> list[str]:
+    """Run every exercise's solution from ``solutions/`` in the kernel the Run All left, one after another, as a
+    learner who has solved them all would at the end; returns what went wrong: a cell that raised, or one marked
+    NBVAL_CHECK_OUTPUT whose output differs from the one the solution notebook holds. (The rest of a solution
+    notebook is the student notebook's code, cell for cell, which Run All has just run: lint's generate --check
+    keeps them so.)"""
+    from jupyter_client import BlockingKernelClient
+
+    solution = nbformat.read(notebooks.SOLUTIONS / path.name, as_version=4)
+    client = BlockingKernelClient(connection_file=str(lab["runtime"] / f"kernel-{kernel_id}.json"))
+    client.load_connection_file()
+    client.start_channels()
+    problems = []
+    try:
+        client.wait_for_ready(timeout=60)
+        for i, cell in enumerate(solution.cells):
+            if cell.cell_type != "code" or notebooks.BEGIN not in cell.source:
+                continue
+            outputs = []
+
+            def keep(msg, outputs=outputs):
+                if msg["msg_type"] in ("stream", "execute_result", "error"):
+                    outputs.append({"output_type": msg["msg_type"], **msg["content"]})
+
+            reply = client.execute_interactive(cell.source, timeout=600, output_hook=keep)
+            if reply["content"]["status"] != "ok":
+                problems.append(f"solution cell {i} raised {reply['content'].get('ename')}: "
+                                f"{str(reply['content'].get('evalue'))[:300]}")
+            elif notebooks.CHECK_MARK in cell.source and _shown(outputs) != _shown(cell.outputs):
+                problems.append(f"solution cell {i} printed {_shown(outputs)!r}, the notebook holds "
+                                f"{_shown(cell.outputs)!r}")
+    finally:
+        client.stop_channels()
+    return problems
+
+
+def _shut_down(lab, path) -> None:
+    """Stop the kernel of ``path`` (one kernel at a time on the worker: each holds TensorFlow)."""
+    with urllib.request.urlopen(f"{lab['base']}/api/sessions?token={lab['token']}", timeout=10) as r:
+        sessions = [s for s in json.loads(r.read()) if s["path"] == path]
+    for session in sessions:
+        request = urllib.request.Request(f"{lab['base']}/api/sessions/{session['id']}?token={lab['token']}",
+                                         method="DELETE")
+        urllib.request.urlopen(request, timeout=60).close()
 
 
 def _wait_idle(lab, path, timeout=120):
@@ -173,6 +241,7 @@ def test_run_all_reaches_the_end_with_only_the_stubs_failing(path, lab):
     try:
         page.wait_for(f"{_CELLS}.length > 0", timeout=120, what=f"{path.name}'s cells")
         _wait_idle(lab, f"notebooks/{path.name}")
+        kernel_id = _kernel(lab, f"notebooks/{path.name}")["id"]
         t0 = time.perf_counter()
         _run_all(page, lab, f"notebooks/{path.name}", budget)
         elapsed = time.perf_counter() - t0
@@ -186,8 +255,19 @@ def test_run_all_reaches_the_end_with_only_the_stubs_failing(path, lab):
             time.sleep(1)
     finally:
         page.close()
+    try:
+        _check_saved(path, saved, elapsed, budget)
+        # then the solutions, in the same kernel: each exercise solved must pass its checker
+        problems = _solve_in_kernel(lab, kernel_id, path)
+        assert not problems, f"{path.stem}'s solutions in the learner's kernel: " + "; ".join(problems)
+    finally:
+        _shut_down(lab, f"notebooks/{path.name}")
+
+
+def _check_saved(path, saved, elapsed, budget):
+    """The notebook Run All saved: every code cell executed, only the stubs raising, at smoke size, in a prepared
+    room loading what it prepared; its time kept in build/smoke-durations.json and under ``budget``."""
     nb = nbformat.read(saved, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
     unrun = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and not c.execution_count]
     assert not unrun, f"{path.stem}: cells {unrun} have no execution count in the saved notebook"
     stubs = [c for c in nb.cells if "raises-exception" in c.metadata.get("tags", [])]
