@@ -57,15 +57,21 @@ def prepared_room(tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------ scheduling on 2 workers
-# `make test` runs pytest-xdist with `--dist loadfile`: nbval runs a solution notebook's cells in one kernel, so a
-# notebook must stay on one worker. Two refinements keep 2 cores busy to the end (CI's budget is 20 minutes):
-# each student notebook test is a unit of its own (they share nothing but the prepared room, which is shared
-# across workers), and the units start longest first, notebooks before the package tests (which fill the tail).
+# `make test` (and `make test-solutions`) run pytest-xdist with `--dist loadfile`: nbval runs a solution notebook's
+# cells in one kernel, so a notebook must stay on one worker. Two refinements keep 2 cores busy to the end (CI's
+# budget is 20 minutes): each student notebook test is a unit of its own (they share nothing but the prepared room,
+# which is shared across workers), and the units start longest first, notebooks before the package tests (which
+# fill the tail).
 from mlcourse.course import expected_seconds  # noqa: E402
 
 _SMOKE_S = expected_seconds("smoke")  # INSTRUCTOR.md's smoke column (measured by the tests themselves)
 LONGEST_FIRST = tuple(f"{stem[:2]}_" for stem in sorted(_SMOKE_S, key=_SMOKE_S.get, reverse=True))
 STUDENT_TESTS = "tests/test_run_all.py::"
+# queued right after the longest notebook, whose worker prepares the room first (two to three minutes): files
+# that need no room, so that the other worker runs them instead of waiting for it (xdist hands each worker one
+# unit, then one more to a worker with at most two tests pending: the first worker takes the second of these)
+NO_ROOM_FILLERS = ("tests/test_distributed.py", "tests/test_tuning.py", "tests/test_room.py",
+                   "tests/test_jupyterlab.py")
 
 
 def _unit(nodeid: str) -> str:
@@ -74,9 +80,14 @@ def _unit(nodeid: str) -> str:
 
 def _rank(nodeid: str) -> tuple:
     for i, prefix in enumerate(LONGEST_FIRST):
-        if f"[{prefix}" in nodeid or f"solutions/{prefix}" in nodeid:
-            return (0, i, not nodeid.startswith(STUDENT_TESTS))  # each week: the student test, then nbval's
-    return (1, 0, False)
+        if nodeid.startswith(STUDENT_TESTS) and f"[{prefix}" in nodeid:
+            return (0, i, 0)  # each week: the student test, then nbval's (make test-solutions)
+        if nodeid.startswith(f"solutions/{prefix}"):
+            return (0, i, 1)
+    for j, filler in enumerate(NO_ROOM_FILLERS):
+        if nodeid.startswith(filler):
+            return (0, 0, 2 + j)
+    return (1, 0, 0)
 
 
 def pytest_collection_modifyitems(items):

@@ -1,4 +1,6 @@
 """Neural architecture search: spaces, strategies, performance estimation, the Pareto front."""
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -264,17 +266,16 @@ def test_hand_on_candidates_use_01s_model_when_there(tmp_path):
     assert nas.hand_on_candidates(tmp_path, hp)["01_tuning"]["filters"] == [32, 64]
 
 
-def test_warm_cache_runs_the_notebooks_searches_ahead(monkeypatch, tmp_path, capsys):
-    """A prepared room: warm_cache fills the work folder under the notebook's names; run again, nothing trains."""
+def test_warm_cache_runs_the_notebooks_searches_ahead(prepared_room, monkeypatch, tmp_path, capsys):
+    """A prepared room (conftest's, by workshop.prepare: nas.warm_cache among the recipes) holds the searches under
+    the notebook's names; run again on a copy of its work folder, nothing trains."""
+    shutil.copytree(prepared_room / "work" / "smoke", tmp_path / "work" / "smoke")
     monkeypatch.setenv("MLCOURSE_WORK_DIR", str(tmp_path / "work"))
-    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(tmp_path / "cache"))
-    tiny = dict(nas.SIZES["smoke"], N_TRAIN=200, N_VAL=100, BUDGET=2, N_RANK=1, N_PARENTS=1)
-    monkeypatch.setitem(nas.SIZES, "smoke", tiny)
-    ds = data.load_fashion_mnist(source="embedded")
-    nas.warm_cache(ds, "smoke")
+    monkeypatch.setenv("MLCOURSE_CACHE_DIR", str(prepared_room))  # the inheritance parents: loaded, not trained
     folder = tmp_path / "work" / "smoke"
     assert (folder / "nas_evaluations.jsonl").is_file() and (folder / "nas_keras_tuner" / "macro_random").is_dir()
     assert (folder / "nas_bayesian" / "seed0").is_dir()
+    ds = data.load_fashion_mnist()  # the data workshop.prepare used
     capsys.readouterr()
     nas.warm_cache(ds, "smoke")
     said = capsys.readouterr().out
