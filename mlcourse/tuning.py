@@ -316,6 +316,8 @@ def make_tuner(kind: str, directory, project: str, max_trials: int = 10, max_epo
     If ``directory/project`` exists, the tuner **resumes** it. ``fresh=True`` moves it to
     ``project-previous-<time>`` first (nothing you tuned is deleted) and starts over.
 
+    keras-tuner gets ``seed + 1``: it takes ``seed=0`` for "no seed" and would draw a random one.
+
     This process holds the project's lock (:func:`project_lock`) from here on: another process that makes a
     tuner on the same project waits ``wait`` seconds, then gets :class:`ProjectInUseError`.
     """
@@ -335,7 +337,7 @@ def make_tuner(kind: str, directory, project: str, max_trials: int = 10, max_epo
         print(f"Resuming {path} ({done} trials on disk): finished trials are not run again. "
               "Pass fresh=True to start over.")
     common = dict(objective="val_accuracy", directory=str(directory), project_name=project, overwrite=False,
-                  seed=seed)
+                  seed=seed + 1)  # keras-tuner reads seed 0 as "no seed" (seed or random.randint(1, 10000))
     if kind == "hyperband":
         tuner = kt.Hyperband(build_hypermodel, max_epochs=max_epochs, factor=3, **common)
     elif kind == "random":

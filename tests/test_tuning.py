@@ -294,17 +294,22 @@ def test_grid_vs_random_random_wins_when_one_axis_matters_and_not_on_one_axis():
     assert (best.grid >= best.random).sum() >= 12 and best.grid.mean() >= best.random.mean()
 
 
-def test_warm_cache_prepares_projects_the_notebook_resumes(tmp_path):
-    """#23: the room's searches, run ahead; the notebook's own tuners (same names, same arguments) resume them, the
-    three tuners run nothing, the first search runs its last trial live."""
+def test_warm_cache_prepares_projects_the_notebook_resumes(prepared_room, tmp_path):
+    """#23: the room's searches, run ahead (conftest's prepared room: tuning.warm_cache is one of
+    workshop.prepare's recipes), copied as a room seeds a learner's folder; warm_cache again runs nothing; the
+    notebook's own tuners (same names, same arguments) resume them, the three tuners run nothing, the first search
+    runs its last trial live."""
+    import shutil
+
     import keras_tuner as kt
 
-    ds = data.load_fashion_mnist(source="embedded")
+    shutil.copytree(prepared_room / "work" / "smoke", tmp_path, dirs_exist_ok=True)
+    ds = data.load_fashion_mnist()  # the data workshop.prepare used
     done = tuning.warm_cache(ds, "smoke", seed=0, work_dir=tmp_path)
     S = tuning.sizes("smoke")
     assert done["first-search"] == S["DEMO_TRIALS"] - 1 and done["random"] == tuning.equal_epoch_trials(S["HB_EPOCHS"])
     x, y, xv, yv, _, _ = tuning.split_for_tuning(ds.x_train, ds.y_train, S["N_TUNE"], S["N_VAL"], seed=0)
-    common = dict(objective="val_accuracy", seed=0, directory=tmp_path, overwrite=False)
+    common = dict(objective="val_accuracy", seed=1, directory=tmp_path, overwrite=False)  # the notebook: SEED + 1
     trials = tuning.equal_epoch_trials(S["HB_EPOCHS"])
     notebook = {"hyperband": kt.Hyperband(tuning.build_hypermodel, max_epochs=S["HB_EPOCHS"], factor=3,
                                           project_name="hyperband", **common),
