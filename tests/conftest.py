@@ -70,8 +70,8 @@ STUDENT_TESTS = "tests/test_run_all.py::"
 # queued right after the longest notebook, whose worker prepares the room first (two to three minutes): files
 # that need no room, so that the other worker runs them instead of waiting for it (xdist hands each worker one
 # unit, then one more to a worker with at most two tests pending: the first worker takes the second of these)
-NO_ROOM_FILLERS = ("tests/test_distributed.py", "tests/test_tuning.py", "tests/test_room.py",
-                   "tests/test_jupyterlab.py")
+NO_ROOM_FILLERS = ("tests/test_distributed.py", "tests/test_room.py", "tests/test_jupyterlab.py",
+                   "tests/test_checks_tuning.py")
 
 
 def _unit(nodeid: str) -> str:

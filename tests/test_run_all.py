@@ -63,16 +63,16 @@ def lab(tmp_path_factory, prepared_room):
                "runtime": tmp / "runtime"}
 
 
-def _kernel(lab, path) -> dict | None:
-    """The kernel JupyterLab started for ``path`` (REST API: id, execution_state), or None before it has one."""
+def _session(lab, path) -> dict | None:
+    """JupyterLab's session for ``path`` (REST API: its id, and its kernel's id and execution_state), or None."""
     with urllib.request.urlopen(f"{lab['base']}/api/sessions?token={lab['token']}", timeout=10) as r:
         sessions = [s for s in json.loads(r.read()) if s["path"] == path]
-    return sessions[0]["kernel"] if sessions else None
+    return sessions[0] if sessions else None
 
 
 def _kernel_state(lab, path) -> str | None:
-    kernel = _kernel(lab, path)
-    return kernel["execution_state"] if kernel else None
+    session = _session(lab, path)
+    return session["kernel"]["execution_state"] if session else None
 
 
 def _cpu_seconds(kernel_id: str) -> float:
@@ -96,12 +96,14 @@ def _cpu_seconds(kernel_id: str) -> float:
     return sum(procs[pid][1] for pid in wanted) / tick
 
 
+_NBVAL_SANITIZE = configparser.ConfigParser()
+_NBVAL_SANITIZE.read(Path(__file__).with_name("nbval_sanitize.cfg"))
+
+
 def _sanitize(text: str) -> str:
     """``text`` with nbval's replacements (tests/nbval_sanitize.cfg) applied, as nbval compares outputs."""
-    cfg = configparser.ConfigParser()
-    cfg.read(Path(__file__).with_name("nbval_sanitize.cfg"))
-    for section in cfg.sections():
-        text = re.sub(cfg[section]["regex"], cfg[section]["replace"], text)
+    for section in _NBVAL_SANITIZE.sections():
+        text = re.sub(_NBVAL_SANITIZE[section]["regex"], _NBVAL_SANITIZE[section]["replace"], text)
     return text.strip()
 
 
@@ -148,10 +150,9 @@ def _solve_in_kernel(lab, kernel_id: str, path: Path) -> list[str]:
 
 
 def _shut_down(lab, path) -> None:
-    """Stop the kernel of ``path`` (one kernel at a time on the worker: each holds TensorFlow)."""
-    with urllib.request.urlopen(f"{lab['base']}/api/sessions?token={lab['token']}", timeout=10) as r:
-        sessions = [s for s in json.loads(r.read()) if s["path"] == path]
-    for session in sessions:
+    """End the session of ``path`` and its kernel (one kernel at a time on the worker: each holds TensorFlow)."""
+    session = _session(lab, path)
+    if session:
         request = urllib.request.Request(f"{lab['base']}/api/sessions/{session['id']}?token={lab['token']}",
                                          method="DELETE")
         urllib.request.urlopen(request, timeout=60).close()
@@ -178,9 +179,9 @@ def _save(page):
                ".find(e => e.innerText === 'Save Notebook')", "Save Notebook")
 
 
-def _why_stopped(page, lab, path) -> str:
+def _why_stopped(page, lab, path, log_from: int) -> str:
     """What a failed Run All left behind: the error outputs of the saved notebook and what the server logged about
-    the kernel (a restart means it died, e.g. out of memory)."""
+    the kernel from byte ``log_from`` of its log on (a restart means it died, e.g. out of memory)."""
     saved = lab["root"] / path
     before = saved.stat().st_mtime
     _save(page)
@@ -191,12 +192,14 @@ def _why_stopped(page, lab, path) -> str:
     errors = [f"code cell {i}: {o.ename}: {str(o.evalue)[:300]}"
               for i, c in enumerate(c for c in nb.cells if c.cell_type == "code")
               for o in c.get("outputs", []) if o.output_type == "error"]
-    log = [line for line in Path(lab["log"]).read_text(errors="replace").splitlines()
-           if re.search(r"restart|died|dead|Traceback|Error", line)]
+    with open(lab["log"], "rb") as f:
+        f.seek(log_from)
+        log = [line for line in f.read().decode(errors="replace").splitlines()
+               if re.search(r"restart|died|dead|Traceback|Error", line)]
     return f"\n errors in the saved notebook: {errors or 'none'}\n server log: {log[-15:] or 'nothing on the kernel'}"
 
 
-def _run_all(page, lab, path, budget):
+def _run_all(page, lab, path, budget, kernel_id):
     """Click Run > Run All Cells; wait until every code cell shows an execution count (failing, with the prompts
     seen, when the kernel has stayed idle, using no CPU, for 30 s with cells left unrun, or after ``budget`` s);
     then click File > Save Notebook."""
@@ -204,7 +207,7 @@ def _run_all(page, lab, path, budget):
                "the Run menu")
     page.click("Array.from(document.querySelectorAll('.lm-Menu-itemLabel'))"
                ".find(e => e.innerText === 'Run All Cells')", "Run All Cells")
-    end, idle_since, kernel_id = time.monotonic() + budget, None, _kernel(lab, path)["id"]
+    end, idle_since, log_from = time.monotonic() + budget, None, Path(lab["log"]).stat().st_size
     while True:
         prompts = _prompts(page)
         if prompts and all(re.fullmatch(r"\[\d+\]:", p) for p in prompts):
@@ -220,10 +223,10 @@ def _run_all(page, lab, path, budget):
             unrun = [i for i, p in enumerate(prompts) if not re.fullmatch(r"\[\d+\]:", p)]
             pytest.fail(f"Run All stopped: code cells {unrun[:10]} never ran and the kernel has been idle for 30 s "
                         f"(prompts: {prompts[:40]})"
-                        + _why_stopped(page, lab, path))
+                        + _why_stopped(page, lab, path, log_from))
         if time.monotonic() > end:
             pytest.fail(f"Run All did not finish within {budget} s (prompts: {prompts[:40]})"
-                        + _why_stopped(page, lab, path))
+                        + _why_stopped(page, lab, path, log_from))
         time.sleep(2)
     _save(page)
 
@@ -241,9 +244,9 @@ def test_run_all_reaches_the_end_with_only_the_stubs_failing(path, lab):
     try:
         page.wait_for(f"{_CELLS}.length > 0", timeout=120, what=f"{path.name}'s cells")
         _wait_idle(lab, f"notebooks/{path.name}")
-        kernel_id = _kernel(lab, f"notebooks/{path.name}")["id"]
+        kernel_id = _session(lab, f"notebooks/{path.name}")["kernel"]["id"]
         t0 = time.perf_counter()
-        _run_all(page, lab, f"notebooks/{path.name}", budget)
+        _run_all(page, lab, f"notebooks/{path.name}", budget, kernel_id)
         elapsed = time.perf_counter() - t0
         end = time.monotonic() + 60  # the save lands on disk a moment after the click
         while time.monotonic() < end:
