@@ -41,16 +41,10 @@ def prepared_room(tmp_path_factory):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (room / "READY").exists():
             room.mkdir(exist_ok=True)
-            before = {k: os.environ.get(k) for k in ("MLCOURSE_CACHE_DIR", "MLCOURSE_WORK_DIR")}
-            os.environ.update(MLCOURSE_CACHE_DIR=str(room), MLCOURSE_WORK_DIR=str(room / "work"))
-            try:
+            with pytest.MonkeyPatch.context() as env:  # restored afterwards, as monkeypatch does in a test
+                env.setenv("MLCOURSE_CACHE_DIR", str(room))
+                env.setenv("MLCOURSE_WORK_DIR", str(room / "work"))
                 seconds = workshop.prepare(size="smoke")  # models into the cache, searches into room/work/smoke
-            finally:
-                for k, v in before.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
             (room / "seconds.json").write_text(json.dumps(seconds))
             (room / "READY").write_text("prepared\n")
     return room
