@@ -29,7 +29,7 @@ SUBCOMMANDS = {
                "into reference/ (publish BUILD)"),
     "catalog": ("mlcourse.catalog", "write or check the landing notebook and the README's course table "
                 "(write | check)"),
-    "runtimes": ("mlcourse.runtimes", "the deployment runtimes table of notebook 08 (LiteRT, ONNX Runtime, "
+    "runtimes": ("mlcourse.runtimes", "the deployment runtimes table of notebook 09 (LiteRT, ONNX Runtime, "
                  "OpenVINO, TVM) on this machine (--size smoke: tiny data)"),
 }
 

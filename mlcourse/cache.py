@@ -5,7 +5,7 @@ under the cache folder (``MLCOURSE_CACHE_DIR``, default ``runs/cache`` in the ch
 with the *same* recipe (name, hyperparameters, epochs, seed and a fingerprint of the training data) loads
 it in a second. A different recipe is a different entry, so a cached model is never used by mistake, and
 an entry is never overwritten. ``make workshop`` (:mod:`mlcourse.workshop`) fills it ahead of a session and
-``workshop check`` counts its :func:`entries`; notebooks 04, 06 and 07 load from it.
+``workshop check`` counts its :func:`entries`; notebooks 05, 07 and 08 load from it.
 
 A second, read-only layer, ``MLCOURSE_CACHE_SHARED`` (a workshop room's prepared cache, shared by every
 learner), is looked in after one's own folder and never written: a damaged shared entry is said and skipped,
@@ -187,8 +187,8 @@ def trained_model(name: str, x, y, hp: dict | None, epochs: int, seed: int = 0, 
     """:func:`mlcourse.models.train` (seed, build from ``hp``, fit ``epochs`` on ``(x, y)``) through
     :func:`cached_model`: trained the first time, loaded from the cache folder ``name-<digest>`` after.
 
-    The one way the course's weeks get their slow, plainly trained models (04's baselines, 06's teachers,
-    07's deployed model, 08's two models); ``make workshop`` fills the same entries ahead of a session.
+    The one way the course's weeks get their slow, plainly trained models (05's baselines, 07's teachers,
+    08's deployed model, 09's two models); ``make workshop`` fills the same entries ahead of a session.
     """
     from mlcourse import models
 

@@ -17,7 +17,7 @@ need tensorflow-model-optimization convert it to ``tf_keras`` for you (weights i
   :func:`prune_per_layer`: adaptive (per-layer) sparsity for a target number of non-zero weights;
 * :func:`benchmark`: everything above side by side on one trained baseline, with the course's targets.
 
-Notebook: ``solutions/04_compression.ipynb`` (this module is the tested version of its teaching cells).
+Notebook: ``solutions/05_compression.ipynb`` (this module is the tested version of its teaching cells).
 Its parameter defaults live in :data:`SIZES`, read by the notebook and by :func:`warm_cache` alike.
 
     python -m mlcourse.compression [--size smoke|lesson|full]   # the benchmark table (the course runs it too)
@@ -971,7 +971,7 @@ def float_mlp(x, y, hidden_units=(512, 256), epochs: int = 1, seed: int = 0):
     return trained_model("compression-mlp", x, y, hp, epochs, seed=seed)
 
 
-#: 04's parameter defaults, one table (``settings.pick_sizes`` reads it in the notebook's parameters cell, and
+#: 05's parameter defaults, one table (``settings.pick_sizes`` reads it in the notebook's parameters cell, and
 #: :func:`warm_cache` for ``make workshop``). smoke: seconds, for the tests; lesson: the whole notebook in about
 #: 5-10 minutes on 2 cores, verdicts as in the full run; full: the reference run.
 SIZES = {
@@ -999,7 +999,7 @@ CONV_HP = {"arch": "cnn", "filters": [32, 64, 128], "dense_units": 0, "dropout":
 
 
 def split(ds, n_train: int, n_val: int, n_test: int, seed: int = 0):
-    """04's data: ``(x_train, y_train, x_val, y_val, x_test, y_test)``. ``n_train + n_val`` training images drawn
+    """05's data: ``(x_train, y_train, x_val, y_val, x_test, y_test)``. ``n_train + n_val`` training images drawn
     stratified, the first ``n_train`` to train on and the rest held out (the sensitivity scan's validation data,
     never seen in training), and ``n_test`` test images. The notebook and :func:`warm_cache` both use it, so a
     prepared room's cached models were trained on exactly the notebook's images."""
@@ -1011,8 +1011,8 @@ def split(ds, n_train: int, n_val: int, n_test: int, seed: int = 0):
 
 
 def warm_cache(ds, size: str, seed: int = 0) -> None:
-    """Train and cache 04_compression's slow models at the notebook's sizes for ``size`` (``"smoke"``,
-    ``"lesson"`` or ``"full"``; ``make workshop``): the baseline (and the model weeks 01/02 chose, if any), its
+    """Train and cache 05_compression's slow models at the notebook's sizes for ``size`` (``"smoke"``,
+    ``"lesson"`` or ``"full"``; ``make workshop``): the baseline (and the model weeks 02/03 chose, if any), its
     separable twin, the conv-heavy model, its filter-pruned version and the float MLP."""
     from mlcourse import results, runtime, settings
 

@@ -1,6 +1,6 @@
 """Knowledge distillation: a small *student* learns from a large *teacher*'s soft targets.
 
-Notebook: ``06_distillation_ensembles`` writes the loss and a ``Distiller(keras.Model)`` out in its cells;
+Notebook: ``07_distillation_ensembles`` writes the loss and a ``Distiller(keras.Model)`` out in its cells;
 this module is their tested production version (teacher logits computed once, transfer sets, seed studies).
 
 Hinton et al. (2015): soften the teacher's output with a temperature ``T`` (``softmax(z / T)``), and train
@@ -68,7 +68,7 @@ STUDENTS = {
                                 "dropout": 0.0},
 }
 
-#: 06_distillation_ensembles' parameter defaults at each size: one table, read by the notebook's parameters cell
+#: 07_distillation_ensembles' parameter defaults at each size: one table, read by the notebook's parameters cell
 #: and by :func:`warm_cache` (so a prepared room holds exactly the teachers and sweep students the notebook asks for).
 #: ``N_TEACHER`` images train each of ``N_TEACHERS`` teachers for ``TEACHER_EPOCHS``; at lesson size, when no room
 #: prepared them, ``QUICK_EPOCHS`` (> 0) trains quicker ones instead (0: always the full recipe). Each seed draws
@@ -90,7 +90,7 @@ SIZES = {
 
 
 def sizes(size: str, **given) -> dict:
-    """06's defaults at ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``, :data:`SIZES`), with every value in
+    """07's defaults at ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``, :data:`SIZES`), with every value in
     ``given`` that is not None put over them; sequences come back as tuples."""
     table = settings.pick_sizes(SIZES, size, given)
     for k in ("SEEDS", "TEMPERATURES", "ALPHAS"):
@@ -100,7 +100,7 @@ def sizes(size: str, **given) -> dict:
 
 def teacher_hp(work_dir=None) -> tuple[dict, str]:
     """The teacher to distil from: the model your own earlier weeks chose (:func:`mlcourse.results.chosen_hp`:
-    02_nas's choice, else 01_tuning's best model) when there is one, else :data:`TEACHER`.
+    03_nas's choice, else 02_tuning's best model) when there is one, else :data:`TEACHER`.
     Returns ``(hp, where it came from)``."""
     return results.chosen_hp(work_dir, TEACHER, "mlcourse.distillation.TEACHER (the course's fixed teacher)")
 
@@ -520,8 +520,8 @@ def verdict(study: pd.DataFrame, a: str, b: str) -> str:
 
 
 def warm_cache(ds, size: str, seed: int = 0) -> None:
-    """Train and cache what 06 trains that does not depend on a learner's exercise (``make workshop``), at
-    ``size``'s defaults (:data:`SIZES`): the teachers, with the full recipe, of the teacher 06 would pick (your
+    """Train and cache what 07 trains that does not depend on a learner's exercise (``make workshop``), at
+    ``size``'s defaults (:data:`SIZES`): the teachers, with the full recipe, of the teacher 07 would pick (your
     own earlier weeks' choice when there is one), and the students of both T x alpha sweeps (seed ``seed``'s
     split). At smoke size the fixed :data:`TEACHER` is prepared as well when a choice was found (cheap there; a
     test may run the notebook with an empty work folder)."""

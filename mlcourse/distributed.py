@@ -1,6 +1,6 @@
 """Distributed training for real, on one laptop: ``tf.distribute`` strategies with real processes.
 
-Taught in notebook ``05_distributed_training``, which writes the strategy code, ``TF_CONFIG`` and the worker
+Taught in notebook ``06_distributed_training``, which writes the strategy code, ``TF_CONFIG`` and the worker
 script in plain sight; the functions here are the tested production versions of those cells.
 
 * :func:`logical_cpus` + :func:`train_mirrored`: **MirroredStrategy** (synchronous data parallelism) over
@@ -53,7 +53,7 @@ __all__ = ["SIZES", "sizes", "logical_cpus", "train_mirrored", "batch_size_sweep
 
 SMALL_CNN = {"arch": "cnn", "filters": [16, 32], "dense_units": 64, "dropout": 0.1}
 
-#: Notebook 05's sizes, one table (its parameters cell reads it through :func:`sizes`). ``N_TRAIN`` training images,
+#: Notebook 06's sizes, one table (its parameters cell reads it through :func:`sizes`). ``N_TRAIN`` training images,
 #: ``N_TEST`` test images, ``EPOCHS`` per training run, ``SWEEP`` global batch sizes and ``SWEEP_EPOCHS`` for the
 #: batch-size sweep, ``ROUNDS`` x ``NUMBER`` interleaved timing rounds x calls per round, ``WIDTH`` of the MLPs
 #: (model parallelism, mixed precision), ``N_PIPE`` images in the tf.data tables, ``PIPE_ROUNDS`` their rounds,
@@ -71,7 +71,7 @@ SIZES = {
 
 
 def sizes(size: str, **given) -> dict:
-    """Notebook 05's sizes for ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``; see :data:`SIZES`), with every
+    """Notebook 06's sizes for ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``; see :data:`SIZES`), with every
     value in ``given`` that is not None put over them."""
     return pick_sizes(SIZES, size, given)
 
@@ -170,7 +170,7 @@ def split_model(xb, yb, devices: list[str], width: int = 1024, micro: int = 4, s
     two stages (two layers on ``devices[0]``, two on ``devices[1]``) run one after the other; and split with the
     batch cut into ``micro`` micro-batches (GPipe), so that stage 0 of one micro-batch can run while stage 1 works
     on the previous one. Returns ``{name: step}`` (names :data:`MODEL_PARALLEL`; each ``step()`` computes the
-    gradients of one batch). The tested version of notebook 05's model-parallelism cell."""
+    gradients of one batch). The tested version of notebook 06's model-parallelism cell."""
     tf = runtime.quiet_import("tensorflow")
     keras = models.get_keras("keras3")
     keras.utils.set_random_seed(seed)

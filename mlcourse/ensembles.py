@@ -1,6 +1,6 @@
 """Ensembles with scikit-learn, measured: bagging, boosting and stacking side by side.
 
-Notebook: ``06_distillation_ensembles`` calls the scikit-learn classes directly; :func:`default_models` is the
+Notebook: ``07_distillation_ensembles`` calls the scikit-learn classes directly; :func:`default_models` is the
 tested version of its line-up.
 
 * **Bagging** (random forest): many deep trees, each on a bootstrap sample; averaging cuts *variance*.

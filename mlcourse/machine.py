@@ -10,7 +10,7 @@ something prints :func:`describe` beside its verdict, and the report's environme
 native bf16: yes)'
 
 The one place the course reads ``/proc/cpuinfo`` (Linux; elsewhere the flags are unknown, and said so).
-Used by the compression (04), distributed training (05), deployment (07) and runtimes (08) lessons.
+Used by the compression (05), distributed training (06), deployment (08) and runtimes (09) lessons.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@
   (flatten, the optional dense layer, softmax), so the two spaces are compared on equal footing;
   :func:`param_count` counts either without building it, and :func:`sample` keeps under a parameter budget.
 
-This module serves notebook ``02_nas``, which writes each strategy's loop in plain sight; the functions here are
+This module serves notebook ``03_nas``, which writes each strategy's loop in plain sight; the functions here are
 the tested versions of those cells.
 
 **Strategies** under one budget of evaluations: :func:`random_search`, :func:`regularized_evolution`
@@ -58,7 +58,7 @@ __all__ = ["SIZES", "sizes", "split", "warm_cache", "MICRO_OPS", "MICRO_CHOICES"
            "pareto_front", "to_hp", "from_hp", "macro_hypermodel", "keras_tuner_search", "micro_macro_runs",
            "estimation_candidates", "inheritance_parents", "hand_on_candidates"]
 
-#: 02_nas's parameter defaults per size, one table read by the notebook's parameters cell and by :func:`warm_cache`.
+#: 03_nas's parameter defaults per size, one table read by the notebook's parameters cell and by :func:`warm_cache`.
 #: N_TRAIN / N_VAL: images; BUDGET: evaluations per strategy and seed; EPOCHS: epochs of a search evaluation;
 #: N_SEEDS: search seeds; MM_EPOCHS: epochs of the micro-vs-macro evaluations; PARAM_BUDGET: their parameter
 #: ceiling; N_RANK / RANK_EPOCHS / FIT_EPOCHS: the estimation study; N_PARENTS: parents of the inheritance
@@ -76,7 +76,7 @@ RL_LR, BASELINE_DECAY = 4.0, 0.8
 
 
 def sizes(size: str | None = None, **given) -> dict:
-    """02's defaults for ``size`` (:data:`SIZES`; None follows ``MLCOURSE_SIZE``), with every value in ``given``
+    """03's defaults for ``size`` (:data:`SIZES`; None follows ``MLCOURSE_SIZE``), with every value in ``given``
     that is not None put over them."""
     table = settings.pick_sizes(SIZES, settings.size(size), given)
     if not 3 <= table["FIT_EPOCHS"] < table["RANK_EPOCHS"]:
@@ -86,7 +86,7 @@ def sizes(size: str | None = None, **given) -> dict:
 
 
 def split(ds, n_train: int, n_val: int, seed: int = 0):
-    """02's data: ``n_val`` validation images held out of the training set (stratified), and a stratified
+    """03's data: ``n_val`` validation images held out of the training set (stratified), and a stratified
     training subset of ``n_train`` from the rest: ``(x_train, y_train, x_val, y_val)``. The test set is not used."""
     from sklearn.model_selection import train_test_split
 
@@ -431,7 +431,7 @@ def macro_hyperparameters():
 
 
 def macro_hypermodel(hp):
-    """The macro space as a keras-tuner **hypermodel** (exercise 2.4's reference): ``kt.RandomSearch(macro_hypermodel,
+    """The macro space as a keras-tuner **hypermodel** (exercise 3.4's reference): ``kt.RandomSearch(macro_hypermodel,
     ...)`` or ``kt.Hyperband`` then search architectures themselves, building and training each candidate.
 
     Block ``i``'s choices are declared inside ``hp.conditional_scope("depth", [i + 1, ..., 3])``: they are active
@@ -808,7 +808,7 @@ def from_hp(hp: dict) -> dict:
 def keras_tuner_search(x, y, x_val, y_val, directory, budget: int, epochs: int, seed: int = 0):
     """keras-tuner's ``RandomSearch`` over :func:`macro_hypermodel`, one trial per call of ``search`` so a bar
     moves per candidate; ``overwrite=False``: trials already in ``directory/macro_random`` are resumed, not
-    trained again. Returns the tuner (02's section 5 writes the same calls in plain sight)."""
+    trained again. Returns the tuner (03's section 5 writes the same calls in plain sight)."""
     import keras_tuner as kt
 
     tuner = kt.RandomSearch(macro_hypermodel, objective="val_accuracy", max_trials=budget, seed=seed + 1,
@@ -821,7 +821,7 @@ def keras_tuner_search(x, y, x_val, y_val, directory, budget: int, epochs: int, 
 
 
 def micro_macro_runs(evaluator: Evaluator, size: dict, seed: int = 0) -> dict:
-    """02's section 2.5, the tested version: random search in both spaces under one parameter budget at
+    """03's section 2.5, the tested version: random search in both spaces under one parameter budget at
     ``MM_EPOCHS`` (same seeds, same head), then the transfer: the best searched cell and a random cell (same
     budget) stacked 3 deep. Returns ``{(space, s): table}`` and ``{("transfer", s): (searched, random)}``."""
     out, base = {}, evaluator.seed
@@ -838,15 +838,15 @@ def micro_macro_runs(evaluator: Evaluator, size: dict, seed: int = 0) -> dict:
 
 
 def estimation_candidates(size: dict, seed: int = 0) -> list[dict]:
-    """The macro architectures of 02's estimation study (section 3): ``N_RANK`` draws of ``rng(seed + 1)``."""
+    """The macro architectures of 03's estimation study (section 3): ``N_RANK`` draws of ``rng(seed + 1)``."""
     rng = np.random.default_rng(seed + 1)
     return [sample("macro", rng) for _ in range(size["N_RANK"])]
 
 
 def _warm_searches(evaluator: Evaluator, size: dict, folder: Path, seed: int) -> None:
-    """The searches of 02's section 2, as the notebook runs them (same seeds, budget, epochs, folders)."""
+    """The searches of 03's section 2, as the notebook runs them (same seeds, budget, epochs, folders)."""
     budget, epochs = size["BUDGET"], size["EPOCHS"]
-    for s in tqdm(range(size["N_SEEDS"]), desc="02 searches (seeds)", leave=False):
+    for s in tqdm(range(size["N_SEEDS"]), desc="03 searches (seeds)", leave=False):
         evaluator.seed = seed + s
         fn = lambda arch: evaluator(arch, epochs=epochs)  # noqa: E731
         random_search("macro", budget, fn, seed=s)
@@ -856,24 +856,24 @@ def _warm_searches(evaluator: Evaluator, size: dict, folder: Path, seed: int) ->
 
 
 def hand_on_candidates(work_dir, nas_hp: dict) -> dict:
-    """The two networks 02 compares before handing one on: ``{"02_nas": its winner, "01_tuning": 01's tuned CNN
-    (best_model/spec.json)}``, or the fixed recipe ``models.DEFAULTS`` under ``"fixed recipe"`` when 01 has not
+    """The two networks 03 compares before handing one on: ``{"03_nas": its winner, "02_tuning": 02's tuned CNN
+    (best_model/spec.json)}``, or the fixed recipe ``models.DEFAULTS`` under ``"fixed recipe"`` when 02 has not
     been run in ``work_dir``."""
     from mlcourse import models
 
     spec = Path(work_dir) / "best_model" / "spec.json"
     try:
         tuned = json.loads(spec.read_text())["hp"]
-        return {"02_nas": dict(nas_hp), "01_tuning": dict(tuned)}
+        return {"03_nas": dict(nas_hp), "02_tuning": dict(tuned)}
     except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        return {"02_nas": dict(nas_hp), "fixed recipe": dict(models.DEFAULTS)}
+        return {"03_nas": dict(nas_hp), "fixed recipe": dict(models.DEFAULTS)}
 
 
 def warm_cache(ds, size: str, seed: int = 0) -> None:
-    """Run 02's searches and sweeps ahead into the instructor's work folder (:func:`mlcourse.runtime.work_dir`
+    """Run 03's searches and sweeps ahead into the instructor's work folder (:func:`mlcourse.runtime.work_dir`
     ``(size)``), under the notebook's own names: every plain evaluation in ``nas_evaluations.jsonl`` (the
     notebook's :class:`Evaluator` store), keras-tuner's trials in ``nas_keras_tuner/macro_random`` (resumed),
-    the inheritance parents in the model cache. A room that copies the folder finishes 02 in about a minute
+    the inheritance parents in the model cache. A room that copies the folder finishes 03 in about a minute
     (only the function-preserving children train; the notebook says what it loaded)."""
     from mlcourse import runtime
 
@@ -883,18 +883,18 @@ def warm_cache(ds, size: str, seed: int = 0) -> None:
     _warm_searches(evaluator, table, folder, seed)
     micro_macro_runs(evaluator, table, seed)
     evaluator.seed = seed
-    for arch in tqdm(estimation_candidates(table, seed), desc="02 estimation study", leave=False):
+    for arch in tqdm(estimation_candidates(table, seed), desc="03 estimation study", leave=False):
         for fidelity in ({}, {"n_train": len(x_tr) // 4}, {"image_size": 14}):
             evaluator(arch, epochs=table["RANK_EPOCHS"], **fidelity)
     for parent in inheritance_parents(table, seed):
         cache.trained_model("nas_parent", x_tr, y_tr, to_hp(parent), table["EPOCHS"], seed=seed, verbose=False)
     keras_tuner_search(x_tr, y_tr, x_val, y_val, folder / "nas_keras_tuner", table["BUDGET"], table["EPOCHS"], seed)
-    print(f"02_nas: {len(evaluator.log) - evaluator.loaded} evaluations trained, {evaluator.loaded} already there; "
+    print(f"03_nas: {len(evaluator.log) - evaluator.loaded} evaluations trained, {evaluator.loaded} already there; "
           f"{folder}")
 
 
 def inheritance_parents(size: dict, seed: int = 0) -> list[dict]:
-    """The parents of 02's inheritance study: ``N_PARENTS`` macro draws of ``rng(seed + 2)`` that can be widened
+    """The parents of 03's inheritance study: ``N_PARENTS`` macro draws of ``rng(seed + 2)`` that can be widened
     (at most 32 filters per block)."""
     rng = np.random.default_rng(seed + 2)
     parents = []

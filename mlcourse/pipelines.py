@@ -30,7 +30,7 @@ time, so the speed-up of each step is measured on *this* machine. The variants a
 the two bounds that explain where the time goes: the pipeline alone (no model) and the model alone (the same
 training steps on batches already in memory, without tf.data). :func:`where_time_goes` says it in a sentence.
 
-Taught in notebook ``05_distributed_training`` (section "Fast input pipelines"), whose exercise writes the
+Taught in notebook ``06_distributed_training`` (section "Fast input pipelines"), whose exercise writes the
 same chain by hand; :func:`make_dataset` is the tested version of it (``pipelines.make_dataset??``).
 """
 from __future__ import annotations

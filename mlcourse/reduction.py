@@ -11,7 +11,7 @@
 * :data:`SIZES`: the notebook's sizes (smoke, lesson, full), read by its parameters cell with
   :func:`mlcourse.settings.pick_sizes`.
 
-Taught in ``solutions/03_dimensionality_reduction.ipynb``.
+Taught in ``solutions/04_dimensionality_reduction.ipynb``.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ __all__ = ["SIZES", "relative_contrast", "distance_concentration", "add_noise_fe
            "noise_feature_curve", "compare_reducers", "training_time_verdict", "pca_reconstruction", "pls_vs_pcr",
            "make_mixed_signals", "match_sources"]
 
-#: 03_dimensionality_reduction's sizes, one table (read with ``settings.pick_sizes(reduction.SIZES, cfg.size,
+#: 04_dimensionality_reduction's sizes, one table (read with ``settings.pick_sizes(reduction.SIZES, cfg.size,
 #: given)``): ``N_IMAGES`` Fashion-MNIST training images, ``REPEATS`` repetitions of each curve point,
 #: ``N_POINTS`` random points per dimension for the distance concentration, ``N_COMPARE`` images for the
 #: before/after-reduction table, ``NMF_ITER`` / ``LOGREG_ITER`` iteration caps there, ``N_GRID`` images and ``KS``

@@ -92,31 +92,31 @@ def _newer_headlines(rec: dict) -> list[tuple[str, str, str]]:
         if text:
             out.append((topic, text, notebook))
 
-    add("Keras 3 model.quantize('int8'): weights in memory, test accuracy", "04_compression",
+    add("Keras 3 model.quantize('int8'): weights in memory, test accuracy", "05_compression",
         "Keras 3 model.quantize int8", lambda r: f"{r['index']} {r['weights in memory (bytes)']:,.0f} bytes, "
         f"accuracy {r['test accuracy']:.4f}")
-    add("int8 paths: the converter's and the LiteRT quantizer's, same model", "04_compression",
+    add("int8 paths: the converter's and the LiteRT quantizer's, same model", "05_compression",
         "int8 paths: converter vs LiteRT quantizer",
         lambda r: f"{r['path']} {r['bytes'] / 1e3:,.0f} kB, accuracy {r['accuracy']:.4f}, {r['latency_ms']:.3f} ms")
-    add("int8 where it pays: a memory-bound wide MLP at batch 1 (LiteRT)", "04_compression",
+    add("int8 where it pays: a memory-bound wide MLP at batch 1 (LiteRT)", "05_compression",
         "int8 latency, memory-bound wide MLP", lambda r: f"{r['Dense units']:.0f} units: float32 {r['float32 MB']:.1f} "
         f"MB in {r['float32 ms']:.3f} ms, int8 {r['int8 MB']:.1f} MB in {r['int8 ms']:.3f} ms", kind="dict")
-    add("adaptive (per-layer, from a sensitivity scan) vs uniform sparsity, fine-tuned", "04_compression",
+    add("adaptive (per-layer, from a sensitivity scan) vs uniform sparsity, fine-tuned", "05_compression",
         "adaptive vs uniform sparsity", lambda r: f"{r['target (share removed)']:.0%} removed, {r['allocation']}: "
         f"{r['fine-tuned test accuracy (mean over seeds)']:.4f}")
-    add("mixed precision: float16 gradients lost to underflow", "05_distributed_training",
+    add("mixed precision: float16 gradients lost to underflow", "06_distributed_training",
         "mixed precision: float16 gradients lost to underflow",
         lambda r: f"{r['variant']}: {r['lost to underflow']:.3%}")
-    add("Distillers: same teacher, student, data and steps (test accuracy)", "06_distillation_ensembles",
+    add("Distillers: same teacher, student, data and steps (test accuracy)", "07_distillation_ensembles",
         "Distillers: same teacher, student, data and steps", lambda r: f"{r['distiller']} {r['test accuracy']:.4f}")
-    add("retraining in shadow: the candidate's lead over the serving model, promoted?", "07_deployment",
+    add("retraining in shadow: the candidate's lead over the serving model, promoted?", "08_deployment",
         "retraining: shadow comparison and promotion", lambda r: f"{r['case']}: {r['lead (points)']:+.2f} points "
         f"[{r['95% interval lo']:+.2f}, {r['95% interval hi']:+.2f}] -> {'promoted' if r['promoted'] else 'kept'}")
-    add("Keras 3 model.export vs the converters it wraps: top-1 agreement with Keras", "08_runtimes",
+    add("Keras 3 model.export vs the converters it wraps: top-1 agreement with Keras", "09_runtimes",
         "runtimes: Keras 3 export vs converters",
         lambda r: f"{r['format']} via {r['route']}: " + (f"{r['agreement']:.1%}" if not r.get("error") else
                                                           f"failed ({r['error'][:60]})"))
-    add("TFLite Micro: the int8 model on a microcontroller", "08_runtimes", "runtimes: microcontroller",
+    add("TFLite Micro: the int8 model on a microcontroller", "09_runtimes", "runtimes: microcontroller",
         lambda r: f"{r['model bytes']:,} model bytes, arena lower bound {r['arena lower bound']:,} bytes; fits 256 KB "
         f"/ 1 MB: {'yes' if r['fits 256 KB / 1 MB'] else 'no'}", kind="dict")
     return out
@@ -173,45 +173,45 @@ def headlines(rec: dict) -> list[dict]:
             "",
             "00_workflow",
         )
-    final = _rows(rec, "01_tuning", "baseline vs tuned winner (test set)")
+    final = _rows(rec, "02_tuning", "baseline vs tuned winner (test set)")
     if final:
         base, tuned = final[0], final[-1]
         add(
             "untuned baseline CNN, test accuracy",
             f"{base['test_accuracy']:.4f}",
             REFERENCES["Fashion-MNIST small CNN"],
-            "01_tuning",
+            "02_tuning",
             verdict(base["test_accuracy"], TARGETS["Fashion-MNIST small CNN"], " pp", scale=100),
         )
         add(
             "tuned model, test accuracy",
             f"{tuned['test_accuracy']:.4f} ({tuned['model']})",
             REFERENCES["keras-tuner on Fashion-MNIST"],
-            "01_tuning",
+            "02_tuning",
             verdict(tuned["test_accuracy"], TARGETS["keras-tuner on Fashion-MNIST"], " pp", scale=100),
         )
-    bought = rec.get("01_tuning", {}).get("what tuning bought (test set)")
+    bought = rec.get("02_tuning", {}).get("what tuning bought (test set)")
     if isinstance(bought, str) and bought:
-        add("what tuning bought (winner vs baseline, same schedule, over seeds)", bought, "", "01_tuning")
-    tuners = _rows(rec, "01_tuning", "tuner comparison (same space, same epoch budget)")
+        add("what tuning bought (winner vs baseline, same schedule, over seeds)", bought, "", "02_tuning")
+    tuners = _rows(rec, "02_tuning", "tuner comparison (same space, same epoch budget)")
     if tuners:
         add(
             "tuners at one epoch budget: best validation accuracy, models tried, epochs",
             "; ".join(f"{r['tuner']} {r['best val accuracy']:.4f} ({r.get('models tried', '?')} models, "
                       f"{r.get('epochs trained', '?')} epochs)" for r in tuners),
             "",
-            "01_tuning",
+            "02_tuning",
         )
-    grid = _rows(rec, "01_tuning", "grid vs random search (same budget, over seeds and grid offsets)")
+    grid = _rows(rec, "02_tuning", "grid vs random search (same budget, over seeds and grid offsets)")
     if grid:
         add(
             "grid vs random search, same budget, over seeds and grid offsets",
             "; ".join(f"{r['condition']}: random ahead in {r['random ahead in']} of {r['seeds']} seeds, "
                       f"{r['mean (points)']:+.2f} points {r['95% interval']}" for r in grid),
             "",
-            "01_tuning",
+            "02_tuning",
         )
-    automl = rec.get("01_tuning", {}).get("AutoML vs hand-tuned CNN (test set)")
+    automl = rec.get("02_tuning", {}).get("AutoML vs hand-tuned CNN (test set)")
     if isinstance(automl, dict) and automl.get("automl_test_accuracy") is not None:
         best = automl.get("automl_best") or {}
         add(
@@ -219,9 +219,9 @@ def headlines(rec: dict) -> list[dict]:
             f"{automl['automl_test_accuracy']:.4f} ({best.get('model', '?')}, {automl.get('pipelines')} pipelines in "
             f"{automl.get('automl_seconds', float('nan')):.0f} s) vs {automl['tuned_cnn_test_accuracy']:.4f}",
             "",
-            "01_tuning",
+            "02_tuning",
         )
-    nas = _rows(rec, "02_nas", "NAS strategies under one budget")
+    nas = _rows(rec, "03_nas", "NAS strategies under one budget")
     if nas:
         best = max(nas, key=lambda r: r["best val accuracy"])
         add(
@@ -229,18 +229,18 @@ def headlines(rec: dict) -> list[dict]:
             f"{best['strategy']}: {best['best val accuracy']:.4f} validation "
             f"accuracy in {best['evaluations']} evaluations (of {len(nas)} strategies)",
             "",
-            "02_nas",
+            "03_nas",
         )
-    cheap = _row(_rows(rec, "02_nas", "performance estimation: rank agreement and time saved"), estimator="1 epoch")
+    cheap = _row(_rows(rec, "03_nas", "performance estimation: rank agreement and time saved"), estimator="1 epoch")
     if cheap:
         add(
             "NAS: 1-epoch performance estimate",
             f"rank agreement with full training (Spearman) "
             f"{cheap['spearman vs full']:.2f}, {cheap['time saved']:.0%} of the time saved",
             "",
-            "02_nas",
+            "03_nas",
         )
-    noise = rec.get("02_nas", {}).get("NAS strategies: gap vs seed spread")
+    noise = rec.get("03_nas", {}).get("NAS strategies: gap vs seed spread")
     if isinstance(noise, dict) and noise.get("gap") is not None:
         interval = noise.get("interval")
         where = (f"95 % t-interval [{interval[0]:+.4f}, {interval[1]:+.4f}] over n = {noise.get('n')} seeds"
@@ -252,20 +252,20 @@ def headlines(rec: dict) -> list[dict]:
             + ("within the noise (the interval includes 0)" if noise.get("within noise")
                else "more than the noise (the interval excludes 0)"),
             "",
-            "02_nas",
+            "03_nas",
         )
-    mm = rec.get("02_nas", {}).get("NAS micro vs macro")
+    mm = rec.get("03_nas", {}).get("NAS micro vs macro")
     if isinstance(mm, dict) and mm.get("pairs"):
         add(
             "NAS: micro (cell) vs macro search space, random search",
             f"micro won {mm['micro wins']} of {mm['pairs']} same-seed searches, mean difference "
             f"{mm['mean difference']:+.4f}: the claim {'holds' if mm.get('holds') else 'does not hold'} here",
             "",
-            "02_nas",
+            "03_nas",
         )
-    lc = rec.get("02_nas", {}).get("learning-curve extrapolation")
+    lc = rec.get("03_nas", {}).get("learning-curve extrapolation")
     if isinstance(lc, dict) and lc.get("mean abs error") is not None:
-        est = _rows(rec, "02_nas", "performance estimation: rank agreement and time saved")
+        est = _rows(rec, "03_nas", "performance estimation: rank agreement and time saved")
         est = _row(est, estimator="extrapolated")
         add(
             "NAS: learning-curve extrapolation",
@@ -273,9 +273,9 @@ def headlines(rec: dict) -> list[dict]:
             + (f", Spearman vs full training {est['spearman vs full']:.2f}" if est else "")
             + f"; {lc['fitted']} curves fitted, {lc['fell back']} fell back to the last value",
             "",
-            "02_nas",
+            "03_nas",
         )
-    table = _rows(rec, "04_compression", "compression table")
+    table = _rows(rec, "05_compression", "compression table")
     base = _row(table, variant="float32")
     if base:
         int8 = _row(table, variant="int8 (per-channel)")
@@ -285,7 +285,7 @@ def headlines(rec: dict) -> list[dict]:
                 f"{base['bytes']:,} B -> {int8['bytes']:,} B ({base['bytes'] / int8['bytes']:.2f}x), "
                 f"{100 * (int8['accuracy'] - base['accuracy']):+.2f} pp",
                 REFERENCES["post-training quantization"],
-                "04_compression",
+                "05_compression",
                 verdict(base["bytes"] / int8["bytes"], TARGETS["post-training quantization"], "x smaller"),
             )
         pruned = next((r for r in table if "pruned" in r["variant"] and "int8" in r["variant"]), None)
@@ -296,19 +296,19 @@ def headlines(rec: dict) -> list[dict]:
                 f"({base['gzipped'] / pruned['gzipped']:.1f}x), "
                 f"{100 * (pruned['accuracy'] - base['accuracy']):+.2f} pp",
                 REFERENCES["pruning + quantization"],
-                "04_compression",
+                "05_compression",
                 verdict(base["gzipped"] / pruned["gzipped"], TARGETS["pruning + quantization"], "x smaller"),
             )
-    macs = rec.get("04_compression", {}).get("conv MACs ratio standard/separable")
+    macs = rec.get("05_compression", {}).get("conv MACs ratio standard/separable")
     if isinstance(macs, (int, float)):
         add(
             "separable vs standard convolutions, conv MACs",
             f"{macs:.1f}x fewer",
             REFERENCES["depthwise-separable convolutions"],
-            "04_compression",
+            "05_compression",
             verdict(macs, TARGETS["depthwise-separable convolutions"], "x"),
         )
-    qat = rec.get("04_compression", {}).get("QAT on a wide-range model")
+    qat = rec.get("05_compression", {}).get("QAT on a wide-range model")
     if isinstance(qat, dict) and qat.get("QAT (1 epoch) + int8") is not None:
         control = next((v for k, v in qat.items() if k.startswith("control")), None)
         add(
@@ -317,9 +317,9 @@ def headlines(rec: dict) -> list[dict]:
             f"{qat.get('post-training int8', float('nan')):.4f}, QAT + int8 {qat['QAT (1 epoch) + int8']:.4f}"
             + (f", control (float fine-tune + int8) {control:.4f}" if control is not None else ""),
             "",
-            "04_compression",
+            "05_compression",
         )
-    pr = _rows(rec, "04_compression", "structured vs unstructured pruning")
+    pr = _rows(rec, "05_compression", "structured vs unstructured pruning")
     dense, mag, filt = _row(pr, variant="dense"), _row(pr, variant="magnitude"), _row(pr, variant="filter")
     if dense and mag and filt:
         add(
@@ -328,9 +328,9 @@ def headlines(rec: dict) -> list[dict]:
             f"{filt['latency_ms']:.3f} ms ({dense['MACs'] / filt['MACs']:.1f}x fewer MACs; accuracy "
             f"{filt['accuracy (int8)']:.4f} vs {dense['accuracy (int8)']:.4f})",
             "",
-            "04_compression",
+            "05_compression",
         )
-    ft = rec.get("05_distributed_training", {}).get(
+    ft = rec.get("06_distributed_training", {}).get(
         "fault tolerance: worker killed mid-training, resumed from BackupAndRestore"
     )
     if isinstance(ft, dict) and ft.get("resumed at epoch"):
@@ -339,30 +339,30 @@ def headlines(rec: dict) -> list[dict]:
             f"worker killed after epoch {ft['killed after epoch']}, "
             f"resumed at epoch {ft['resumed at epoch']}, epochs finished {ft['epochs finished']}",
             "",
-            "05_distributed_training",
+            "06_distributed_training",
         )
-    pipe = _rows(rec, "05_distributed_training", "tf.data: epoch time as each step is added")
+    pipe = _rows(rec, "06_distributed_training", "tf.data: epoch time as each step is added")
     if pipe:
         add(
             "tf.data: epoch time, sequential -> all steps",
             f"{pipe[0]['epoch time (s)']:.2f} s -> {pipe[-1]['epoch time (s)']:.2f} s "
             f"({pipe[-1]['speed-up']:.2f}x; biggest single step: {_biggest_step(pipe)})",
             "",
-            "05_distributed_training",
+            "06_distributed_training",
         )
-    goes = rec.get("05_distributed_training", {}).get("tf.data: where the time goes")
+    goes = rec.get("06_distributed_training", {}).get("tf.data: where the time goes")
     if isinstance(goes, str) and goes:
-        add("tf.data: where the time goes", goes, "", "05_distributed_training")
+        add("tf.data: where the time goes", goes, "", "06_distributed_training")
     for topic, steps in (
         ("model parallelism on 2 logical CPU devices, training step",
-         _rows(rec, "05_distributed_training", "model parallelism: step time (ms), one device vs split vs pipelined")),
+         _rows(rec, "06_distributed_training", "model parallelism: step time (ms), one device vs split vs pipelined")),
         ("mixed precision, training step on this CPU",
-         _rows(rec, "05_distributed_training", "mixed precision: training step (ms) on this CPU")),
+         _rows(rec, "06_distributed_training", "mixed precision: training step (ms) on this CPU")),
     ):
         if steps and "candidate" in steps[0]:
             add(topic, ", ".join(f"{r['candidate']} {r['median_ms']:.2f} ms (spread {r['spread']:.0%})" for r in steps),
-                "", "05_distributed_training")
-    gap = rec.get("06_distillation_ensembles", {}).get("distillation gap closed (mean over seeds)")
+                "", "06_distributed_training")
+    gap = rec.get("07_distillation_ensembles", {}).get("distillation gap closed (mean over seeds)")
     if isinstance(gap, dict) and gap.get("gap closed") is not None:
         how = ""
         if gap.get("transfer"):
@@ -376,22 +376,22 @@ def headlines(rec: dict) -> list[dict]:
             f"{gap['gap closed']:.0%}{how}, mean of {gap['seeds']} seed(s) (teacher {gap['teacher']:.4f}, "
             f"scratch {gap['scratch']:.4f}, distilled {gap['distilled']:.4f})",
             REFERENCES["knowledge distillation"] + " (a different set-up: MNIST, a large net, no transfer set)",
-            "06_distillation_ensembles",
+            "07_distillation_ensembles",
             verdict(gap["gap closed"], TARGETS["knowledge distillation"], " pp", scale=100),
         )
-    ens = _rows(rec, "06_distillation_ensembles", "ensembles on Fashion-MNIST (40 PCA components)")
+    ens = _rows(rec, "07_distillation_ensembles", "ensembles on Fashion-MNIST (40 PCA components)")
     if ens:
         best = max(ens, key=lambda r: r["test accuracy"])
         add(
             "best scikit-learn ensemble",
             f"{best['model']}: {best['test accuracy']:.4f} (train {best['train time (s)']:.1f} s)",
             "",
-            "06_distillation_ensembles",
+            "07_distillation_ensembles",
         )
-    dep = _rows(rec, "07_deployment", "deployed model: float32 vs int8 (LiteRT)")
+    dep = _rows(rec, "08_deployment", "deployed model: float32 vs int8 (LiteRT)")
     f32, i8 = _row(dep, variant="float32"), _row(dep, variant="int8")
     if f32 and i8:
-        serve = _rows(rec, "07_deployment", "serving benchmark (int8, LiteRT, 1 thread)") or []
+        serve = _rows(rec, "08_deployment", "serving benchmark (int8, LiteRT, 1 thread)") or []
         fastest = max(serve, key=lambda r: r["images/s"], default=None)
         add(
             "deployed model: int8 vs float32 (LiteRT)",
@@ -399,10 +399,10 @@ def headlines(rec: dict) -> list[dict]:
             f"{f32['bytes'] / i8['bytes']:.1f}x smaller, {i8['latency_ms']:.3f} vs {f32['latency_ms']:.3f} ms per image"
             + (f"; {fastest['images/s']:,.0f} images/s at batch {fastest['batch size']}" if fastest else ""),
             REFERENCES["post-training quantization"],
-            "07_deployment",
+            "08_deployment",
             verdict(f32["bytes"] / i8["bytes"], TARGETS["post-training quantization"], "x smaller"),
         )
-    rt = _rows(rec, "08_runtimes", "runtimes: headline per runtime (tuned CNN)")
+    rt = _rows(rec, "09_runtimes", "runtimes: headline per runtime (tuned CNN)")
     lite = _row(rt, runtime="LiteRT", precision="float32")
     for r in (rt or []) if lite else []:
         if r is not lite:
@@ -412,9 +412,9 @@ def headlines(rec: dict) -> list[dict]:
                 f"{r['size_kb']:.0f} vs {lite['size_kb']:.0f} KB, accuracy {r['accuracy']:.4f} vs "
                 f"{lite['accuracy']:.4f}, agreement with Keras {r['agreement']:.1%}",
                 "",
-                "08_runtimes",
+                "09_runtimes",
             )
-    mon = _rows(rec, "07_deployment", "monitoring: alarms per traffic window")
+    mon = _rows(rec, "08_deployment", "monitoring: alarms per traffic window")
     if mon:
         normal = [r for r in mon if "normal" in r["window"]]
         drifted = [r for r in mon if "normal" not in r["window"]]
@@ -423,7 +423,7 @@ def headlines(rec: dict) -> list[dict]:
             f"{sum(r['alarm'] for r in normal)}/{len(normal)} false alarms on normal "
             f"days, {sum(r['alarm'] for r in drifted)}/{len(drifted)} drifted days caught",
             "",
-            "07_deployment",
+            "08_deployment",
         )
     for topic, measured, notebook in _newer_headlines(rec):
         add(topic, measured, "", notebook)
@@ -466,7 +466,7 @@ def figures(rec: dict, runs: list[dict], out_dir: Path) -> list[tuple[str, Path]
             ylabel="notebook",
             title="Run time per notebook (red: failed)",
         )
-    tuners = [r for r in _rows(rec, "01_tuning", "tuner comparison (same space, same epoch budget)") or []
+    tuners = [r for r in _rows(rec, "02_tuning", "tuner comparison (same space, same epoch budget)") or []
               if isinstance(r.get("training time (s)"), (int, float))]
     if tuners:
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -477,7 +477,7 @@ def figures(rec: dict, runs: list[dict], out_dir: Path) -> list[tuple[str, Path]
             )
         ax.set(xlabel="training time (s)", ylabel="best validation accuracy", title="Tuners: same space, same epochs")
         save(fig, "tuners.png", "Tuners: best validation accuracy against training time")
-    table = _rows(rec, "04_compression", "compression table")
+    table = _rows(rec, "05_compression", "compression table")
     if table:
         fig, ax = plt.subplots(figsize=(7, 4))
         for r in table:
@@ -491,7 +491,7 @@ def figures(rec: dict, runs: list[dict], out_dir: Path) -> list[tuple[str, Path]
             )
         ax.set(xscale="log", xlabel="gzipped size (KiB, log)", ylabel="test accuracy (%)", title="Compression")
         save(fig, "compression.png", "Compression: size against accuracy")
-    pipe = _rows(rec, "05_distributed_training", "tf.data: epoch time as each step is added")
+    pipe = _rows(rec, "06_distributed_training", "tf.data: epoch time as each step is added")
     if pipe:
         bars(
             [r["pipeline"] for r in pipe],
@@ -502,7 +502,7 @@ def figures(rec: dict, runs: list[dict], out_dir: Path) -> list[tuple[str, Path]
             ylabel="pipeline",
             title="tf.data: each step added",
         )
-    seeds = _rows(rec, "06_distillation_ensembles", "distillation over seeds (test accuracy)")
+    seeds = _rows(rec, "07_distillation_ensembles", "distillation over seeds (test accuracy)")
     if seeds:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         names = [n for n in ("scratch", "distilled", "distilled + transfer", "teacher") if n in seeds[0]]

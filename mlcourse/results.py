@@ -1,13 +1,13 @@
 """Headline results that notebooks record for the course report.
 
-A notebook calls ``results.record("tuning.best_accuracy", 0.884, notebook="01_tuning")``; when the
+A notebook calls ``results.record("tuning.best_accuracy", 0.884, notebook="02_tuning")``; when the
 course command runs it, ``MLCOURSE_RESULTS_DIR`` is set and the value lands in
 ``<dir>/<notebook>.json``, which :mod:`mlcourse.course` turns into the report. Outside the course command
 (a learner in JupyterLab), values are kept in memory only, and :func:`recorded` returns them.
 
-Results also pass from week to week: 01_tuning saves its winner (``<work_dir>/best_model/``), 02_nas the
-winner of a measured comparison between its NAS pick and 01's model (``<work_dir>/nas_choice.json``), and
-:func:`chosen_hp` hands that winner to 04 (compression), 06 (distillation) and 07 (deployment), with a fixed
+Results also pass from week to week: 02_tuning saves its winner (``<work_dir>/best_model/``), 03_nas the
+winner of a measured comparison between its NAS pick and 02's model (``<work_dir>/nas_choice.json``), and
+:func:`chosen_hp` hands that winner to 05 (compression), 07 (distillation) and 08 (deployment), with a fixed
 recipe as the fallback.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from mlcourse import settings
 
 __all__ = ["record", "recorded", "load_all", "json_kind", "chosen_hp", "CHOICE_FILES"]
 
-#: Where the weeks leave their choice: 02_nas's compared winner, then 01_tuning's tuned CNN.
+#: Where the weeks leave their choice: 03_nas's compared winner, then 02_tuning's tuned CNN.
 CHOICE_FILES = ("nas_choice.json", "best_model/spec.json")
 _MEMORY: dict[str, dict] = {}
 
@@ -117,13 +117,13 @@ def _read_hp(path: Path, problems: list) -> tuple[dict | None, dict]:
 def chosen_hp(work_dir, fallback: dict, fallback_name: str) -> tuple[dict, str]:
     """The model the learner's own earlier weeks chose, as a :func:`mlcourse.models.build_model` hp dict.
 
-    Looks in ``work_dir`` (see :func:`mlcourse.runtime.work_dir`) for 02_nas's ``nas_choice.json`` and 01_tuning's
+    Looks in ``work_dir`` (see :func:`mlcourse.runtime.work_dir`) for 03_nas's ``nas_choice.json`` and 02_tuning's
     ``best_model/spec.json`` (each holds an ``"hp"`` dict), and returns ``(hp, where it came from and why)``:
 
-    * 02 trains its NAS winner and 01's tuned CNN the same way on the same data and writes the winner of that
+    * 03 trains its NAS winner and 02's tuned CNN the same way on the same data and writes the winner of that
       measured comparison as ``nas_choice.json``'s ``hp`` (its ``"comparison"`` holds both scores): that winner
-      is returned when the 01 model it was compared with is the one in ``best_model/spec.json`` now;
-    * when 01's model is newer than that comparison, or ``nas_choice.json`` compared nothing (an older 02), 01's
+      is returned when the 02 model it was compared with is the one in ``best_model/spec.json`` now;
+    * when 02's model is newer than that comparison, or ``nas_choice.json`` compared nothing (an older 03), 02's
       tuned CNN is returned: a model measured on the test set beats a low-fidelity search pick nobody compared;
     * with only one of the two files, that one; with neither, ``(fallback, fallback_name)``.
 
@@ -140,14 +140,14 @@ def chosen_hp(work_dir, fallback: dict, fallback_name: str) -> tuple[dict, str]:
     if nas_hp is not None:
         comparison = nas_data.get("comparison") if isinstance(nas_data.get("comparison"), dict) else {}
         compared = {c.get("name"): c for c in comparison.get("candidates", []) if isinstance(c, dict)}
-        if tuned_hp is None or compared.get("01_tuning", {}).get("hp") == tuned_hp:
+        if tuned_hp is None or compared.get("02_tuning", {}).get("hp") == tuned_hp:
             scores = ", ".join(f"{n} {c.get('score', float('nan')):.4f}" for n, c in compared.items())
-            why = f" ({nas_data.get('winner', 'its hp')} won 02's comparison at one fidelity: {scores})" \
+            why = f" ({nas_data.get('winner', 'its hp')} won 03's comparison at one fidelity: {scores})" \
                 if compared else ""
             return nas_hp, f"{nas_file}{why}{note}"
-        why = ("02's NAS choice was compared with another 01 model (01 ran again since): run 02 again to compare"
-               if compared.get("01_tuning") else "02's NAS choice was never compared with it at one fidelity")
-        return tuned_hp, f"{tuned_file} (01's tuned CNN, since {why}){note}"
+        why = ("03's NAS choice was compared with another 02 model (02 ran again since): run 03 again to compare"
+               if compared.get("02_tuning") else "03's NAS choice was never compared with it at one fidelity")
+        return tuned_hp, f"{tuned_file} (02's tuned CNN, since {why}){note}"
     if tuned_hp is not None:
         return tuned_hp, f"{tuned_file}{note}"
     return dict(fallback), fallback_name + note

@@ -176,7 +176,7 @@ def work_dir(size: str | None = None, base=None) -> Path:
 
     ``base``, else ``MLCOURSE_WORK_DIR``, else ``runs/`` in the checkout; then ``smoke/``, ``lesson/`` or
     ``full/`` (``size``: None follows :func:`mlcourse.settings.size`). The same folder whichever directory a
-    notebook runs in, so 04, 06 and 07 find what 01 and 02 left there.
+    notebook runs in, so 05, 07 and 08 find what 02 and 03 left there.
     """
     if isinstance(size, bool):
         raise TypeError("work_dir takes a size ('smoke', 'lesson' or 'full'), not True/False.")

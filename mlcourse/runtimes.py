@@ -1,6 +1,6 @@
 """Deployment runtimes side by side: one trained model on LiteRT, ONNX Runtime, OpenVINO (+ NNCF), TVM and TFLite Micro.
 
-Serves notebook ``08_runtimes``. The notebook writes the real calls in plain sight (``model.export(...,
+Serves notebook ``09_runtimes``. The notebook writes the real calls in plain sight (``model.export(...,
 format="onnx")``, ``onnxruntime.InferenceSession`` with ``SessionOptions``, ``quantize_static`` with a
 ``CalibrationDataReader``, ``ov.convert_model``, ``ov.Core().compile_model``, ``nncf.quantize``); this module is
 the tested version of those cells plus the plumbing:
@@ -67,7 +67,7 @@ from mlcourse.runtime import silenced  # noqa: E402
 from mlcourse.serving import TUNED_HP  # noqa: E402
 
 #: A conv-heavy counterpart of the fixed CNN: three wider conv blocks and no big dense layer, several times the
-#: multiply-adds: the work moves from a matrix-vector product to convolutions (08 prints both parameter counts).
+#: multiply-adds: the work moves from a matrix-vector product to convolutions (09 prints both parameter counts).
 CONV_HEAVY_HP = {"arch": "cnn", "filters": [64, 128, 128], "dense_units": 0, "dropout": 0.1, "learning_rate": 1e-3}
 MODELS = {"tuned": TUNED_HP, "conv_heavy": CONV_HEAVY_HP}
 #: Every variant: (runtime, precision). TVM joins when :func:`tvm_status` says it works.
@@ -95,7 +95,7 @@ def trained_model(kind: str, x, y, epochs: int = 4, seed: int = 0):
     return cache.trained_model(f"runtimes-{kind}", x, y, MODELS[kind], epochs, seed=seed, model_name=kind)
 
 
-#: 08's sizes, one table (the notebook's parameters cell and :func:`warm_cache` read it): training images and
+#: 09's sizes, one table (the notebook's parameters cell and :func:`warm_cache` read it): training images and
 #: epochs of the two models, test and calibration images, interleaved timing rounds and calls per round, the width of
 #: the memory-bound MLP of section 9 (its float32 weights: about ``4 * units**2 * 2`` bytes) and TVM's tuning trials.
 SIZES = {
@@ -109,13 +109,13 @@ SIZES = {
 
 
 def sizes(size: str | None = None, **given) -> dict:
-    """08's sizes for ``size`` (``"smoke"``, ``"lesson"``, ``"full"``; None follows ``MLCOURSE_SIZE``) from
+    """09's sizes for ``size`` (``"smoke"``, ``"lesson"``, ``"full"``; None follows ``MLCOURSE_SIZE``) from
     :data:`SIZES`, with every ``given`` value that is not None put over them (``sizes("lesson", N_TRAIN=None)``)."""
     return settings.pick_sizes(SIZES, settings.size(size), given)
 
 
 def warm_cache(ds, size: str, seed: int = 0) -> None:
-    """Train and cache 08_runtimes' two models at the notebook's sizes for ``size`` (``make workshop``)."""
+    """Train and cache 09_runtimes' two models at the notebook's sizes for ``size`` (``make workshop``)."""
     if isinstance(size, bool):
         raise TypeError("warm_cache takes a size ('smoke', 'lesson' or 'full'), not True/False.")
     s = sizes(size)
@@ -941,7 +941,7 @@ def main(argv=None) -> int:
 
     from mlcourse.runtime import quiet_tensorflow
 
-    p = argparse.ArgumentParser(prog="python -m mlcourse.runtimes", description="Runtimes benchmark (08_runtimes)")
+    p = argparse.ArgumentParser(prog="python -m mlcourse.runtimes", description="Runtimes benchmark (09_runtimes)")
     p.add_argument("--size", choices=settings.SIZES, default=None, help="default: MLCOURSE_SIZE, else lesson")
     p.add_argument("--out", default=None, help="folder for the exported models (default: a new temporary one)")
     p.add_argument("--tvm-tune", nargs=6, default=None, help=argparse.SUPPRESS)  # tvm_tune_child's child

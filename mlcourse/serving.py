@@ -1,6 +1,6 @@
 """Serving, securing, monitoring and retraining a compressed model: what happens after the notebook.
 
-Notebook: ``07_deployment`` writes the converter, the interpreter, the serving function, the integrity check and
+Notebook: ``08_deployment`` writes the converter, the interpreter, the serving function, the integrity check and
 the shadow comparison out in its cells; this module is their tested production version.
 
 * :class:`Predictor`: a TFLite model behind one small prediction function. It checks its input (shape,
@@ -45,13 +45,13 @@ __all__ = ["warm_cache", "SIZES", "sizes", "TUNED_HP", "deployment_hp", "deploym
            "Monitor", "sha256", "sign", "verified_bytes", "IntegrityError", "load_artifact", "Limits",
            "RequestRejected", "parse_request", "serve_http", "retrain", "shadow", "promotion"]
 
-#: A fixed CNN (421,642 parameters), the fallback when no choice of your own (02_nas, 01_tuning) is found. It is
-#: not 01's current winner: the run says which model it deploys and from where.
+#: A fixed CNN (421,642 parameters), the fallback when no choice of your own (03_nas, 02_tuning) is found. It is
+#: not 02's current winner: the run says which model it deploys and from where.
 TUNED_HP = {"arch": "cnn", "filters": [32, 64], "dense_units": 128, "dropout": 0.1,
             "learning_rate": 0.0033473086882182972}
 
 
-#: 07_deployment's sizes, one table read by the notebook's parameters cell and by :func:`warm_cache`. ``N_TRAIN``
+#: 08_deployment's sizes, one table read by the notebook's parameters cell and by :func:`warm_cache`. ``N_TRAIN``
 #: and ``EPOCHS`` train the deployed model; ``N_CALIBRATION`` images calibrate int8; ``ROUNDS`` x ``NUMBER`` calls
 #: time float32 against int8; ``REPEATS`` per batch size in the benchmark; ``WINDOW`` images per monitored day and
 #: ``NORMAL_DAYS`` resampled normal days for the false-alarm rate; ``N_NEW`` labelled images of the new days
@@ -70,16 +70,16 @@ SIZES = {
 
 
 def sizes(size: str, **given) -> dict:
-    """07's sizes for ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``; :data:`SIZES`), with every value in
+    """08's sizes for ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``; :data:`SIZES`), with every value in
     ``given`` that is not None put over them."""
     return settings.pick_sizes(SIZES, size, given)
 
 
 def deployment_hp(work_dir=None) -> tuple[dict, str]:
     """The hyperparameters to deploy: your own earlier weeks' choice (:func:`mlcourse.results.chosen_hp`:
-    02_nas's, else 01_tuning's) when there is one, else :data:`TUNED_HP`. Returns ``(hp, where it came from)``."""
+    03_nas's, else 02_tuning's) when there is one, else :data:`TUNED_HP`. Returns ``(hp, where it came from)``."""
     return results.chosen_hp(work_dir, TUNED_HP,
-                     "mlcourse.serving.TUNED_HP (a fixed fallback CNN: no 02_nas or 01_tuning choice found)")
+                     "mlcourse.serving.TUNED_HP (a fixed fallback CNN: no 03_nas or 02_tuning choice found)")
 
 
 def deployment_model(x, y, hp: dict | None = None, epochs: int = 6, seed: int = 0):
@@ -600,7 +600,7 @@ def promotion(table: pd.DataFrame, margin_points: float = 0.5, confidence: float
 
 
 def warm_cache(ds, size: str, seed: int = 0) -> None:
-    """Train and cache 07's deployed model at ``size``'s sizes (:data:`SIZES`), with the hyperparameters 07 would
+    """Train and cache 08's deployed model at ``size``'s sizes (:data:`SIZES`), with the hyperparameters 08 would
     pick (your own earlier weeks' choice when there is one) (``make workshop``). At smoke size :data:`TUNED_HP`
     is cached as well when a choice was found (cheap there; a test may run the notebook with an empty work
     folder)."""

@@ -12,7 +12,7 @@ freedom (with 3 seeds the t factor is 4.30, not the 2 of "two standard errors": 
     tuned vs baseline: +0.83 points on average, tuned ahead in 3 of 3 seed(s); 95% t-interval over n = 3 seeds: \
 [-0.17, +1.84] points, which includes 0: within the seed-to-seed noise (no verdict either way).
 
-Used by the tuning (01), NAS (02) and distillation (06) lessons wherever a verdict is drawn over seeds.
+Used by the tuning (02), NAS (03) and distillation (07) lessons wherever a verdict is drawn over seeds.
 """
 from __future__ import annotations
 

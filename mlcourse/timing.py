@@ -12,7 +12,7 @@ C A B, ...) on the same inputs, so each one sees the same machine, and keeps eve
 The verdict needs the medians and the rounds to agree (see :func:`compare`); a split decision is "too close
 to call", whatever either count alone would say.
 
-Used by the compression (04), distributed input pipeline (05), deployment (07) and runtimes (08) lessons.
+Used by the compression (05), distributed input pipeline (06), deployment (08) and runtimes (09) lessons.
 """
 from __future__ import annotations
 

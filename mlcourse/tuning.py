@@ -28,7 +28,7 @@ workers) hold ``<directory>/<project>.mlcourse.lock`` (``fcntl.flock``, the hold
 the tuner lives; a second process on the same project waits ``wait`` seconds, then gets a
 :class:`ProjectInUseError` naming the project, the holder's pid and what to do.
 
-Taught in notebook ``01_tuning``, which writes the keras-tuner calls in plain sight; this module is their
+Taught in notebook ``02_tuning``, which writes the keras-tuner calls in plain sight; this module is their
 tested version.
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ __all__ = ["SIZES", "sizes", "warm_cache", "PROJECTS", "trial_progress", "expect
 
 TUNERS = ("random", "hyperband", "bayesian")
 
-#: 01_tuning's parameter defaults at each run size, one table: the notebook's parameters cell and
+#: 02_tuning's parameter defaults at each run size, one table: the notebook's parameters cell and
 #: :func:`warm_cache` both read it. ``HB_EPOCHS`` is Hyperband's ``max_epochs`` (factor 3): 9 gives three
 #: brackets (from 9 models at 1 epoch to 3 models at 9); random search and Bayesian optimisation train each
 #: trial ``HB_EPOCHS`` epochs and get as many trials as fit in the epochs Hyperband trained (equal epoch budget).
@@ -81,7 +81,7 @@ SIZES = {
 
 
 def sizes(size: str | None = None, **given) -> dict:
-    """01's defaults at ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``; None follows ``MLCOURSE_SIZE``), from
+    """02's defaults at ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``; None follows ``MLCOURSE_SIZE``), from
     :data:`SIZES`, with every value in ``given`` that is not None put over them. ``N_FINAL`` and ``N_TEST`` of 0
     mean "all": every training image left after validation, the whole test set."""
     table = settings.pick_sizes(SIZES, settings.size(size), given)
@@ -580,12 +580,12 @@ def automl_search(x, y, n_iter: int = 10, cv: int = 3, seed: int = 0, n_jobs: in
     return search.fit(x, np.asarray(y))
 
 
-#: The keras-tuner projects 01_tuning searches in its work folder, in the order it runs them.
+#: The keras-tuner projects 02_tuning searches in its work folder, in the order it runs them.
 PROJECTS = ("first-search", "hyperband", "random", "bayesian")
 
 
 def warm_cache(ds, size: str, seed: int = 0, work_dir=None) -> dict:
-    """Run 01_tuning's keras-tuner projects ahead, at the notebook's ``size`` (:data:`SIZES`), into the work
+    """Run 02_tuning's keras-tuner projects ahead, at the notebook's ``size`` (:data:`SIZES`), into the work
     folder it uses (``runtime.work_dir(size)``, or ``work_dir``), under the same project names (:data:`PROJECTS`)
     and with the same split, space, budget and seed: the notebook's own ``tuner.search(...)`` then resumes each
     one with keras-tuner's resume (``overwrite=False``) and finishes at once. ``first-search`` is left one trial

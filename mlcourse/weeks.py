@@ -41,44 +41,44 @@ WEEKS: tuple[Week, ...] = (
          "splits and pipelines in scikit-learn, diagnose under- and over-fitting, read a confusion "
          "matrix to decide what to fix next, and rehearse drift monitoring before deployment",
          module="evaluation", checks="workflow"),
-    Week("01_tuning", "Hyperparameter tuning and AutoML with keras-tuner",
+    Week("02_tuning", "Hyperparameter tuning and AutoML with keras-tuner",
          "write a hypermodel and run keras-tuner's RandomSearch, Hyperband and BayesianOptimization, "
          "compare grid and random search, read and retrain the winner fairly against a baseline, and "
          "run a small AutoML search over preprocessing and model family",
          module="tuning", checks="tuning", prepared="keras-tuner projects"),
-    Week("02_nas", "Neural architecture search",
+    Week("03_nas", "Neural architecture search",
          "define macro and micro search spaces, write random search, regularized evolution and a "
          "REINFORCE controller, estimate performance cheaply (low fidelity, learning-curve "
          "extrapolation, weight inheritance) and judge each estimate by rank agreement",
          module="nas", checks="nas", prepared="NAS searches"),
-    Week("03_dimensionality_reduction", "Dimensionality reduction",
+    Week("04_dimensionality_reduction", "Dimensionality reduction",
          "measure the curse of dimensionality, and apply PCA, LDA, PLS, truncated "
          "SVD, ICA and NMF inside scikit-learn pipelines, choosing the number of "
          "components by cross-validation",
          module="reduction", checks="reduction"),
-    Week("04_compression", "Model compression: quantization, pruning, clustering, low rank, compact and binary nets",
+    Week("05_compression", "Model compression: quantization, pruning, clustering, low rank, compact and binary nets",
          "convert a Keras model with the TFLite converter (dynamic, float16, int8 with a "
          "representative dataset) and with the LiteRT quantizer, quantize it with Keras 3's model.quantize, run it "
          "in LiteRT, prune (uniformly and per layer from a sensitivity scan), quantization-aware train and cluster "
          "with tfmot (the legacy tf_keras track), and measure size, accuracy and latency side by side",
          module="compression", checks="compression", prepared="baseline"),
-    Week("05_distributed_training", "Distributed training and input pipelines",
+    Week("06_distributed_training", "Distributed training and input pipelines",
          "train with MirroredStrategy, MultiWorkerMirroredStrategy and "
          "ParameterServerStrategy on real processes from a TF_CONFIG, survive a worker "
          "failure with BackupAndRestore, split a model across devices, train in mixed "
          "precision, and build a fast tf.data pipeline",
          module="distributed", checks="distributed"),
-    Week("06_distillation_ensembles", "Knowledge distillation and ensembles",
+    Week("07_distillation_ensembles", "Knowledge distillation and ensembles",
          "write a Keras Distiller and use Keras 3's keras.distillation.Distiller, choose temperature and alpha on "
          "validation data, measure soft targets against hard pseudo-labels over seeds, "
          "and compare bagging, boosting (scikit-learn and XGBoost) and stacking",
          module="distillation", checks="distillation", prepared="teachers"),
-    Week("07_deployment", "Deployment and monitoring",
+    Week("08_deployment", "Deployment and monitoring",
          "take the chosen model to an int8 LiteRT file behind a prediction function that rejects "
          "bad input, load only verified and safe artefacts, benchmark it by batch size, monitor inputs and "
          "predictions for drift, and retrain in shadow, promoting only a model that wins",
          module="serving", checks="deployment", prepared="model"),
-    Week("08_runtimes", "Runtimes that take a model to hardware: LiteRT, ONNX Runtime, OpenVINO, TVM",
+    Week("09_runtimes", "Runtimes that take a model to hardware: LiteRT, ONNX Runtime, OpenVINO, TVM",
          "export one model to several runtimes (Keras 3's model.export and the converters it wraps), quantize it "
          "with each runtime's own tools, fit it to a microcontroller (TFLite Micro), and pick a "
          "runtime for a latency and size budget from measurements on your machine",

@@ -1,4 +1,4 @@
-"""The checkers of notebook 04 compression: each passes a right answer and rejects typical wrong ones with an
+"""The checkers of notebook 05 compression: each passes a right answer and rejects typical wrong ones with an
 explanation."""
 import numpy as np
 import pytest

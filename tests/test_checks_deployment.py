@@ -1,4 +1,4 @@
-"""The checkers of notebook 07 deployment: each passes a right answer and rejects typical wrong ones, explaining."""
+"""The checkers of notebook 08 deployment: each passes a right answer and rejects typical wrong ones, explaining."""
 import numpy as np
 import pytest
 
@@ -18,7 +18,7 @@ def _validate(images):
 
 def test_validate_checker(capsys):
     checks.check_validate(_validate)
-    assert "✅ Exercise 7.1 passed" in capsys.readouterr().out
+    assert "✅ Exercise 8.1 passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="float32"):  # forgot to convert
         checks.check_validate(lambda x: _validate(x).astype("float64") if np.ndim(x) == 3 else _validate(x))
     with pytest.raises(AssertionError, match="batch of one"):  # a single image not batched
@@ -78,7 +78,7 @@ def _serve(model, calibration):
 
 def test_serve_checker(capsys):
     checks.check_serve(_serve)
-    assert "✅ Exercise 7.2 passed" in capsys.readouterr().out
+    assert "✅ Exercise 8.2 passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="two things"):
         checks.check_serve(lambda m, c: _serve(m, c)[1])
     with pytest.raises(AssertionError, match="bad|answered a request"):  # no validation
@@ -95,7 +95,7 @@ def _alarm(ref, cur, n_classes, threshold):
 
 def test_prediction_alarm_checker(capsys):
     checks.check_prediction_alarm(_alarm)
-    assert "✅ Exercise 7.3 passed" in capsys.readouterr().out
+    assert "✅ Exercise 8.3 passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="log\\(0\\)|1e-4"):  # no clipping
         checks.check_prediction_alarm(lambda r, c, k, t: (lambda e, a: (lambda v: (v, v > t))(
             float(np.sum((a - e) * np.log(a / e)))))(
@@ -121,7 +121,7 @@ def test_prediction_alarm_checker_rejects_more_mistakes():
             np.clip(np.bincount(r, minlength=k), 1, None) * 1.0, np.clip(np.bincount(c, minlength=k), 1, None) * 1.0))
 
 
-# --- Exercise 7.4: read a model file only when its SHA-256 is the expected one ---
+# --- Exercise 8.4: read a model file only when its SHA-256 is the expected one ---
 
 def _read_verified(path, expected_sha256):
     import hashlib
@@ -142,7 +142,7 @@ def test_read_verified_checker_passes_a_right_answer_and_the_course_version(caps
 
     checks.check_read_verified(_read_verified)
     checks.check_read_verified(serving.verified_bytes)
-    assert capsys.readouterr().out.count("✅ Exercise 7.4 passed") == 2
+    assert capsys.readouterr().out.count("✅ Exercise 8.4 passed") == 2
 
 
 def _sha(path):
@@ -179,7 +179,7 @@ def test_read_verified_checker_rejects_plausible_wrong_answers():
 
 def test_read_verified_checker_lets_the_stub_say_what_it_is():
     def stub(path, expected_sha256):
-        raise NotImplementedError("Exercise 7.4: serve only the released model (your code here)")
+        raise NotImplementedError("Exercise 8.4: serve only the released model (your code here)")
 
-    with pytest.raises(NotImplementedError, match="Exercise 7.4"):
+    with pytest.raises(NotImplementedError, match="Exercise 8.4"):
         checks.check_read_verified(stub)

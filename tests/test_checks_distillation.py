@@ -1,4 +1,4 @@
-"""The checkers of notebook 06 distillation: each passes a right answer and rejects typical wrong ones, explaining."""
+"""The checkers of notebook 07 distillation: each passes a right answer and rejects typical wrong ones, explaining."""
 import numpy as np
 import pytest
 
@@ -17,7 +17,7 @@ def _np_kd(labels, t, s, T, alpha):
 
 def test_kd_loss_checker(capsys):
     checks.check_kd_loss(_np_kd)
-    assert "✅ Exercise 6.1 passed" in capsys.readouterr().out
+    assert "✅ Exercise 7.1 passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="multiplied by T\\*\\*2"):  # forgot the T^2 factor
         checks.check_kd_loss(lambda lab, t, s, T, a: _np_kd(lab, t, s, T, a) if a in (0, 1) and T == 1 else
                              (1 - a) * _np_kd(lab, t, s, T, 0.0) + a * _np_kd(lab, t, s, T, 1.0) / T ** 2)
@@ -80,7 +80,7 @@ def test_distiller_checker(capsys):
     from mlcourse import distillation as kd
 
     checks.check_distiller(kd.Distiller)
-    assert "✅ Exercise 6.2 passed" in capsys.readouterr().out
+    assert "✅ Exercise 7.2 passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="label -1"):
         checks.check_distiller(_wrong_distiller("no mask"))
     with pytest.raises(AssertionError, match="student's weights"):
@@ -109,7 +109,7 @@ def test_stacking_checker(capsys):
     from sklearn.tree import DecisionTreeClassifier
 
     checks.check_stacking(_stack)
-    assert "✅ Exercise 6.3 passed" in capsys.readouterr().out
+    assert "✅ Exercise 7.3 passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="StackingClassifier"):
         checks.check_stacking(lambda seed: RandomForestClassifier(10, random_state=seed))
     with pytest.raises(AssertionError, match="different"):

@@ -1,4 +1,4 @@
-"""The checkers of notebook 05 distributed: each passes a right answer and rejects typical wrong ones with an
+"""The checkers of notebook 06 distributed: each passes a right answer and rejects typical wrong ones with an
 explanation (and each runs in seconds)."""
 import keras
 import pytest
@@ -13,7 +13,7 @@ def _tf_config(hosts, index):
 
 def test_tf_config_checker(capsys):
     checks.check_tf_config(_tf_config)
-    assert "✅ Exercise 5.1 passed" in capsys.readouterr().out
+    assert "✅ Exercise 6.1 passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="Only 'task' differs"):
         checks.check_tf_config(lambda h, i: _tf_config(h, 0))
     with pytest.raises(AssertionError, match="all addresses"):
@@ -49,7 +49,7 @@ def test_strategy_scope_checker(capsys):
         return model
 
     checks.check_strategy_scope(good)
-    assert "✅ Exercise 5.2 passed" in capsys.readouterr().out
+    assert "✅ Exercise 6.2 passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="outside strategy.scope"):
         checks.check_strategy_scope(built_outside)
     with pytest.raises(AssertionError, match="not trained"):
@@ -78,10 +78,10 @@ def _pipeline(files, batch_size, cache=True, prefetch=True, cache_at="decoded", 
 
 def test_input_pipeline_checker(capsys):
     checks.check_input_pipeline(_pipeline)
-    assert "✅ Exercise 5.3 passed" in capsys.readouterr().out
+    assert "✅ Exercise 6.3 passed" in capsys.readouterr().out
     # options set at the end (e.g. the course's plain_options) transform nothing: still a right answer
     checks.check_input_pipeline(lambda f, b: _pipeline(f, b).with_options(pipelines.plain_options()))
-    assert "✅ Exercise 5.3 passed" in capsys.readouterr().out
+    assert "✅ Exercise 6.3 passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="stores the \\*augmented\\* images"):
         checks.check_input_pipeline(lambda f, b: _pipeline(f, b, cache_at="augmented"))
     with pytest.raises(AssertionError, match="before the decoding map"):
@@ -114,7 +114,7 @@ def _mixed(policy, scale=False, out32=True):
 
 def test_mixed_precision_checker(capsys):
     checks.check_mixed_precision(_mixed)
-    assert "✅ Exercise 5.4 passed" in capsys.readouterr().out
+    assert "✅ Exercise 6.4 passed" in capsys.readouterr().out
     def per_layer_unscaled(policy):  # the model's own policy stays float32, so compile() does not add scaling
         model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
                                   keras.layers.Dense(32, activation="relu", dtype=policy),

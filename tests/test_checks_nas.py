@@ -1,4 +1,4 @@
-"""The checkers of notebook 02_nas: each passes a right answer and rejects typical wrong ones with an explanation."""
+"""The checkers of notebook 03_nas: each passes a right answer and rejects typical wrong ones with an explanation."""
 import copy
 import time
 

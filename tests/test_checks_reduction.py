@@ -57,7 +57,7 @@ def _search(X, y, ks, seed, pca_inside=True, fixed_cv=True):
 
 def test_pca_search_checker(capsys):
     checks.check_pca_search(_search)
-    assert "✅ Exercise 3.2 passed" in capsys.readouterr().out
+    assert "✅ Exercise 4.2 passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="Pipeline with PCA inside"):
         checks.check_pca_search(lambda X, y, ks, s: _search(X, y, ks, s, pca_inside=False))
     with pytest.raises(AssertionError, match="exactly ks"):
@@ -77,7 +77,7 @@ def test_lsa_pipeline_checker(capsys):
                              LogisticRegression(max_iter=1000))
 
     checks.check_lsa_pipeline(good)
-    assert "✅ Exercise 3.3 passed" in capsys.readouterr().out
+    assert "✅ Exercise 4.3 passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="no TruncatedSVD"):
         checks.check_lsa_pipeline(lambda k: make_pipeline(TfidfVectorizer(), PCA(k), LogisticRegression()))
     with pytest.raises(AssertionError, match="n_components=k"):

@@ -1,4 +1,4 @@
-"""The checkers of notebook 08 runtimes: each passes a right answer and rejects typical wrong ones with an
+"""The checkers of notebook 09 runtimes: each passes a right answer and rejects typical wrong ones with an
 explanation, in seconds."""
 import shutil
 import time
@@ -22,7 +22,7 @@ def test_ort_session_checker(capsys):
     import onnxruntime as ort
 
     checks.check_ort_session(_session)
-    assert "✅ Exercise 8.1 passed" in capsys.readouterr().out
+    assert "✅ Exercise 9.1 passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="intra_op_num_threads"):  # options forgotten
         checks.check_ort_session(lambda p, t: ort.InferenceSession(p, providers=["CPUExecutionProvider"]))
     with pytest.raises(AssertionError, match="CPUExecutionProvider"):  # every installed provider
@@ -59,7 +59,7 @@ def _quantize(src, dst, images):
 def test_ort_quantizer_checker(capsys):
     t0 = time.perf_counter()
     checks.check_ort_quantizer(_quantize)
-    assert "✅ Exercise 8.2 passed" in capsys.readouterr().out
+    assert "✅ Exercise 9.2 passed" in capsys.readouterr().out
     assert time.perf_counter() - t0 < 10
     with pytest.raises(AssertionError, match="No file"):
         checks.check_ort_quantizer(lambda src, dst, x: None)
@@ -84,7 +84,7 @@ def _pick(table, max_latency_ms, max_size_kb):
 
 def test_pick_runtime_checker(capsys):
     checks.check_pick_runtime(_pick)
-    assert "✅ Exercise 8.3 passed" in capsys.readouterr().out
+    assert "✅ Exercise 9.3 passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="return None"):  # "none fits" not handled: an empty frame
         checks.check_pick_runtime(lambda t, lat, s: _pick(t, lat, s) if _pick(t, lat, s) is not None
                                   else pd.Series(dtype=object))
@@ -137,7 +137,7 @@ def _weights_looked_up(ops, nbytes):
 def test_arena_estimate_checker(capsys):
     t0 = time.perf_counter()
     checks.check_arena_estimate(_peak)
-    assert "✅ Exercise 8.4 passed" in capsys.readouterr().out
+    assert "✅ Exercise 9.4 passed" in capsys.readouterr().out
     assert time.perf_counter() - t0 < 5
     with pytest.raises(AssertionError, match="360"):
         checks.check_arena_estimate(_every_activation)

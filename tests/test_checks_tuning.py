@@ -1,4 +1,4 @@
-"""The checkers of notebook 01_tuning: each passes a right answer and rejects typical wrong ones with an
+"""The checkers of notebook 02_tuning: each passes a right answer and rejects typical wrong ones with an
 explanation."""
 import math
 

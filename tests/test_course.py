@@ -52,8 +52,8 @@ def test_two_runs_in_one_second_keep_both_previous_builds(tmp_path, monkeypatch)
 
 def test_expected_times_come_from_instructor_md():
     full, smoke = course.expected_seconds("full"), course.expected_seconds("smoke")
-    assert full["01_tuning"] > 60 * 5 and 0 < smoke["01_tuning"] < full["01_tuning"]
-    assert set(full) >= {"00_workflow", "07_deployment"}
+    assert full["02_tuning"] > 60 * 5 and 0 < smoke["02_tuning"] < full["02_tuning"]
+    assert set(full) >= {"00_workflow", "08_deployment"}
 
 
 def _notebook(path, *sources):
@@ -133,7 +133,7 @@ def test_ctrl_c_still_writes_the_report_of_what_ran_and_says_how_to_rewrite_it(t
     monkeypatch.setattr(course, "run_notebook", run)
     monkeypatch.setenv("MLCOURSE_RESULTS_DIR", "unset")
     out = tmp_path / "build"
-    assert course.main(["--size", "smoke", "--only", "00_workflow", "01_tuning", "--out", str(out)]) == 130
+    assert course.main(["--size", "smoke", "--only", "00_workflow", "02_tuning", "--out", str(out)]) == 130
     runs = json.loads((out / "runs.json").read_text())
     assert [r["status"] for r in runs] == ["ok", "interrupted"]
     assert (out / "report.md").is_file() and "interrupted" in (out / "report.md").read_text()

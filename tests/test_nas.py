@@ -91,7 +91,7 @@ def _signature(model):
 
 
 def test_to_hp_round_trips_the_scored_architecture():
-    """What week 04/06/07 rebuild from nas_choice.json's hp is the network 02 scored: same layers, same params."""
+    """What week 05/07/08 rebuild from nas_choice.json's hp is the network 03 scored: same layers, same params."""
     import json
 
     rng = np.random.default_rng(3)
@@ -239,31 +239,31 @@ def test_chosen_hp_hands_on_the_winner_of_the_measured_comparison(tmp_path):
     assert results.chosen_hp(tmp_path, fallback, "fixed") == (fallback, "fixed")
     _write(tmp_path / "best_model" / "spec.json", {"hp": tuned})
     assert results.chosen_hp(tmp_path, fallback, "fixed")[0] == tuned
-    # an old 02 that compared nothing does not override 01's tuned CNN
+    # an old 03 that compared nothing does not override 02's tuned CNN
     _write(tmp_path / "nas_choice.json", {"hp": searched})
     hp, why = results.chosen_hp(tmp_path, fallback, "fixed")
     assert hp == tuned and "never compared" in why
-    # 02 compared both the same way: the winner goes on, whichever it is
-    for winner, scores in (("01_tuning", (0.80, 0.86)), ("02_nas", (0.88, 0.86))):
-        cands = [{"name": "02_nas", "hp": searched, "score": scores[0]}, {"name": "01_tuning", "hp": tuned,
+    # 03 compared both the same way: the winner goes on, whichever it is
+    for winner, scores in (("02_tuning", (0.80, 0.86)), ("03_nas", (0.88, 0.86))):
+        cands = [{"name": "03_nas", "hp": searched, "score": scores[0]}, {"name": "02_tuning", "hp": tuned,
                                                                          "score": scores[1]}]
-        _write(tmp_path / "nas_choice.json", {"hp": searched if winner == "02_nas" else tuned, "winner": winner,
+        _write(tmp_path / "nas_choice.json", {"hp": searched if winner == "03_nas" else tuned, "winner": winner,
                                               "comparison": {"candidates": cands}})
         hp, why = results.chosen_hp(tmp_path, fallback, "fixed")
-        assert hp == (searched if winner == "02_nas" else tuned) and f"{winner} won" in why, why
-    # 01 ran again after 02's comparison: that comparison is out of date, 01's new model goes on
+        assert hp == (searched if winner == "03_nas" else tuned) and f"{winner} won" in why, why
+    # 02 ran again after 03's comparison: that comparison is out of date, 02's new model goes on
     _write(tmp_path / "best_model" / "spec.json", {"hp": dict(tuned, dense_units=64)})
     hp, why = results.chosen_hp(tmp_path, fallback, "fixed")
-    assert hp["dense_units"] == 64 and "run 02 again" in why
+    assert hp["dense_units"] == 64 and "run 03 again" in why
 
 
 def test_hand_on_candidates_use_01s_model_when_there(tmp_path):
     from mlcourse import models
 
     hp = {"arch": "cnn", "filters": [8]}
-    assert nas.hand_on_candidates(tmp_path, hp) == {"02_nas": hp, "fixed recipe": models.DEFAULTS}
+    assert nas.hand_on_candidates(tmp_path, hp) == {"03_nas": hp, "fixed recipe": models.DEFAULTS}
     _write(tmp_path / "best_model" / "spec.json", {"hp": {"arch": "cnn", "filters": [32, 64]}})
-    assert nas.hand_on_candidates(tmp_path, hp)["01_tuning"]["filters"] == [32, 64]
+    assert nas.hand_on_candidates(tmp_path, hp)["02_tuning"]["filters"] == [32, 64]
 
 
 def test_warm_cache_runs_the_notebooks_searches_ahead(prepared_room, monkeypatch, tmp_path, capsys):

@@ -17,17 +17,17 @@ def _nb(*sources):
 
 
 def test_stub_replaces_region_keeps_indent_and_tags():
-    src = ("# Exercise 1.2: the sum\ndef f(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n"
+    src = ("# Exercise 2.2: the sum\ndef f(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n"
            "    ### END SOLUTION\n\ncheck(f)")
     student = notebooks.make_student(_nb(src, "print(1)"))
     cell = student.cells[0]
     assert "return a + b" not in cell.source
-    assert '    raise NotImplementedError("Exercise 1.2: the sum (your code here)")' in cell.source
+    assert '    raise NotImplementedError("Exercise 2.2: the sum (your code here)")' in cell.source
     assert cell.source.endswith("check(f)") and cell.metadata["tags"] == ["raises-exception"]
     assert all(c.outputs == [] and c.execution_count is None for c in student.cells)
     assert "tags" not in student.cells[1].metadata
     ns = {"check": lambda f: f(1, 2)}
-    with pytest.raises(NotImplementedError, match="Exercise 1.2"):
+    with pytest.raises(NotImplementedError, match="Exercise 2.2"):
         exec(cell.source, ns)
 
 
@@ -45,7 +45,7 @@ def test_malformed_markers_are_errors(src, msg):
                                   "#### BEGIN SOLUTION", "### BEGIN SOLUTION here", "### END_SOLUTION",
                                   "    ##  End Solution"])
 def test_near_miss_markers_are_errors_in_code_cells(line):
-    src = f"# Exercise 1.1: x\n### BEGIN SOLUTION\nx = 1\n{line}\nsecret = 2\n### END SOLUTION"
+    src = f"# Exercise 2.1: x\n### BEGIN SOLUTION\nx = 1\n{line}\nsecret = 2\n### END SOLUTION"
     with pytest.raises(notebooks.GeneratorError, match=r"bad.ipynb, cell 1, line 4: near-miss"):
         notebooks.make_student(_nb("print(0)", src), "bad.ipynb")
     with pytest.raises(notebooks.GeneratorError, match="cell 0"):
@@ -67,14 +67,14 @@ def test_markers_outside_code_cells_are_errors(kind, line):
 def test_stub_is_valid_python_for_any_title(title):
     import ast
 
-    src = f"# Exercise 2.1: {title}\ndef f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
+    src = f"# Exercise 3.1: {title}\ndef f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
     stub = notebooks.make_student(_nb(src)).cells[0].source
     ast.parse(stub)
     with pytest.raises(NotImplementedError) as exc:
         ns = {}
         exec(stub, ns)
         ns["f"]()
-    assert str(exc.value) == f"Exercise 2.1: {title} (your code here)"
+    assert str(exc.value) == f"Exercise 3.1: {title} (your code here)"
 
 
 def test_generate_and_check(tmp_path):
@@ -150,31 +150,31 @@ def test_kernels_import_this_checkout(monkeypatch):
 def test_report_headlines_and_figures_from_recorded_results(tmp_path):
     res = tmp_path / "res"
     res.mkdir()
-    (res / "01_tuning.json").write_text(json.dumps({
+    (res / "02_tuning.json").write_text(json.dumps({
         "baseline vs tuned winner (test set)": [{"model": "baseline (untuned)", "test_accuracy": 0.9, "params": 1},
                                                 {"model": "tuned (bayesian)", "test_accuracy": 0.91, "params": 1}],
         "tuner comparison (same space, same epoch budget)": [
             {"tuner": "random", "models tried": 2, "epochs trained": 4, "training time (s)": 10.0,
              "best val accuracy": 0.8}]}))
-    (res / "04_compression.json").write_text(json.dumps({"compression table": [
+    (res / "05_compression.json").write_text(json.dumps({"compression table": [
         {"variant": "float32 baseline", "bytes": 4000, "gzipped": 3000, "accuracy": 0.90},
         {"variant": "int8 (per-channel)", "bytes": 1000, "gzipped": 800, "accuracy": 0.899},
         {"variant": "pruned 85% + int8", "bytes": 1000, "gzipped": 300, "accuracy": 0.895}]}))
-    (res / "06_distillation_ensembles.json").write_text(json.dumps({"distillation gap closed (mean over seeds)": {
+    (res / "07_distillation_ensembles.json").write_text(json.dumps({"distillation gap closed (mean over seeds)": {
         "gap closed": 0.25, "seeds": 3, "teacher": 0.9, "scratch": 0.8, "distilled": 0.825}}))
-    (res / "02_nas.json").write_text(json.dumps({
+    (res / "03_nas.json").write_text(json.dumps({
         "NAS strategies under one budget": [{"strategy": "random", "evaluations": 4, "best val accuracy": 0.7},
                                             {"strategy": "evolution", "evaluations": 4, "best val accuracy": 0.75}],
         "performance estimation: rank agreement and time saved": [
             {"estimator": "full", "spearman vs full": 1.0, "time saved": 0.0},
             {"estimator": "1 epoch", "spearman vs full": 0.8, "time saved": 0.5}]}))
-    (res / "07_deployment.json").write_text(json.dumps({
+    (res / "08_deployment.json").write_text(json.dumps({
         "deployed model: float32 vs int8 (LiteRT)": [
             {"variant": "float32", "bytes": 4000, "accuracy": 0.9, "latency_ms": 0.2},
             {"variant": "int8", "bytes": 1000, "accuracy": 0.89, "latency_ms": 0.1}],
         "serving benchmark (int8, LiteRT, 1 thread)": [{"batch size": 1, "images/s": 5000.0},
                                                        {"batch size": 64, "images/s": 20000.0}]}))
-    runs = [{"notebook": "01_tuning", "status": "ok", "seconds": 60.0, "error": "", "output": ""}]
+    runs = [{"notebook": "02_tuning", "status": "ok", "seconds": 60.0, "error": "", "output": ""}]
     text = report.write(runs, res, tmp_path, size="full").read_text()
     assert "evolution: 0.7500 validation accuracy in 4 evaluations (of 2 strategies)" in text
     assert "(Spearman) 0.80, 50% of the time saved" in text

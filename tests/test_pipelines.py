@@ -1,5 +1,5 @@
 """mlcourse.pipelines: TFRecord shards of PNGs, the tf.data chain with each optimisation, the interleaved
-epoch-time table and its explanation (notebook 05, section 5)."""
+epoch-time table and its explanation (notebook 06, section 5)."""
 import numpy as np
 import pytest
 

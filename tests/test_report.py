@@ -9,10 +9,10 @@ from _chromium import Chromium, needs_chromium
 from mlcourse import report
 
 RESULTS = {
-    "01_tuning": {"baseline vs tuned winner (test set)": [
+    "02_tuning": {"baseline vs tuned winner (test set)": [
         {"model": "baseline (untuned)", "test_accuracy": 0.9, "params": 1},
         {"model": "tuned (bayesian)", "test_accuracy": 0.86, "params": 1}]},
-    "04_compression": {"compression table": [
+    "05_compression": {"compression table": [
         {"variant": "float32 baseline", "bytes": 4000, "gzipped": 3000, "accuracy": 0.90},
         {"variant": "int8 (per-channel)", "bytes": 1000, "gzipped": 800, "accuracy": 0.899}]},
 }
@@ -26,12 +26,12 @@ def built(tmp_path):
         (res / f"{nb}.json").write_text(json.dumps(values))
     executed = tmp_path / "executed"
     executed.mkdir()
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello from 01')")])
-    nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="hello from 01\n")]
-    nbformat.write(nb, executed / "01_tuning.ipynb")
-    runs = [{"notebook": "01_tuning", "status": "ok", "seconds": 150.0, "error": "",
-             "output": str(executed / "01_tuning.ipynb")},
-            {"notebook": "04_compression", "status": "failed", "seconds": 30.0, "error": "ValueError: boom",
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello from 02')")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="hello from 02\n")]
+    nbformat.write(nb, executed / "02_tuning.ipynb")
+    runs = [{"notebook": "02_tuning", "status": "ok", "seconds": 150.0, "error": "",
+             "output": str(executed / "02_tuning.ipynb")},
+            {"notebook": "05_compression", "status": "failed", "seconds": 30.0, "error": "ValueError: boom",
              "cell": 7, "source": "compress(model)", "traceback": "Traceback ...\nValueError: boom",
              "output": str(executed / "missing.ipynb")}]
     out = tmp_path / "build"
@@ -54,14 +54,14 @@ def test_verdicts_say_meets_or_misses_with_the_margin():
 def test_markdown_report_has_minutes_links_environment_and_the_failure(built):
     out, md = built
     text = md.read_text()
-    assert "| [01_tuning](notebooks/01_tuning.html) | ok | 2.5 min |" in text
-    assert "| 04_compression | failed | 0.5 min |" in text  # no executed copy: no dead link
-    assert "### 04_compression failed" in text and "cell 7" in text and "compress(model)" in text
-    assert "ValueError: boom" in text.split("### 04_compression failed")[1]
+    assert "| [02_tuning](notebooks/02_tuning.html) | ok | 2.5 min |" in text
+    assert "| 05_compression | failed | 0.5 min |" in text  # no executed copy: no dead link
+    assert "### 05_compression failed" in text and "cell 7" in text and "compress(model)" in text
+    assert "ValueError: boom" in text.split("### 05_compression failed")[1]
     assert "## Environment" in text and "| tensorflow |" in text and "| cpu cores |" in text
     assert "| course version |" in text  # the commit the numbers were measured at
     assert "| verdict |" in text and "misses (-1.00 pp)" in text
-    assert (out / "notebooks" / "01_tuning.html").read_text().count("hello from 01") >= 1
+    assert (out / "notebooks" / "02_tuning.html").read_text().count("hello from 02") >= 1
 
 
 def test_html_report_is_self_contained(built):
@@ -69,7 +69,7 @@ def test_html_report_is_self_contained(built):
     page = (out / "report.html").read_text()
     assert "<img" in page and "data:image/png;base64," in page  # figures embedded
     assert "http://" not in page and "https://" not in page      # nothing to fetch
-    assert "href='notebooks/01_tuning.html'" in page and "class='misses'" in page
+    assert "href='notebooks/02_tuning.html'" in page and "class='misses'" in page
 
 
 @needs_chromium
@@ -86,10 +86,10 @@ def test_html_report_renders_in_a_real_browser_with_figures_and_working_links(bu
         links = page.evaluate("Array.from(document.links).map(a => a.href)")
         local = [href for href in links if href.startswith("file://")]
         assert local, "the report links no executed notebook"
-        target = out / "notebooks" / "01_tuning.html"
+        target = out / "notebooks" / "02_tuning.html"
         assert target.as_uri() in local
         page.goto(target.as_uri())
-        page.wait_for("document.body && document.body.innerText.includes('hello from 01')",
+        page.wait_for("document.body && document.body.innerText.includes('hello from 02')",
                       what="the executed notebook behind the report's link")
         page.screenshot(tmp_path / "notebook.png")
 
@@ -132,7 +132,7 @@ def test_headlines_of_the_new_sections_read_what_the_notebooks_record():
     timing_table = pd.DataFrame({"median_ms": [2.0, 3.0], "p95_ms": [2.2, 3.3], "spread": [0.1, 0.2]},
                                 index=pd.Index(["float32", "mixed_bfloat16"], name="candidate"))
     rec = {
-        "01_tuning": {
+        "02_tuning": {
             "grid vs random search (same budget, over seeds and grid offsets)": [
                 {"condition": "gamma matters, tol barely", "seeds": 12, "random ahead in": 8, "mean (points)": 1.83,
                  "95% interval": "[+0.01, +3.66]"},
@@ -141,7 +141,7 @@ def test_headlines_of_the_new_sections_read_what_the_notebooks_record():
             "AutoML vs hand-tuned CNN (test set)": {"automl_best": {"model": "SVC()"}, "automl_test_accuracy": 0.85,
                                                     "tuned_cnn_test_accuracy": 0.90, "pipelines": 12,
                                                     "automl_seconds": 40.0}},
-        "02_nas": {
+        "03_nas": {
             "NAS micro vs macro": {"pairs": 3, "micro wins": 2, "mean difference": 0.01, "holds": True},
             "NAS strategies: gap vs seed spread": {"gap": 0.01, "seed spread": 0.02, "within noise": True,
                                                    "leader": "bayesian (macro)", "runner-up": "random (macro)",
@@ -150,7 +150,7 @@ def test_headlines_of_the_new_sections_read_what_the_notebooks_record():
                                              "mean abs error": 0.012},
             "performance estimation: rank agreement and time saved": [
                 {"estimator": "extrapolated from 4 epochs", "spearman vs full": 0.8}]},
-        "04_compression": {
+        "05_compression": {
             "QAT on a wide-range model": {"float model (outlier)": 0.9, "post-training int8": 0.6,
                                           "QAT (1 epoch) + int8": 0.88,
                                           "control: float fine-tune (1 epoch) + int8": 0.7},
@@ -159,7 +159,7 @@ def test_headlines_of_the_new_sections_read_what_the_notebooks_record():
                 {"variant": "magnitude-pruned 50% (zeros)", "MACs": 400, "accuracy (int8)": 0.89, "latency_ms": 1.0},
                 {"variant": "filter-pruned, 50% of filters kept", "MACs": 100, "accuracy (int8)": 0.88,
                  "latency_ms": 0.4}]},
-        "05_distributed_training": {
+        "06_distributed_training": {
             "mixed precision: training step (ms) on this CPU": results._jsonable(timing_table),
             "tf.data: where the time goes": "Sequential epoch 2.00 s; ..."},
     }
@@ -183,29 +183,29 @@ def test_publish_copies_a_whole_full_run_and_refuses_anything_less(built, tmp_pa
     out, _ = built
     with pytest.raises(FileNotFoundError, match="no finished course run"):  # the course command writes runs.json
         report.publish(out, tmp_path / "reference")
-    (out / "runs.json").write_text(json.dumps([{"notebook": "04_compression", "status": "failed", "seconds": 1}]))
-    with pytest.raises(ValueError, match="04_compression did not finish"):
+    (out / "runs.json").write_text(json.dumps([{"notebook": "05_compression", "status": "failed", "seconds": 1}]))
+    with pytest.raises(ValueError, match="05_compression did not finish"):
         report.publish(out, tmp_path / "reference")
-    ok = [{"notebook": "01_tuning", "status": "ok", "seconds": 150.0, "error": "",
-           "output": str(tmp_path / "executed" / "01_tuning.ipynb")}]
+    ok = [{"notebook": "02_tuning", "status": "ok", "seconds": 150.0, "error": "",
+           "output": str(tmp_path / "executed" / "02_tuning.ipynb")}]
     (out / "runs.json").write_text(json.dumps(ok))
-    (out / "notebooks" / "01_tuning.ipynb").write_text("{}")  # executed copies are not published, their HTML is
+    (out / "notebooks" / "02_tuning.ipynb").write_text("{}")  # executed copies are not published, their HTML is
     (out / "results").mkdir()
-    (out / "results" / "01_tuning.json").write_text(json.dumps(RESULTS["01_tuning"]))
+    (out / "results" / "02_tuning.json").write_text(json.dumps(RESULTS["02_tuning"]))
     dest = report.publish(out, tmp_path / "reference")
-    assert (dest / "report.html").is_file() and (dest / "notebooks" / "01_tuning.html").is_file()
-    assert not list(dest.rglob("*.ipynb")) and (dest / "results" / "01_tuning.json").is_file()
-    assert json.loads((dest / "runs.json").read_text())[0]["output"] == "notebooks/01_tuning.html"
+    assert (dest / "report.html").is_file() and (dest / "notebooks" / "02_tuning.html").is_file()
+    assert not list(dest.rglob("*.ipynb")) and (dest / "results" / "02_tuning.json").is_file()
+    assert json.loads((dest / "runs.json").read_text())[0]["output"] == "notebooks/02_tuning.html"
     assert report.main(["publish", str(tmp_path / "nowhere")]) == 2  # a clear error, no traceback
 
 
 def test_rewrite_writes_the_report_again_from_a_build(built, tmp_path):
     out, md = built
-    runs = [{"notebook": "01_tuning", "status": "ok", "seconds": 150.0, "error": "", "output": "/moved/away.ipynb"}]
+    runs = [{"notebook": "02_tuning", "status": "ok", "seconds": 150.0, "error": "", "output": "/moved/away.ipynb"}]
     (out / "runs.json").write_text(json.dumps(runs))
-    nbformat.write(nbformat.v4.new_notebook(), out / "notebooks" / "01_tuning.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(), out / "notebooks" / "02_tuning.ipynb")
     md.unlink()
-    assert report.rewrite(out) == md and "| [01_tuning](notebooks/01_tuning.html) | ok |" in md.read_text()
+    assert report.rewrite(out) == md and "| [02_tuning](notebooks/02_tuning.html) | ok |" in md.read_text()
     with pytest.raises(FileNotFoundError, match="no runs.json"):
         report.rewrite(tmp_path / "empty")
 
@@ -224,7 +224,7 @@ def test_the_report_names_the_notebooks_a_run_left_out_and_each_runs_note(tmp_pa
     md = report.write(runs, tmp_path / "results", tmp_path, size="full").read_text()
     assert "| 00_workflow | ok | 1.0 min | ran alone |" in md
     left_out = md.split("Not in this run:")[1].splitlines()[0]
-    assert "01_tuning" in left_out and "00_workflow" not in left_out
+    assert "02_tuning" in left_out and "00_workflow" not in left_out
 
 
 def test_the_committed_reference_run_is_linked_from_every_notebook_it_holds():
@@ -253,13 +253,13 @@ def test_the_committed_reference_run_is_linked_from_every_notebook_it_holds():
 def test_a_bad_results_file_is_named_and_never_sinks_the_report(built, content):
     out, md = built
     (out / "results").mkdir(exist_ok=True)
-    (out / "results" / "03_dimensionality_reduction.json").write_bytes(content)
-    (out / "results" / "01_tuning.json").write_text(json.dumps(RESULTS["01_tuning"]))
-    (out / "runs.json").write_text(json.dumps([{"notebook": "01_tuning", "status": "ok", "seconds": 1.0}]))
-    with pytest.warns(UserWarning, match="03_dimensionality_reduction.json"):
+    (out / "results" / "04_dimensionality_reduction.json").write_bytes(content)
+    (out / "results" / "02_tuning.json").write_text(json.dumps(RESULTS["02_tuning"]))
+    (out / "runs.json").write_text(json.dumps([{"notebook": "02_tuning", "status": "ok", "seconds": 1.0}]))
+    with pytest.warns(UserWarning, match="04_dimensionality_reduction.json"):
         report.rewrite(out)
     text = md.read_text()
-    assert "unreadable results file" in text and "03_dimensionality_reduction.json" in text
+    assert "unreadable results file" in text and "04_dimensionality_reduction.json" in text
     assert "NoneType" not in text and "JSON list" not in text  # JSON's own words: null, array
     assert "baseline (untuned)" in text  # the good notebook's results are still there
 
@@ -268,8 +268,8 @@ def test_a_bad_results_file_is_named_and_never_sinks_the_report(built, content):
     (b"{not json", "runs.json is not readable JSON"),
     (bytes(range(256)), "runs.json is not readable JSON"),
     (b'{"notebook": "x"}', "holds a JSON object"),
-    (b'[{"notebook": "01_tuning", "status": "ok"}]', "entry 0 .* lacks seconds"),
-    (b'[{"notebook": "01_tuning", "status": "ok", "seconds": "long"}]', "not a number"),
+    (b'[{"notebook": "02_tuning", "status": "ok"}]', "entry 0 .* lacks seconds"),
+    (b'[{"notebook": "02_tuning", "status": "ok", "seconds": "long"}]', "not a number"),
 ])
 def test_a_broken_runs_json_is_named_with_what_to_do(built, content, message, capsys):
     out, _ = built
@@ -281,19 +281,19 @@ def test_a_broken_runs_json_is_named_with_what_to_do(built, content, message, ca
 
 def test_the_newer_results_get_headlines_and_a_missing_field_never_breaks_the_report():
     rec = {
-        "04_compression": {
+        "05_compression": {
             "Keras 3 model.quantize int8": [
                 {"index": "Keras float32", "weights in memory (bytes)": 3297832, "test accuracy": 0.7985},
                 {"index": "Keras int8 (model.quantize)", "weights in memory (bytes)": 882768, "test accuracy": 0.798}],
             "int8 latency, memory-bound wide MLP": {"Dense units": 2048, "float32 MB": 23.3, "int8 MB": 5.9,
                                                     "float32 ms": 6.56, "int8 ms": 0.635},
             "adaptive vs uniform sparsity": [{"target (share removed)": 0.95, "allocation": "adaptive"}]},  # no acc
-        "07_deployment": {"retraining: shadow comparison and promotion": [
+        "08_deployment": {"retraining: shadow comparison and promotion": [
             {"case": "new camera mount", "lead (points)": 48.98, "95% interval lo": 47.38, "95% interval hi": 50.57,
              "promoted": True},
             {"case": "sale (label shift)", "lead (points)": -3.33, "95% interval lo": -5.18, "95% interval hi": -1.47,
              "promoted": False}]},
-        "08_runtimes": {"runtimes: Keras 3 export vs converters": [
+        "09_runtimes": {"runtimes: Keras 3 export vs converters": [
             {"format": "onnx", "route": "model.export", "agreement": 1.0, "error": ""},
             {"format": "openvino", "route": "model.export", "agreement": None, "error": "ValueError: needs .xml"}]},
     }

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not instal
 BUDGET_S = {"default": 600}  # a hang guard on a shared 2-core machine, not a benchmark
 STUDENT = sorted(notebooks.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 # notebooks whose slow models `make workshop` trains ahead of time: in a prepared room they only load them
-PREPARED = {"04_compression", "06_distillation_ensembles", "07_deployment", "08_runtimes"}
+PREPARED = {"05_compression", "07_distillation_ensembles", "08_deployment", "09_runtimes"}
 _CELLS = "Array.from(document.querySelectorAll('.jp-Notebook:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt'))"
 
 
@@ -76,7 +76,7 @@ def _kernel_state(lab, path) -> str | None:
 
 
 def _cpu_seconds(kernel_id: str) -> float:
-    """CPU seconds used so far by the kernel process ``kernel_id`` and every process below it (05's workers).
+    """CPU seconds used so far by the kernel process ``kernel_id`` and every process below it (06's workers).
     The ground truth for "the kernel is working": its reported execution_state reads idle after any message it
     answers (a progress widget's comm message, while a cell still runs), and JupyterLab's prompts can lag."""
     tick, procs = os.sysconf("SC_CLK_TCK"), {}
@@ -237,7 +237,7 @@ def test_run_all_reaches_the_end_with_only_the_stubs_failing(path, lab):
     saved = lab["root"] / "notebooks" / path.name
     before = saved.stat().st_mtime
     # each notebook as a new learner in a prepared room finds it: the prepared searches seeded into an empty work
-    # folder (what an earlier notebook of this run chose, e.g. 02's hand-on, must not change what 06 trains)
+    # folder (what an earlier notebook of this run chose, e.g. 03's hand-on, must not change what 07 trains)
     shutil.rmtree(lab["work"], ignore_errors=True)
     workshop.seed_work_dir(lab["prepared"], lab["work"])
     page = lab["browser"].open(f"{lab['base']}/lab/tree/notebooks/{path.name}?token={lab['token']}")

@@ -36,7 +36,7 @@ def _table(rounds):
 
 
 def test_compare_never_contradicts_its_medians():
-    # a wins 8 of 10 rounds by a hair, loses 2 by a lot, and its median is higher: 04 section 6's case
+    # a wins 8 of 10 rounds by a hair, loses 2 by a lot, and its median is higher: 05 section 6's case
     a = [1.00] * 8 + [3.0, 3.0]
     b = [1.01] * 8 + [0.5, 0.5]
     t = _table({"a": a, "b": b})

@@ -182,7 +182,7 @@ def test_a_second_process_on_the_same_project_is_refused_then_waits(tmp_path):
 
 
 def test_search_on_a_tuner_built_with_keras_tuner_directly_takes_the_lock(tmp_path):
-    """01's teaching cells build kt.RandomSearch themselves: tuning.search still refuses a project another
+    """02's teaching cells build kt.RandomSearch themselves: tuning.search still refuses a project another
     process holds."""
     import subprocess
     import sys

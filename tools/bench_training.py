@@ -36,7 +36,7 @@ VARIANTS = {
     "batch 512": {"batch_size": 512},
     "tf.data cached": {"inputs": "tf.data"},
 }
-#: The course's CNNs: its default (the 01/06/07 shape) and 04's three-block conv net.
+#: The course's CNNs: its default (the 02/07/08 shape) and 05's three-block conv net.
 NETS = {"default": {"arch": "cnn", "filters": [32, 64], "dense_units": 128, "dropout": 0.2},
         "conv3": {"arch": "cnn", "filters": [32, 64, 128], "dense_units": 0, "dropout": 0.0}}
 

@@ -1,4 +1,4 @@
-"""Checkers of the exercises of notebook 04 compression (``solutions/04_compression.ipynb``).
+"""Checkers of the exercises of notebook 05 compression (``solutions/05_compression.ipynb``).
 
 Each runs in seconds on a fixed tiny model and says, when it fails, what is wrong and what to do.
 """
@@ -39,7 +39,7 @@ def _tiny_model(flavor: str = "keras3"):
 
 
 def check_int8_converter(fn) -> None:
-    """Exercise 4.1: ``fn(model, representative_images) -> bytes``, a full-integer int8 LiteRT model with
+    """Exercise 5.1: ``fn(model, representative_images) -> bytes``, a full-integer int8 LiteRT model with
     int8 input and output, every operator int8, as accurate as the float model (within 2 points)."""
     from mlcourse.compression import evaluate_tflite, interpreter
 
@@ -86,11 +86,11 @@ def check_int8_converter(fn) -> None:
         f"int8 accuracy {int8_acc:.3f} vs float {float_acc:.3f}: more than 2 points lost. Calibrate on the "
         "representative images you were given, one image per yield, as float32 with a batch axis: "
         "yield [images[i:i+1].astype(np.float32)].")
-    _passed("4.1", "int8 in and out, every tensor int8, accuracy within 2 points of float.")
+    _passed("5.1", "int8 in and out, every tensor int8, accuracy within 2 points of float.")
 
 
 def check_int8_quantize(fn) -> None:
-    """Exercise 4.2: ``fn(w) -> (q, scale)``: symmetric per-tensor int8, ``w ≈ q * scale``."""
+    """Exercise 5.2: ``fn(w) -> (q, scale)``: symmetric per-tensor int8, ``w ≈ q * scale``."""
     rng = np.random.default_rng(1)
     for w in (rng.normal(size=1000).astype(np.float32), np.array([-0.5, 0.0, 0.25, 2.0], np.float32),
               np.array([-3.0, -1.0, 0.5, 2.0], np.float32)):  # the largest |w| is negative: max|w|, not max(w)
@@ -103,11 +103,11 @@ def check_int8_quantize(fn) -> None:
         err = np.abs(q.astype(np.float32) * scale - w).max()
         assert err <= scale / 2 + 1e-6, (
             f"Rounding error {err:.4g} exceeds half a step ({scale / 2:.4g}): round, do not truncate.")
-    _passed("4.2", "int8 values in [-127, 127], the right scale, error within half a quantization step.")
+    _passed("5.2", "int8 values in [-127, 127], the right scale, error within half a quantization step.")
 
 
 def check_pruning_loop(fn) -> None:
-    """Exercise 4.3: ``fn(model, x, y, target_sparsity, epochs) -> model``: tfmot magnitude pruning with a
+    """Exercise 5.3: ``fn(model, x, y, target_sparsity, epochs) -> model``: tfmot magnitude pruning with a
     PolynomialDecay schedule, trained with UpdatePruningStep, stripped.
 
     The schedule is read from the ``PruneLowMagnitude`` wrappers the learner's code builds (a spy on the
@@ -176,12 +176,12 @@ def check_pruning_loop(fn) -> None:
         f"The pruned model is {acc:.1%} accurate, the model you were given {base_acc:.1%} (a correct loop keeps "
         "about 0.53-0.65 here): prune the model passed in (its trained weights, not a new one), compile with "
         "the default Adam learning rate or lower, and fine-tune on x, y for the given epochs.")
-    _passed("4.3", "prune_low_magnitude with PolynomialDecay(0 -> 75 %), 75 % of the kernel weights pruned (within 5 "
+    _passed("5.3", "prune_low_magnitude with PolynomialDecay(0 -> 75 %), 75 % of the kernel weights pruned (within 5 "
                    "points), wrappers stripped, accuracy above the 45 % bar.")
 
 
 def check_low_rank(fn) -> None:
-    """Exercise 4.4: ``fn(W, r) -> (A, B)`` with ``A @ B`` the best rank-``r`` approximation of ``W``."""
+    """Exercise 5.4: ``fn(W, r) -> (A, B)`` with ``A @ B`` the best rank-``r`` approximation of ``W``."""
     rng = np.random.default_rng(2)
     W = rng.normal(size=(60, 40))
     s = np.linalg.svd(W, compute_uv=False)
@@ -194,7 +194,7 @@ def check_low_rank(fn) -> None:
         assert err <= best * (1 + 1e-6), (
             f"rank {r}: ||W - AB|| = {err:.3f}, the optimum (Eckart-Young) is {best:.3f}. Keep the {r} largest "
             "singular values: A = U[:, :r] * S[:r], B = Vt[:r].")
-    _passed("4.4", "A @ B reaches the Eckart-Young optimum at ranks 1, 5 and 20.")
+    _passed("5.4", "A @ B reaches the Eckart-Young optimum at ranks 1, 5 and 20.")
 
 
 _SCAN_GRID = (0.5, 0.9, 0.99)
@@ -280,7 +280,7 @@ def _check_scan(scan_fn, pristine, xv, yv, xt, yt):
 
 
 def check_adaptive_sparsity(scan_fn, choose_fn) -> None:
-    """Exercise 4.5: ``scan_fn(model, x_val, y_val, sparsities) -> DataFrame(layer, sparsity, accuracy)``, one
+    """Exercise 5.5: ``scan_fn(model, x_val, y_val, sparsities) -> DataFrame(layer, sparsity, accuracy)``, one
     layer pruned at a time (one-shot magnitude pruning), on the validation data; and ``choose_fn(scan, weights,
     target_nonzero) -> {layer: sparsity}`` that keeps at most ``target_nonzero`` kernel weights while losing
     little accuracy. Checked on a fixed tiny MLP (a 50,176-weight hidden layer, a 640-weight output layer),
@@ -313,5 +313,5 @@ def check_adaptive_sparsity(scan_fn, choose_fn) -> None:
             f"the course's allocation {ref} reaches {ref_acc:.3f} (uniform sparsity at your total: {uni_acc:.3f}). "
             "Give the sensitive layers (those whose accuracy falls fast in the scan) low sparsity and the robust, "
             "big ones high sparsity, then check the target.")
-    _passed("4.5", "one layer pruned at a time on the validation data; sparsities meet both targets and keep the "
+    _passed("5.5", "one layer pruned at a time on the validation data; sparsities meet both targets and keep the "
                    "accuracy of the course's allocation (within 2 points).")

@@ -1,4 +1,4 @@
-"""Checkers of the exercises of notebook 07 deployment."""
+"""Checkers of the exercises of notebook 08 deployment."""
 from __future__ import annotations
 
 import functools
@@ -14,7 +14,7 @@ __all__ = ["check_validate", "check_serve", "check_prediction_alarm", "check_rea
 
 
 def check_validate(fn) -> None:
-    """Exercise 7.1: ``fn(images) -> float32 (N, 28, 28)``; ValueError for bad shape, NaN/inf, range."""
+    """Exercise 8.1: ``fn(images) -> float32 (N, 28, 28)``; ValueError for bad shape, NaN/inf, range."""
     good = np.random.default_rng(0).integers(0, 256, (5, 28, 28)).astype(np.uint8)
     out = np.asarray(fn(good))
     assert out.shape == (5, 28, 28) and out.dtype == np.float32, (
@@ -34,7 +34,7 @@ def check_validate(fn) -> None:
             continue
         raise AssertionError(f"A request with {what} was accepted: raise ValueError so the caller learns what is "
                              "wrong.")
-    _passed("7.1", "good requests pass (a single image becomes a batch); six kinds of bad ones are rejected.")
+    _passed("8.1", "good requests pass (a single image becomes a batch); six kinds of bad ones are rejected.")
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,7 +53,7 @@ def _tiny_model():
 
 
 def check_serve(fn) -> None:
-    """Exercise 7.2: ``fn(model, calibration) -> (tflite_bytes, predict)``: an int8 model and a function that
+    """Exercise 8.2: ``fn(model, calibration) -> (tflite_bytes, predict)``: an int8 model and a function that
     validates a request and returns one label per image."""
     from mlcourse.compression import interpreter
 
@@ -88,14 +88,14 @@ def check_serve(fn) -> None:
             predict(bad)
         except ValueError:
             continue
-        raise AssertionError(f"Your server answered a request with {what}: validate it first (Exercise 7.1's "
+        raise AssertionError(f"Your server answered a request with {what}: validate it first (Exercise 8.1's "
                              "validate) so that it raises ValueError.")
-    _passed("7.2", "uint8 in/out int8 model; the server agrees with Keras on at least 90% of 200 images, batches "
+    _passed("8.2", "uint8 in/out int8 model; the server agrees with Keras on at least 90% of 200 images, batches "
                    "a single image and rejects three kinds of bad request.")
 
 
 def check_prediction_alarm(fn) -> None:
-    """Exercise 7.3: ``fn(reference_labels, window_labels, n_classes, threshold) -> (psi, alarm)``."""
+    """Exercise 8.3: ``fn(reference_labels, window_labels, n_classes, threshold) -> (psi, alarm)``."""
     from mlcourse.drift import prediction_drift
 
     rng = np.random.default_rng(0)
@@ -119,7 +119,7 @@ def check_prediction_alarm(fn) -> None:
             "PSI = sum((window - reference) * log(window / reference)).")
         assert bool(alarm) == (want > 0.2), (
             f"For {what} (PSI {want:.3f}, threshold 0.2) alarm should be {want > 0.2}, got {alarm}.")
-    _passed("7.3", "the prediction PSI matches on four windows (one with a class the reference never predicted) "
+    _passed("8.3", "the prediction PSI matches on four windows (one with a class the reference never predicted) "
                    "and the alarm fires exactly above the threshold.")
 
 
@@ -142,7 +142,7 @@ def _must_refuse(fn, path, digest, what: str) -> None:
 
 
 def check_read_verified(fn) -> None:
-    """Exercise 7.4: ``fn(path, expected_sha256) -> bytes``: the file's bytes only when their SHA-256 is the one
+    """Exercise 8.4: ``fn(path, expected_sha256) -> bytes``: the file's bytes only when their SHA-256 is the one
     expected (64 hex digits, any case); ValueError for a changed file, a missing, empty or truncated digest."""
     rng = np.random.default_rng(7)
     content = rng.integers(0, 256, 5_000, dtype=np.uint8).tobytes()
@@ -173,5 +173,5 @@ def check_read_verified(fn) -> None:
         _must_refuse(fn, good, None, "no expected digest (None)")
         _must_refuse(fn, good, digest[:16], "a digest truncated to 16 hex digits")
         _must_refuse(fn, good, hashlib.md5(content).hexdigest(), "an MD5 digest given instead of a SHA-256")
-    _passed("7.4", "the good file's bytes come back (the digest in any case); a one-bit change, an empty, missing, "
+    _passed("8.4", "the good file's bytes come back (the digest in any case); a one-bit change, an empty, missing, "
                    "truncated or MD5 digest are all refused with ValueError.")

@@ -1,4 +1,4 @@
-"""Checkers of the exercises of notebook 06_distillation_ensembles (distillation loss, Distiller, stacking)."""
+"""Checkers of the exercises of notebook 07_distillation_ensembles (distillation loss, Distiller, stacking)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,7 @@ __all__ = ["check_kd_loss", "check_distiller", "check_stacking"]
 
 
 def check_kd_loss(fn) -> None:
-    """Exercise 6.1: ``fn(labels, teacher_logits, student_logits, T, alpha) -> per-example loss`` (NumPy)."""
+    """Exercise 7.1: ``fn(labels, teacher_logits, student_logits, T, alpha) -> per-example loss`` (NumPy)."""
     from mlcourse.distillation import distillation_loss, pack
 
     rng = np.random.default_rng(0)
@@ -23,7 +23,7 @@ def check_kd_loss(fn) -> None:
             f"With T={T}, alpha={alpha} your mean loss is {got.mean():.4f}, expected {want.mean():.4f}. "
             "Check: hard = cross-entropy with the labels at T=1; soft = KL(softmax(t/T) || softmax(s/T)), "
             "multiplied by T**2; loss = (1 - alpha) * hard + alpha * soft.")
-    _passed("6.1", "the distillation loss matches for four temperatures and alphas (alpha=0: plain cross-entropy).")
+    _passed("7.1", "the distillation loss matches for four temperatures and alphas (alpha=0: plain cross-entropy).")
 
 
 def _tiny_pair():
@@ -41,7 +41,7 @@ def _tiny_pair():
 
 
 def check_distiller(cls) -> None:
-    """Exercise 6.2: ``cls(student, teacher, temperature, alpha)``, a ``keras.Model`` whose ``compute_loss`` is the
+    """Exercise 7.2: ``cls(student, teacher, temperature, alpha)``, a ``keras.Model`` whose ``compute_loss`` is the
     distillation loss with a transfer-set mask (label -1: soft term only, weight 1), averaged over the batch."""
     import keras
 
@@ -89,12 +89,12 @@ def check_distiller(cls) -> None:
     assert any(not np.allclose(b, w) for b, w in zip(before, student.get_weights())), no_grad
     assert all(np.allclose(b, w) for b, w in zip(t_before, teacher.get_weights())), (
         "fit changed the teacher's weights: freeze it (teacher.trainable = False) and run it with training=False.")
-    _passed("6.2", "compute_loss matches the reference for three (T, alpha) with unlabelled images in the batch; "
+    _passed("7.2", "compute_loss matches the reference for three (T, alpha) with unlabelled images in the batch; "
                    "one epoch of fit trains the student and leaves the teacher alone.")
 
 
 def check_stacking(fn) -> None:
-    """Exercise 6.3: ``fn(seed) -> StackingClassifier`` (unfitted) of at least two different base models; the
+    """Exercise 7.3: ``fn(seed) -> StackingClassifier`` (unfitted) of at least two different base models; the
     checker fits it on scikit-learn's digits (8 x 8 images, shipped with scikit-learn) and compares."""
     from sklearn.base import clone
     from sklearn.datasets import load_digits
@@ -130,6 +130,6 @@ def check_stacking(fn) -> None:
         f"reaches {lone_acc:.3f} on the same split and your base models alone reach {shown}. A stack should be at "
         f"least as good as the best of those (within {margin}): use strong, different base models (e.g. a random "
         "forest and a scaled logistic regression, or k-nearest neighbours) and a simple final_estimator.")
-    _passed("6.3", f"a StackingClassifier of {len(model.estimators)} different models fits on digits and is, on 400 "
+    _passed("7.3", f"a StackingClassifier of {len(model.estimators)} different models fits on digits and is, on 400 "
                    f"held-out images, at least as accurate as a lone logistic regression and its best base model "
                    f"(within {margin}).")

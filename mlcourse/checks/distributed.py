@@ -1,4 +1,4 @@
-"""Checkers of the exercises of notebook 05 distributed training (``solutions/05_distributed_training.ipynb``).
+"""Checkers of the exercises of notebook 06 distributed training (``solutions/06_distributed_training.ipynb``).
 
 Each runs the learner's code with the real library on tiny data in seconds: ``TF_CONFIG`` is parsed by
 TensorFlow's own ``TFConfigClusterResolver``, the strategy-scope model is trained under a real
@@ -19,7 +19,7 @@ __all__ = ["check_tf_config", "check_strategy_scope", "check_input_pipeline", "c
 
 
 def check_tf_config(fn) -> None:
-    """Exercise 5.1: ``fn(hosts, index) -> dict``: the ``TF_CONFIG`` of worker ``index`` of a cluster whose
+    """Exercise 6.1: ``fn(hosts, index) -> dict``: the ``TF_CONFIG`` of worker ``index`` of a cluster whose
     workers are the ``"host:port"`` strings ``hosts`` (one per machine), read back by TensorFlow's resolver."""
     from mlcourse.runtime import quiet_import
 
@@ -54,11 +54,11 @@ def check_tf_config(fn) -> None:
         assert (task_type, task_id) == ("worker", index), (
             f"For machine {index}, TensorFlow read the task as {task_type}:{task_id}; want worker:{index}. Only "
             "'task' differs from machine to machine: {'type': 'worker', 'index': i}.")
-    _passed("5.1", "TensorFlow's resolver reads the whole cluster and the right task on every machine.")
+    _passed("6.1", "TensorFlow's resolver reads the whole cluster and the right task on every machine.")
 
 
 def check_strategy_scope(fn) -> None:
-    """Exercise 5.2: ``fn(strategy, x, y) -> model``: a Keras model created *and compiled* inside
+    """Exercise 6.2: ``fn(strategy, x, y) -> model``: a Keras model created *and compiled* inside
     ``strategy.scope()``, trained one epoch on ``x, y``. Checked under a real MirroredStrategy."""
     from mlcourse.runtime import quiet_import
 
@@ -86,7 +86,7 @@ def check_strategy_scope(fn) -> None:
     assert strategy.extended.variable_created_in_scope(getattr(it, "value", it)), (
         "The optimizer was created outside the scope: call model.compile(...) inside `with strategy.scope():` too.")
     assert int(it.numpy()) > 0, "The model was not trained: call model.fit(x, y, ...) (outside or inside the scope)."
-    _passed("5.2", f"every variable and the optimizer live in the strategy ({strategy.num_replicas_in_sync} "
+    _passed("6.2", f"every variable and the optimizer live in the strategy ({strategy.num_replicas_in_sync} "
                    "replica(s)), and the model trained.")
 
 
@@ -107,7 +107,7 @@ def _shards():
 
 
 def check_input_pipeline(fn) -> None:
-    """Exercise 5.3: ``fn(files, batch_size) -> tf.data.Dataset`` of ``(images float32 N x 28 x 28, labels)``
+    """Exercise 6.3: ``fn(files, batch_size) -> tf.data.Dataset`` of ``(images float32 N x 28 x 28, labels)``
     with interleave, parallel map, cache (after decoding, before the random augmentation) and prefetch (last),
     read from the dataset graph: no timing (a busy machine would fail a right answer)."""
     import tensorflow as tf
@@ -155,12 +155,12 @@ def check_input_pipeline(fn) -> None:
             f"Your .cache() comes before the decoding map (steps from last to first: {ops}): it stores raw "
             "records, so every epoch decodes again. Cache right after .map(decode_example, ...), before the "
             "random augmentation.")
-    _passed("5.3", "interleave, parallel map, cache and prefetch present; batches (64, 28, 28) float32; "
+    _passed("6.3", "interleave, parallel map, cache and prefetch present; batches (64, 28, 28) float32; "
                    "cache between decoding and augmentation, prefetch last.")
 
 
 def check_mixed_precision(fn) -> None:
-    """Exercise 5.4: ``fn(policy) -> compiled model`` for ``"mixed_float16"`` and ``"mixed_bfloat16"``: hidden
+    """Exercise 6.4: ``fn(policy) -> compiled model`` for ``"mixed_float16"`` and ``"mixed_bfloat16"``: hidden
     layers compute in 16 bits with float32 variables, the output is float32, float16 uses a LossScaleOptimizer."""
     from mlcourse.runtime import quiet_import
 
@@ -199,4 +199,4 @@ def check_mixed_precision(fn) -> None:
             assert np.isfinite(loss), f"Training with {policy} gave a non-finite loss ({loss})."
     finally:
         keras.mixed_precision.set_global_policy(saved)
-    _passed("5.4", "16-bit compute, float32 master weights and output, loss scaling for float16; both train.")
+    _passed("6.4", "16-bit compute, float32 master weights and output, loss scaling for float16; both train.")

@@ -1,4 +1,4 @@
-"""Checkers of the exercises of notebook 02_nas (neural architecture search); the reference code is
+"""Checkers of the exercises of notebook 03_nas (neural architecture search); the reference code is
 :mod:`mlcourse.nas` (``mutate``, ``reinforce_update``, ``to_hp``, ``macro_hypermodel``)."""
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _edit(parent: dict, child: dict) -> str | None:
 
 
 def check_mutate(fn) -> None:
-    """Exercise 2.1: ``fn(arch, rng) -> arch``: a copy of a macro architecture with exactly one change."""
+    """Exercise 3.1: ``fn(arch, rng) -> arch``: a copy of a macro architecture with exactly one change."""
     from mlcourse.nas import MACRO_CHOICES
 
     seen = set()
@@ -70,7 +70,7 @@ def check_mutate(fn) -> None:
                          "should be possible (choose the kind of edit at random).")
     a, b = fn(_PARENTS[1], np.random.default_rng(7)), fn(_PARENTS[1], np.random.default_rng(7))
     assert a == b, "Two calls with the same seed gave different children: draw every random choice from `rng`."
-    _passed("2.1", "mutate makes exactly one valid change, never a no-op, leaves the parent intact, "
+    _passed("3.1", "mutate makes exactly one valid change, never a no-op, leaves the parent intact, "
                    "and can add, remove or change anything.")
 
 
@@ -80,7 +80,7 @@ def _softmax(z):
 
 
 def check_reinforce_update(fn) -> None:
-    """Exercise 2.2: ``fn(logits, actions, advantage, lr) -> new logits``: one REINFORCE step, one softmax per
+    """Exercise 3.2: ``fn(logits, actions, advantage, lr) -> new logits``: one REINFORCE step, one softmax per
     decision; checked on fixed numbers, then by training a tiny controller on a fixed reward (< 2 s)."""
     logits = {"depth": np.array([0.2, -0.1, 0.0]), "filters0": np.array([0.5, 0.0, -0.5, 1.0]),
               "dense": np.array([0.0, 0.0, 0.0])}
@@ -117,12 +117,12 @@ def check_reinforce_update(fn) -> None:
     p = _softmax(theta["filters0"])[3] * _softmax(theta["kernel0"])[1]
     assert p > 0.8, (f"After 300 REINFORCE steps on a fixed reward (best: filters 64, kernel 5), the controller "
                      f"picks the best architecture with probability {p:.2f} only; it should be above 0.8.")
-    _passed("2.2", "one REINFORCE step matches onehot - softmax; on a fixed reward the controller learns the best "
+    _passed("3.2", "one REINFORCE step matches onehot - softmax; on a fixed reward the controller learns the best "
                    "choice (p > 0.8).")
 
 
 def check_to_hp(fn) -> None:
-    """Exercise 2.3: ``fn(arch) -> hp`` such that ``models.build_model(hp)`` is the network ``nas.build(arch)``
+    """Exercise 3.3: ``fn(arch) -> hp`` such that ``models.build_model(hp)`` is the network ``nas.build(arch)``
     scored: same layers, same parameter count, same weight shapes; None for a micro architecture."""
     from mlcourse import models, nas
 
@@ -152,11 +152,11 @@ def check_to_hp(fn) -> None:
         assert models.count_params(mine) == scored.count_params()
         assert hp.get("learning_rate", models.DEFAULTS["learning_rate"]) == 1e-3 and \
             hp.get("activation", "relu") == "relu", "The search trained with ReLU and Adam at 1e-3: keep those."
-    _passed("2.3", "build_model(to_hp(arch)) rebuilds the scored network exactly (layers, shapes, parameters).")
+    _passed("3.3", "build_model(to_hp(arch)) rebuilds the scored network exactly (layers, shapes, parameters).")
 
 
 def check_macro_hypermodel(fn) -> None:
-    """Exercise 2.4: ``fn(hp) -> compiled Keras 3 model``: the macro space declared with keras-tuner (``depth``
+    """Exercise 3.4: ``fn(hp) -> compiled Keras 3 model``: the macro space declared with keras-tuner (``depth``
     1-3; ``filters{i}``, ``kernel{i}``, ``type{i}`` per block, each active only when ``depth > i``; ``dense``), the
     model built for the values drawn; then a real 2-trial ``kt.RandomSearch`` on tiny data."""
     import tempfile
@@ -220,5 +220,5 @@ def check_macro_hypermodel(fn) -> None:
         values = t.hyperparameters.values
         extra = [n for n in values if n[-1].isdigit() and int(n[-1]) >= values["depth"]]
         assert not extra, f"A depth-{values['depth']} trial carries values of blocks it has not: {extra}."
-    _passed("2.4", "the macro space is a keras-tuner hypermodel with conditional blocks; a 2-trial RandomSearch "
+    _passed("3.4", "the macro space is a keras-tuner hypermodel with conditional blocks; a 2-trial RandomSearch "
                    "ran on it.")

@@ -1,4 +1,4 @@
-"""Checkers of the exercises of notebook 03 dimensionality reduction."""
+"""Checkers of the exercises of notebook 04 dimensionality reduction."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,7 @@ __all__ = ["check_pca", "check_pca_search", "check_lsa_pipeline"]
 
 
 def check_pca(fn) -> None:
-    """Exercise 3.1: ``fn(X, k) -> (components (k, d), explained_variance_ratio (k,))`` by SVD."""
+    """Exercise 4.1: ``fn(X, k) -> (components (k, d), explained_variance_ratio (k,))`` by SVD."""
     from sklearn.decomposition import PCA
 
     rng = np.random.default_rng(4)
@@ -29,11 +29,11 @@ def check_pca(fn) -> None:
     assert np.allclose(dots, 1, atol=1e-4), (
         "Your components are not the principal axes (up to sign): take the first k rows of Vt from "
         "np.linalg.svd(X - X.mean(0), full_matrices=False).")
-    _passed("3.1", "components (up to sign) and explained variance ratios match scikit-learn's PCA.")
+    _passed("4.1", "components (up to sign) and explained variance ratios match scikit-learn's PCA.")
 
 
 def check_pca_search(fn) -> None:
-    """Exercise 3.2: ``fn(X, y, ks, seed) -> fitted GridSearchCV`` over ``Pipeline(PCA -> classifier)``."""
+    """Exercise 4.2: ``fn(X, y, ks, seed) -> fitted GridSearchCV`` over ``Pipeline(PCA -> classifier)``."""
     from sklearn.base import clone, is_classifier
     from sklearn.datasets import load_digits
     from sklearn.decomposition import PCA
@@ -70,12 +70,12 @@ def check_pca_search(fn) -> None:
         f"{means[best_k]:.4f}: pass a fixed splitter, e.g. StratifiedKFold(3, shuffle=True, random_state=seed).")
     n_fit = search.best_estimator_.steps[pca_at[0]][1].n_samples_
     assert n_fit == len(X), f"The refitted PCA saw {n_fit} rows, not all {len(X)}: keep refit=True."
-    return _passed("3.2", f"PCA inside the pipeline (fitted per fold), k chosen among {len(tried)} values by "
+    return _passed("4.2", f"PCA inside the pipeline (fitted per fold), k chosen among {len(tried)} values by "
                           "GridSearchCV and confirmed on the same folds.")
 
 
 def check_lsa_pipeline(fn) -> None:
-    """Exercise 3.3: ``fn(k) -> unfitted Pipeline(TfidfVectorizer -> TruncatedSVD(k) -> classifier)``."""
+    """Exercise 4.3: ``fn(k) -> unfitted Pipeline(TfidfVectorizer -> TruncatedSVD(k) -> classifier)``."""
     from sklearn.base import is_classifier
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -105,5 +105,5 @@ def check_lsa_pipeline(fn) -> None:
     assert acc > chance + 0.2, (
         f"Accuracy {acc:.2f} on held-out docstrings, the majority class alone gets {chance:.2f}: check the "
         "vectorizer settings (sublinear_tf=True, stop_words='english') and the classifier's max_iter.")
-    return _passed("3.3", f"TF-IDF -> TruncatedSVD(30) -> {kinds[-1]} in one Pipeline, fitted on raw text: held-out "
+    return _passed("4.3", f"TF-IDF -> TruncatedSVD(30) -> {kinds[-1]} in one Pipeline, fitted on raw text: held-out "
                           f"accuracy more than 20 points above the majority class, on {len(names)} packages.")

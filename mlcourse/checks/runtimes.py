@@ -1,4 +1,4 @@
-"""Checkers of the exercises of notebook 08 runtimes (ONNX Runtime session, static int8 quantization with a
+"""Checkers of the exercises of notebook 09 runtimes (ONNX Runtime session, static int8 quantization with a
 calibration reader, picking a runtime for a budget, a
 microcontroller's tensor arena). Each runs in seconds on a fixed tiny ONNX model."""
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _inputs(n: int, seed: int) -> np.ndarray:
 
 
 def check_ort_session(fn) -> None:
-    """Exercise 8.1: ``fn(path, threads) -> onnxruntime.InferenceSession`` on the CPU provider only, with
+    """Exercise 9.1: ``fn(path, threads) -> onnxruntime.InferenceSession`` on the CPU provider only, with
     ``threads`` intra-op threads, whose answers match the model's."""
     import onnxruntime as ort
 
@@ -65,11 +65,11 @@ def check_ort_session(fn) -> None:
             out = sess.run(None, {"x": x})[0]
             assert np.allclose(out, ref.run(None, {"x": x})[0], atol=1e-5), (
                 "The session's answers differ from the model's: load the file you were given, unchanged.")
-    _passed("8.1", "CPU provider only, intra_op_num_threads = 1 and 2 as asked, answers match the model.")
+    _passed("9.1", "CPU provider only, intra_op_num_threads = 1 and 2 as asked, answers match the model.")
 
 
 def check_ort_quantizer(fn) -> None:
-    """Exercise 8.2: ``fn(float_path, int8_path, calibration_images)`` writes a statically quantized int8 model
+    """Exercise 9.2: ``fn(float_path, int8_path, calibration_images)`` writes a statically quantized int8 model
     (``quantize_static`` with a calibration data reader) at ``int8_path`` that runs, holds int8 operations and
     agrees on the top-1 class with the float model on at least 90 % of fixed inputs (no timing is asserted)."""
     import onnx
@@ -96,7 +96,7 @@ def check_ort_quantizer(fn) -> None:
             f"The int8 model agrees with the float one on only {agree:.0%} of 400 inputs (need >= 90 %): does "
             "your reader hand out every calibration image, as {input name: float32 batch of shape (n, 16)}, and "
             "return None at the end?")
-    _passed("8.2", "an int8 model was written (QDQ / int8 operations), it runs and agrees with float32 on at least "
+    _passed("9.2", "an int8 model was written (QDQ / int8 operations), it runs and agrees with float32 on at least "
                    "90 % of 400 fixed inputs.")
 
 
@@ -113,7 +113,7 @@ def _budget_table():
 
 
 def check_pick_runtime(fn) -> None:
-    """Exercise 8.3: ``fn(table, max_latency_ms, max_size_kb)`` returns the most accurate row that fits both
+    """Exercise 9.3: ``fn(table, max_latency_ms, max_size_kb)`` returns the most accurate row that fits both
     budgets (ties: the faster one), or ``None`` when none fits."""
     import pandas as pd
 
@@ -139,7 +139,7 @@ def check_pick_runtime(fn) -> None:
         assert (got["runtime"], got["precision"]) == (exp["runtime"], exp["precision"]), (
             f"Budget {lat} ms / {size} KB: expected {exp['runtime']} {exp['precision']} ({why}), got "
             f"{got['runtime']} {got['precision']}.")
-    _passed("8.3", "five budgets: the most accurate fitting row (ties to the faster, limits inclusive), None when "
+    _passed("9.3", "five budgets: the most accurate fitting row (ties to the faster, limits inclusive), None when "
                    "nothing fits.")
 
 
@@ -160,7 +160,7 @@ _ARENA_CASES = [
 
 
 def check_arena_estimate(fn) -> None:
-    """Exercise 8.4: ``fn(ops, activation_bytes)`` returns the peak bytes of activations alive at once: a tensor
+    """Exercise 9.4: ``fn(ops, activation_bytes)`` returns the peak bytes of activations alive at once: a tensor
     lives from the op that writes it (graph inputs: from the start) to the last op that reads it (graph outputs:
     to the end); tensors not in ``activation_bytes`` (weights) are not counted."""
     for ops, nbytes, want, why in _ARENA_CASES:
@@ -171,4 +171,4 @@ def check_arena_estimate(fn) -> None:
                                  "are weights; skip them.") from None
         assert got is not None, "fn returned None: return the peak, in bytes (an int)."
         assert got == want, f"Expected {want} B, got {got}: {why}."
-    _passed("8.4", "a chain, a skip connection, graph outputs kept to the end, weights left out: every peak right.")
+    _passed("9.4", "a chain, a skip connection, graph outputs kept to the end, weights left out: every peak right.")

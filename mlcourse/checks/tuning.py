@@ -1,4 +1,4 @@
-"""Checkers of the exercises of notebook 01_tuning (hyperparameter tuning with keras-tuner).
+"""Checkers of the exercises of notebook 02_tuning (hyperparameter tuning with keras-tuner).
 
 Each runs in seconds on tiny data (a few hundred images, one epoch, two trials, in a temporary folder) and
 says what is wrong and what to do when it fails.
@@ -13,7 +13,7 @@ from mlcourse.checks._common import _passed
 
 __all__ = ["check_hypermodel_tuner", "check_hyperband_brackets", "check_retrain_best"]
 
-#: Exercise 1.1's search space: name -> (keras-tuner class name, what the notebook asks for).
+#: Exercise 2.1's search space: name -> (keras-tuner class name, what the notebook asks for).
 HYPERMODEL_SPACE = {
     "filters": ("Int", {"min_value": 16, "max_value": 64, "step": 16}),
     "dense_units": ("Choice", {"values": [32, 64, 128]}),
@@ -74,7 +74,7 @@ def _check_each_hyperparameter_is_used(hypermodel, hp) -> None:
 
 
 def check_hypermodel_tuner(hypermodel, make_tuner) -> None:
-    """Exercise 1.1: ``hypermodel(hp)`` declares :data:`HYPERMODEL_SPACE` and returns a compiled Keras 3 model;
+    """Exercise 2.1: ``hypermodel(hp)`` declares :data:`HYPERMODEL_SPACE` and returns a compiled Keras 3 model;
     ``make_tuner(directory, max_trials)`` returns a ``kt.RandomSearch`` on it maximising ``val_accuracy``.
     Runs two one-epoch trials on 200 images in a temporary folder."""
     import keras
@@ -119,11 +119,11 @@ def check_hypermodel_tuner(hypermodel, make_tuner) -> None:
                                 f"{[t.status for t in tuner.oracle.trials.values()]}. Does the model train?")
         best = tuner.get_best_hyperparameters(1)[0].values
         assert set(HYPERMODEL_SPACE) <= set(best), f"the best trial's values {best} miss some hyperparameters."
-    _passed("1.1", "the search space has the right types and ranges; RandomSearch ran 2 trials on val_accuracy.")
+    _passed("2.1", "the search space has the right types and ranges; RandomSearch ran 2 trials on val_accuracy.")
 
 
 def check_hyperband_brackets(fn) -> None:
-    """Exercise 1.3: ``fn(max_epochs, factor)`` returns ``[(bracket, round, trials, epochs), ...]`` in run order,
+    """Exercise 2.3: ``fn(max_epochs, factor)`` returns ``[(bracket, round, trials, epochs), ...]`` in run order,
     the same brackets as keras-tuner's Hyperband (compared with :func:`mlcourse.tuning.hyperband_brackets`)."""
     from mlcourse.tuning import hyperband_brackets
 
@@ -140,7 +140,7 @@ def check_hyperband_brackets(fn) -> None:
                             "(bracket, round, trials, epochs). Start with the highest bracket; trials = "
                             "ceil(ceil(1 + log_f(max_epochs)) / (s + 1) * f ** (s - r)), epochs = "
                             "ceil(max_epochs / f ** (s - r)); use math.ceil, not round.")
-    _passed("1.3", "the brackets match keras-tuner's Hyperband for six (max_epochs, factor) pairs.")
+    _passed("2.3", "the brackets match keras-tuner's Hyperband for six (max_epochs, factor) pairs.")
 
 
 def _tiny_hypermodel(hp):
@@ -155,7 +155,7 @@ def _tiny_hypermodel(hp):
 
 
 def check_retrain_best(fn) -> None:
-    """Exercise 1.2: ``fn(tuner, x, y, epochs) -> (values, model)``: the best trial's hyperparameter values (a dict)
+    """Exercise 2.2: ``fn(tuner, x, y, epochs) -> (values, model)``: the best trial's hyperparameter values (a dict)
     and a **fresh** model built from them and trained ``epochs`` epochs on ``(x, y)``."""
     import keras_tuner as kt
 
@@ -195,4 +195,4 @@ def check_retrain_best(fn) -> None:
         f"the model's weights correlate {corr:.2f} with the tuner's saved best model: it continues training "
         "the model from get_best_models(), which saw the search's data. Build a fresh one with "
         "tuner.hypermodel.build(best_hp) and fit it from its initialisation.")
-    _passed("1.2", "the best trial's values, and a fresh model of that shape trained for the epochs asked.")
+    _passed("2.2", "the best trial's values, and a fresh model of that shape trained for the epochs asked.")
