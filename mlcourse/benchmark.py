@@ -139,9 +139,17 @@ def write_instructor(build, column: str, path=ROOT / "INSTRUCTOR.md") -> int:
     if col is None:
         raise ValueError(f"{path} has no timings table with a {_COLUMNS[column]!r} column.")
     marker = f"Measured times ({_COLUMNS[column]}):"
-    lines = [ln for ln in lines if not ln.startswith(marker)]
-    end = max(i for i, ln in enumerate(lines) if ln.startswith("| ") and ln.split("|")[1].strip() in runs)
-    lines.insert(end + 2, f"{marker} `python -m mlcourse.benchmark` on {machine.describe()}, build {Path(build).name}.")
+    for i in reversed(range(len(lines))):  # the previous marker line, and the blank line that set it apart
+        if lines[i].startswith(marker):
+            del lines[i:i + 2 if i + 1 < len(lines) and not lines[i + 1].strip() else i + 1]
+    head = next(i for i, ln in enumerate(lines) if ln.strip().startswith("| notebook |"))
+    end = head
+    while end + 1 < len(lines) and lines[end + 1].startswith("|"):
+        end += 1  # the table's last row: the machine line goes below the table, never inside it
+    lines[end + 1:end + 1] = ["", f"{marker} `python -m mlcourse.benchmark` on {machine.describe()}, build "
+                              f"{Path(build).name}."]
+    if end + 3 < len(lines) and lines[end + 3].strip():
+        lines.insert(end + 3, "")
     path.write_text("\n".join(lines) + "\n")
     return changed
 

@@ -51,12 +51,16 @@ def test_write_instructor_fills_one_column_and_names_the_machine(tmp_path):
     md = tmp_path / "INSTRUCTOR.md"
     md.write_text("# x\n\n| notebook | full run | lesson | lesson, prepared room | smoke | where |\n"
                   "|---|---|---|---|---|---|\n"
-                  "| 02_tuning | 82.7 min | not measured yet | not measured yet | 91 s | tuners |\n\nafter\n")
+                  "| 02_tuning | 82.7 min | not measured yet | not measured yet | 91 s | tuners |\n"
+                  "| 09_runtimes | 13.9 min | 63 s | not measured yet | 28 s | runtimes |\n\nafter\n")
     build = _build(tmp_path, "bench-lesson", [{"notebook": "02_tuning", "size": "lesson", "status": "ok",
                                                "seconds": 540.0}], {})
     assert benchmark.write_instructor(build, "lesson", md) == 1
     text = md.read_text()
     assert "| 02_tuning | 82.7 min | 9.0 min | not measured yet | 91 s | tuners |" in text
     assert "Measured times (lesson): `python -m mlcourse.benchmark` on " in text and text.endswith("after\n")
-    benchmark.write_instructor(build, "lesson", md)  # again: one machine line, not two
-    assert md.read_text().count("Measured times (lesson)") == 1
+    lines = text.splitlines()  # below the whole table (not after the row it measured), set apart by blank lines
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("Measured times"))
+    assert lines[at - 2].startswith("| 09_runtimes") and lines[at - 1] == lines[at + 1] == "", text
+    benchmark.write_instructor(build, "lesson", md)  # again: one machine line, not two, and the same page
+    assert md.read_text() == text
