@@ -3,9 +3,8 @@
 Every function takes a model built by :func:`mlcourse.models.build_model` in *either* Keras; those that
 need tensorflow-model-optimization convert it to ``tf_keras`` for you (weights included).
 
-* :func:`to_tflite`: float32, dynamic-range, float16, full-integer int8 (per-channel or per-tensor);
-* :func:`evaluate_tflite`, :func:`tflite_latency_ms`, :func:`sizes`: accuracy, median single-image latency
-  with LiteRT (``ai_edge_litert``), file size on disk and gzipped;
+* conversion and LiteRT live in :mod:`mlcourse.litert` (``to_tflite``, ``evaluate_tflite``, ``sizes``, ...),
+  which every later week calls too;
 * :func:`prune` (ConstantSparsity or PolynomialDecay, callback and ``strip_pruning`` included),
   :func:`quantization_aware`, :func:`cluster`, :func:`low_rank`, :func:`macs`, :class:`BinaryWeightDense`;
 * :func:`prune_filters` / :func:`structured_prune`: structured (whole-filter) pruning, which shrinks compute;
@@ -23,186 +22,32 @@ Its parameter defaults live in :data:`SIZES`, read by the notebook and by :func:
     python -m mlcourse.compression [--size smoke|lesson|full]   # the benchmark table (the course runs it too)
 
 Pitfalls this module guards against: converting a model that still carries pruning wrappers
-(:func:`to_tflite` refuses and says to strip), training a pruned model without its callback
+(:func:`mlcourse.litert.to_tflite` refuses and says to strip), training a pruned model without its callback
 (:func:`prune` adds it), calibrating int8 on too few samples (a warning), and comparing sizes without
 compression (:func:`sizes` always reports both).
 """
 from __future__ import annotations
 
-import gzip
-import os
-import time
 import warnings
 
 import numpy as np
 import pandas as pd
 
 from mlcourse import models
-from mlcourse.runtime import quiet_import, silenced
+from mlcourse.litert import evaluate_tflite, interpreter, sizes, to_tflite
+from mlcourse.runtime import silenced
 
 __all__ = ["warm_cache", "split", "SIZES", "CONV_HP", "prune_filters", "structured_prune", "latency_table",
            "with_outlier_unit", "BinaryWeightDense", "float_mlp", "wide_mlp", "weight_bytes", "keras_int8",
            "litert_quantizer", "litert_int8", "prunable_layers", "magnitude_prune", "sensitivity_scan",
-           "keras_accuracy", "nonzero_weights", "allocate_sparsity", "uniform_sparsity", "prune_per_layer", "MODES",
-           "to_tflite", "evaluate_tflite", "tflite_predict", "interpreter", "run_interpreter", "tflite_latency_ms",
-           "sizes", "sparsity", "prunable", "prune", "quantization_aware", "cluster", "low_rank", "macs",
+           "keras_accuracy", "nonzero_weights", "allocate_sparsity", "uniform_sparsity", "prune_per_layer",
+           "sparsity", "prunable", "prune", "quantization_aware", "cluster", "low_rank", "macs",
            "build_binary_mlp", "binary_weight_bytes", "fit", "sparsity_sweep", "calibration_sweep",
            "low_rank_sweep", "baseline_model", "float_finetune", "CONTROL", "benchmark", "BASELINE_HP", "TARGETS",
            "check_targets"]
 
-MODES = ("float32", "dynamic", "float16", "int8", "int8_per_tensor")
-MIN_CALIBRATION = 100
 
-
-# -------------------------------------------------------------------------------------------- conversion
-def _has_wrappers(model) -> str | None:
-    for layer in getattr(model, "layers", []):
-        name = type(layer).__name__
-        if name in ("PruneLowMagnitude", "ClusterWeights", "ClusterWeightsRNN", "ClusterWeightsMHA"):
-            return name
-    return None
-
-
-def to_tflite(model, mode: str = "float32", representative=None, io_type: str = "uint8") -> bytes:
-    """Convert a Keras model (either flavor) to a TFLite/LiteRT flatbuffer.
-
-    ``mode``: ``float32`` (no optimisation), ``dynamic`` (int8 weights, float activations), ``float16``
-    (float16 weights), ``int8`` (everything int8, uint8 input/output, per-channel weights; needs
-    ``representative`` images to calibrate activation ranges), ``int8_per_tensor`` (the same with one
-    scale per tensor instead of per output channel). ``io_type`` (int8 modes only): the input/output type,
-    ``"uint8"`` (raw camera pixels in, scale 1 zero point 0) or ``"int8"`` (what integer-only accelerators
-    such as the Edge TPU expect).
-    """
-    tf = quiet_import("tensorflow")
-    if mode not in MODES:
-        raise ValueError(f"Unknown mode {mode!r}: use one of {MODES}.")
-    wrapper = _has_wrappers(model)
-    if wrapper:
-        raise ValueError(f"The model still has {wrapper} wrappers: call "
-                         f"tfmot.{'sparsity' if 'Prune' in wrapper else 'clustering'}.keras.strip_"
-                         f"{'pruning' if 'Prune' in wrapper else 'clustering'}(model) first (mlcourse.compression."
-                         "prune and cluster return stripped models), or the file keeps the masks and is larger.")
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    if mode != "float32":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode == "float16":
-        conv.target_spec.supported_types = [tf.float16]
-    if mode.startswith("int8"):
-        if representative is None:
-            raise ValueError(f"mode={mode!r} needs representative=images (a few hundred training images) "
-                             "to calibrate the activation ranges.")
-        rep = _calibration_images(model, representative)
-        if len(rep) < MIN_CALIBRATION:
-            warnings.warn(f"Calibrating int8 on {len(rep)} samples: ranges from so few are often too narrow "
-                          f"and cost accuracy. Use at least {MIN_CALIBRATION}.", stacklevel=2)
-        conv.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(len(rep)))
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if io_type not in ("uint8", "int8"):
-            raise ValueError(f"io_type must be 'uint8' or 'int8', got {io_type!r}.")
-        conv.inference_input_type = conv.inference_output_type = getattr(tf, io_type)
-        if mode == "int8_per_tensor":
-            conv._experimental_disable_per_channel = True  # the converter's (private) switch
-    with warnings.catch_warnings(), silenced():
-        warnings.simplefilter("ignore")
-        return conv.convert()
-
-
-def _calibration_images(model, representative) -> np.ndarray:
-    """The representative images as float32, refused (ValueError naming the fix) when they cannot calibrate:
-    empty, not finite, or not shaped like the model's input (one image per row, no batch axis of its own)."""
-    try:
-        rep = np.asarray(representative, dtype=np.float32)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"representative must be an array of images (numbers), got {type(representative).__name__}:"
-                         f" {err}") from None
-    if rep.ndim == 0 or len(rep) == 0:
-        raise ValueError("representative is empty: give a few hundred training images, e.g. x_train[:500], "
-                         "to calibrate the int8 activation ranges.")
-    if not np.isfinite(rep).all():
-        bad = int((~np.isfinite(rep)).sum())
-        raise ValueError(f"representative holds {bad} non-finite values (NaN or inf): int8 ranges calibrated on "
-                         "them are meaningless. Pass the raw training images (e.g. x_train[:500]), not a "
-                         "transformed copy that divided by zero.")
-    want = tuple(getattr(model, "input_shape", (None,) + rep.shape[1:])[1:])
-    if len(want) != rep.ndim - 1 or any(w is not None and w != g for w, g in zip(want, rep.shape[1:])):
-        raise ValueError(f"representative has shape {rep.shape}, but the model takes images of shape {want}: pass "
-                         f"an array of shape (n, {', '.join(str(w) for w in want)}), e.g. x_train[:500] "
-                         "(no extra batch or channel axis).")
-    return rep
-
-
-def interpreter(tflite: bytes, threads: int = 1):
-    """A LiteRT interpreter for the model bytes, tensors allocated (create it once; run it with
-    :func:`run_interpreter`)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    with silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr, natively, on first use
-        it = Interpreter(model_content=tflite, num_threads=threads)
-        it.allocate_tensors()
-    return it
-
-
-def tflite_predict(tflite: bytes, x, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (float) from a TFLite model, quantizing inputs / dequantizing outputs as needed."""
-    return run_interpreter(interpreter(tflite, threads=os.cpu_count() or 1), x, batch_size)
-
-
-def run_interpreter(it, x, batch_size: int = 256) -> np.ndarray:
-    """Run a LiteRT interpreter on ``x`` in batches (see :func:`tflite_predict`); reusable across calls."""
-    x = np.asarray(x)
-    if x.ndim == 0 or len(x) == 0:
-        raise ValueError("got an empty batch (0 images) to predict: pass at least one image, e.g. x_test[:1].")
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    preds = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].astype(np.float32)
-        scale, zero = inp["quantization"]
-        if inp["dtype"] in (np.uint8, np.int8):
-            info = np.iinfo(inp["dtype"])
-            xb = np.clip(np.round(xb / scale + zero), info.min, info.max).astype(inp["dtype"])
-        if list(it.get_input_details()[0]["shape"]) != list(xb.shape):
-            it.resize_tensor_input(inp["index"], list(xb.shape))
-            it.allocate_tensors()
-        it.set_tensor(inp["index"], xb)
-        it.invoke()
-        yb = it.get_tensor(out["index"])
-        oscale, ozero = out["quantization"]
-        if out["dtype"] in (np.uint8, np.int8):
-            yb = (yb.astype(np.float32) - ozero) * oscale
-        preds.append(yb)
-    return np.concatenate(preds)
-
-
-def evaluate_tflite(tflite: bytes, x, y) -> float:
-    """Accuracy of a TFLite classifier on ``(x, y)``."""
-    y = np.asarray(y)
-    if len(x) != len(y):
-        raise ValueError(f"evaluate_tflite got {len(x)} images but {len(y)} labels: pass matching x and y "
-                         "(e.g. x_test, y_test, both subset the same way).")
-    return float((tflite_predict(tflite, x).argmax(1) == y).mean())
-
-
-def tflite_latency_ms(tflite: bytes, image, runs: int = 200, warmup: int = 20) -> float:
-    """Median single-image latency in milliseconds, one thread, after ``warmup`` runs."""
-    it = interpreter(tflite, threads=1)
-    it.allocate_tensors()
-    inp = it.get_input_details()[0]
-    x = np.asarray(image)[None].astype(inp["dtype"] if inp["dtype"] != np.float32 else np.float32)
-    it.set_tensor(inp["index"], x)
-    times = []
-    for i in range(warmup + runs):
-        t0 = time.perf_counter()
-        it.invoke()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000)
-
-
-def sizes(blob: bytes) -> tuple[int, int]:
-    """``(bytes, gzipped bytes)``: pruning's zeros only show after compression, so always report both."""
-    return len(blob), len(gzip.compress(blob, compresslevel=9))
-
-
+# ------------------------------------------------------------------------------------------------ pruning
 def sparsity(model) -> float:
     """Share of exactly-zero weights among the kernels (the weights that pruning targets)."""
     kernels = [w.numpy() for w in model.weights if "kernel" in w.name]

@@ -61,7 +61,7 @@ __all__ = ["TUNED_HP", "CONV_HEAVY_HP", "MODELS", "VARIANTS", "telemetry_blocked
            "openvino_bf16_status", "OPENVINO_HINTS", "energy_counter", "energy_per_image_mj", "pick", "summary", "run",
            "main"]
 
-from mlcourse import cache, compression, data, machine, settings, timing  # noqa: E402  (after the telemetry switch)
+from mlcourse import cache, data, litert, machine, settings, timing  # noqa: E402  (after the telemetry switch)
 from mlcourse.models import flavor_of  # noqa: E402
 from mlcourse.runtime import silenced  # noqa: E402
 from mlcourse.serving import TUNED_HP  # noqa: E402
@@ -369,7 +369,7 @@ def export_all(model, folder, calibration, tvm: bool | None = None) -> dict:
     paths = {}
     for mode in ("float32", "dynamic", "int8"):
         p = folder / f"litert_{mode}.tflite"
-        p.write_bytes(compression.to_tflite(model, mode, cal if mode == "int8" else None))
+        p.write_bytes(litert.to_tflite(model, mode, cal if mode == "int8" else None))
         paths[("LiteRT", mode)] = p
     paths[("ONNX Runtime", "float32")] = export_onnx(model, folder / "model.onnx")
     paths[("ONNX Runtime", "int8")] = quantize_onnx(folder / "model.onnx", folder / "model_int8.onnx", cal)
@@ -421,8 +421,8 @@ class _Runner:
         if self.runtime == "LiteRT":
             it = self._per_batch.get(len(x))
             if it is None:
-                it = self._per_batch[len(x)] = compression.interpreter(self._blob, threads=self.threads)
-            return compression.run_interpreter(it, x, batch_size=len(x))
+                it = self._per_batch[len(x)] = litert.interpreter(self._blob, threads=self.threads)
+            return litert.run_interpreter(it, x, batch_size=len(x))
         return self._tvm(x)
 
     def _tvm(self, x):
@@ -671,7 +671,7 @@ def convert_explicitly(model, fmt: str, path) -> Path:
             fn, spec = _traced(model)  # the traced function, not the model (see _traced)
             ov.save_model(ov.convert_model(fn.get_concrete_function(spec)), str(path), compress_to_fp16=False)
         else:
-            path.write_bytes(compression.to_tflite(model, "float32"))
+            path.write_bytes(litert.to_tflite(model, "float32"))
     return path
 
 
@@ -722,17 +722,17 @@ def wide_mlp(units: int, depth: int = 2, seed: int = 0):
 
 
 def int8_latency(models_: dict, calibration, rounds: int = 7, number: int = 10) -> pd.DataFrame:
-    """For each ``{name: Keras model}``, its LiteRT float32 and int8 files (``compression.to_tflite``, int8
+    """For each ``{name: Keras model}``, its LiteRT float32 and int8 files (``litert.to_tflite``, int8
     calibrated on ``calibration``) timed at batch 1, one thread, interleaved: one row per model with the float32
     weight bytes, both files' bytes, both medians, the int8 / float32 ratio and :func:`mlcourse.timing.compare`'s
     verdict."""
     rows = []
     for name, m in tqdm(models_.items(), desc="int8 vs float32", leave=False):
         x = np.asarray(calibration, dtype=np.float32)
-        blobs = {"float32": compression.to_tflite(m, "float32"), "int8": compression.to_tflite(m, "int8", x)}
-        its = {k: compression.interpreter(b, threads=1) for k, b in blobs.items()}
+        blobs = {"float32": litert.to_tflite(m, "float32"), "int8": litert.to_tflite(m, "int8", x)}
+        its = {k: litert.interpreter(b, threads=1) for k, b in blobs.items()}
         one = x[:1]
-        table = timing.interleaved({k: (lambda it=it: compression.run_interpreter(it, one, 1))
+        table = timing.interleaved({k: (lambda it=it: litert.run_interpreter(it, one, 1))
                                     for k, it in its.items()}, rounds=rounds, number=number)
         rows.append({"model": name, "float32 weights MB": m.count_params() * 4 / 1e6,
                      "float32 file MB": len(blobs["float32"]) / 1e6, "int8 file MB": len(blobs["int8"]) / 1e6,

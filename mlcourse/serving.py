@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mlcourse import cache, compression, data, drift, models, results, settings, stats
+from mlcourse import cache, data, drift, litert, models, results, settings, stats
 from mlcourse.runtime import set_seed, work_dir
 
 __all__ = ["warm_cache", "SIZES", "sizes", "TUNED_HP", "deployment_hp", "deployment_model", "Predictor", "benchmark",
@@ -96,14 +96,14 @@ class Predictor:
 
     def __init__(self, tflite: bytes, class_names=None, input_shape=(28, 28), threads: int = 1):
         if not isinstance(tflite, (bytes, bytearray)) or len(tflite) < 16:
-            raise ValueError("tflite must be the bytes of a .tflite model (from compression.to_tflite).")
+            raise ValueError("tflite must be the bytes of a .tflite model (from litert.to_tflite).")
         self.tflite = bytes(tflite)
         try:
             self.input_shape = tuple(int(v) for v in input_shape)
         except (TypeError, ValueError):
             raise ValueError(f"input_shape must be a tuple of whole numbers such as (28, 28), got {input_shape!r}.") \
                 from None
-        self._interp = compression.interpreter(self.tflite, threads=threads)
+        self._interp = litert.interpreter(self.tflite, threads=threads)
         self._in = self._interp.get_input_details()[0]
         self._out = self._interp.get_output_details()[0]
         model_shape = tuple(int(v) for v in self._in["shape"][1:])
@@ -162,7 +162,7 @@ class Predictor:
     def predict_proba(self, images, batch_size: int = 256) -> np.ndarray:
         """Class probabilities, N x classes."""
         batch_size = self._batch_size(batch_size)
-        return compression.run_interpreter(self._interp, self._check(images), batch_size=batch_size)
+        return litert.run_interpreter(self._interp, self._check(images), batch_size=batch_size)
 
     def predict(self, images, batch_size: int = 256) -> pd.DataFrame:
         """One row per image: ``label`` (int), ``class`` (name) and ``confidence`` (top probability)."""

@@ -7,6 +7,7 @@ import pytest
 
 from mlcourse import compression as C
 from mlcourse import data, models
+from mlcourse import litert as L
 from mlcourse.runtime import set_seed
 
 HP = {"arch": "cnn", "filters": [4, 8], "dense_units": 32, "dropout": 0.0}
@@ -30,38 +31,38 @@ def trained(ds):
 def test_every_mode_converts_and_runs(trained, ds):
     x, _, xt, yt = ds
     keras_acc = float(trained.evaluate(xt, yt, verbose=0)[1])
-    blobs = {mode: C.to_tflite(trained, mode, representative=x[:200]) for mode in C.MODES}
-    f32 = C.tflite_predict(blobs["float32"], xt)
+    blobs = {mode: L.to_tflite(trained, mode, representative=x[:200]) for mode in L.MODES}
+    f32 = L.tflite_predict(blobs["float32"], xt)
     np.testing.assert_allclose(f32, trained.predict(xt, verbose=0), atol=1e-4)
     for mode, blob in blobs.items():
-        acc = C.evaluate_tflite(blob, xt, yt)
+        acc = L.evaluate_tflite(blob, xt, yt)
         assert abs(acc - keras_acc) < 0.05, f"{mode}: accuracy {acc} far from Keras' {keras_acc}"
-        assert C.tflite_latency_ms(blob, xt[0], runs=5, warmup=1) > 0
-    size = {m: C.sizes(b)[0] for m, b in blobs.items()}
+        assert L.tflite_latency_ms(blob, xt[0], runs=5, warmup=1) > 0
+    size = {m: L.sizes(b)[0] for m, b in blobs.items()}
     assert size["int8"] < size["float16"] < size["float32"] and size["dynamic"] < size["float16"]
 
 
 def test_quantized_sizes_approach_their_ratios_when_weights_dominate(ds):
     big = models.build_model({"arch": "mlp", "hidden_units": [512], "dropout": 0.0})  # 400k weights
-    f32, f16 = C.sizes(C.to_tflite(big))[0], C.sizes(C.to_tflite(big, "float16"))[0]
-    i8 = C.sizes(C.to_tflite(big, "int8", ds[0][:100]))[0]
+    f32, f16 = L.sizes(L.to_tflite(big))[0], L.sizes(L.to_tflite(big, "float16"))[0]
+    i8 = L.sizes(L.to_tflite(big, "int8", ds[0][:100]))[0]
     assert f32 / f16 > 1.95 and f32 / i8 > 3.9
 
 
 def test_int8_takes_raw_uint8_pixels(trained, ds):
     from ai_edge_litert.interpreter import Interpreter
 
-    inp = Interpreter(model_content=C.to_tflite(trained, "int8", ds[0][:200])).get_input_details()[0]
+    inp = Interpreter(model_content=L.to_tflite(trained, "int8", ds[0][:200])).get_input_details()[0]
     assert inp["dtype"] == np.uint8 and inp["quantization"] == (1.0, 0)
 
 
 def test_int8_needs_and_checks_calibration(trained, ds):
     with pytest.raises(ValueError, match="representative"):
-        C.to_tflite(trained, "int8")
+        L.to_tflite(trained, "int8")
     with pytest.warns(UserWarning, match="Calibrating int8 on 10 samples"):
-        C.to_tflite(trained, "int8", ds[0][:10])
+        L.to_tflite(trained, "int8", ds[0][:10])
     with pytest.raises(ValueError, match="Unknown mode"):
-        C.to_tflite(trained, "int4")
+        L.to_tflite(trained, "int4")
 
 
 def test_pruning_reaches_target_and_pitfalls(trained, ds):
@@ -70,12 +71,12 @@ def test_pruning_reaches_target_and_pitfalls(trained, ds):
     assert abs(C.sparsity(pruned) - 0.8) < 0.02
     assert C.sparsity(trained) < 0.01
     # pitfall 3: on disk the same, gzipped much smaller
-    (raw_b, gz_b), (raw_p, gz_p) = C.sizes(C.to_tflite(trained)), C.sizes(C.to_tflite(pruned))
+    (raw_b, gz_b), (raw_p, gz_p) = L.sizes(L.to_tflite(trained)), L.sizes(L.to_tflite(pruned))
     assert abs(raw_p - raw_b) / raw_b < 0.05 and gz_p < 0.5 * gz_b
     # pitfall 1: an unstripped model is refused, with the fix in the message
     wrapped = C.prunable(trained, 0.5)
     with pytest.raises(ValueError, match="strip_pruning"):
-        C.to_tflite(wrapped)
+        L.to_tflite(wrapped)
     # pitfall 2: tfmot refuses to train without the callback
     wrapped.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     with pytest.raises(Exception, match="UpdatePruningStep"):
@@ -109,7 +110,7 @@ def test_qat_model_converts(trained, ds):
     assert any("quant" in layer.name for layer in qat.layers)
     float_acc = float(trained.evaluate(xt, yt, verbose=0)[1])
     qat_acc = float(qat.evaluate(xt, yt, verbose=0)[1])
-    acc = C.evaluate_tflite(C.to_tflite(qat, "int8", x[:200]), xt, yt)
+    acc = L.evaluate_tflite(L.to_tflite(qat, "int8", x[:200]), xt, yt)
     # the converted model does what the fake-quantized one did, and fine-tuning lost nothing (the tiny model
     # is only 0.25-0.35 accurate after 2 epochs on 1,000 images, so compare with it, not with a fixed number)
     assert abs(acc - qat_acc) < 0.05, f"int8 TFLite {acc} vs QAT Keras {qat_acc}"
@@ -186,11 +187,11 @@ def test_calibration_sweep_one_row_per_set(trained, ds):
 def test_int8_io_type(trained, ds):
     from ai_edge_litert.interpreter import Interpreter
 
-    it = Interpreter(model_content=C.to_tflite(trained, "int8", ds[0][:200], io_type="int8"))
+    it = Interpreter(model_content=L.to_tflite(trained, "int8", ds[0][:200], io_type="int8"))
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     assert inp["dtype"] == np.int8 and out["dtype"] == np.int8 and inp["quantization"] == (1.0, -128)
     with pytest.raises(ValueError, match="io_type"):
-        C.to_tflite(trained, "int8", ds[0][:200], io_type="int4")
+        L.to_tflite(trained, "int8", ds[0][:200], io_type="int4")
 
 
 @pytest.mark.parametrize("hp", [{"arch": "cnn", "filters": [4, 8], "dense_units": 16, "dropout": 0.0},
@@ -248,7 +249,7 @@ def test_outlier_unit_keeps_the_function_and_widens_the_range(ds):
 def test_latency_table_times_every_model_interleaved(trained, ds):
     from mlcourse import timing
 
-    blobs = {"float32": C.to_tflite(trained), "int8": C.to_tflite(trained, "int8", ds[0][:100])}
+    blobs = {"float32": L.to_tflite(trained), "int8": L.to_tflite(trained, "int8", ds[0][:100])}
     t = C.latency_table(blobs, ds[2][0], rounds=3, number=2)
     assert list(t.index) == ["float32", "int8"] and (t.median_ms > 0).all()
     assert all(len(r) == 3 for r in t.rounds_ms)
@@ -332,9 +333,9 @@ def test_litert_quantizer_path_when_installed(trained, ds):
     except ImportError as err:
         assert "pip install litert-quantizer==0.11.0" in str(err)
         pytest.skip(str(err))
-    blob = C.litert_int8(C.to_tflite(trained), x[:100])
-    assert C.sizes(blob)[0] < 0.5 * C.sizes(C.to_tflite(trained))[0]
-    assert C.evaluate_tflite(blob, xt, yt) > 0.3
+    blob = C.litert_int8(L.to_tflite(trained), x[:100])
+    assert L.sizes(blob)[0] < 0.5 * L.sizes(L.to_tflite(trained))[0]
+    assert L.evaluate_tflite(blob, xt, yt) > 0.3
 
 
 def test_binary_weight_layer_is_named_as_such():
@@ -346,13 +347,13 @@ def test_binary_weight_layer_is_named_as_such():
 def test_int8_calibration_data_is_refused_when_it_cannot_calibrate(trained, ds):
     x = ds[0]
     with pytest.raises(ValueError, match="non-finite"):
-        C.to_tflite(trained, "int8", np.full((100, 28, 28), np.nan, np.float32))
+        L.to_tflite(trained, "int8", np.full((100, 28, 28), np.nan, np.float32))
     with pytest.raises(ValueError, match="empty"):
-        C.to_tflite(trained, "int8", x[:0])
+        L.to_tflite(trained, "int8", x[:0])
     with pytest.raises(ValueError, match=r"shape \(100, 784\).*x_train\[:500\]"):
-        C.to_tflite(trained, "int8", x[:100].reshape(100, -1))
+        L.to_tflite(trained, "int8", x[:100].reshape(100, -1))
     with pytest.raises(ValueError, match="shape"):
-        C.to_tflite(trained, "int8", x[:100, None])
+        L.to_tflite(trained, "int8", x[:100, None])
 
 
 def test_low_rank_refuses_a_rank_it_cannot_apply(ds):
@@ -370,14 +371,14 @@ def test_low_rank_refuses_a_rank_it_cannot_apply(ds):
 
 
 def test_evaluation_refuses_mismatched_or_empty_batches(trained, ds):
-    blob = C.to_tflite(trained)
+    blob = L.to_tflite(trained)
     xt, yt = ds[2], ds[3]
     with pytest.raises(ValueError, match="200 images but 199 labels"):
-        C.evaluate_tflite(blob, xt, yt[:-1])
+        L.evaluate_tflite(blob, xt, yt[:-1])
     with pytest.raises(ValueError, match="empty batch"):
-        C.tflite_predict(blob, xt[:0])
+        L.tflite_predict(blob, xt[:0])
     with pytest.raises(ValueError, match="empty batch"):
-        C.run_interpreter(C.interpreter(blob), xt[:0])
+        L.run_interpreter(L.interpreter(blob), xt[:0])
 
 
 def test_float_finetune_is_the_equal_epoch_control(trained, ds):
@@ -385,7 +386,7 @@ def test_float_finetune_is_the_equal_epoch_control(trained, ds):
     control = C.float_finetune(trained, x[:256], y[:256], epochs=1)
     assert not np.allclose(control.get_weights()[0], trained.get_weights()[0])  # it trained
     assert np.allclose(trained.get_weights()[0], models.convert(trained, "keras3").get_weights()[0])  # base untouched
-    assert C.evaluate_tflite(C.to_tflite(control, "int8", x[:100]), xt, yt) > 0.3
+    assert L.evaluate_tflite(L.to_tflite(control, "int8", x[:100]), xt, yt) > 0.3
 
 
 def test_split_holds_validation_images_out_of_training():

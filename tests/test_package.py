@@ -11,9 +11,10 @@ from mlcourse.runtime import ROOT
 # ../shared/ARCHITECTURE.md: 1 ground, 2 the weeks, 3 what a person runs
 FLOORS = {
     1: {"runtime", "settings", "weeks", "data", "models", "cache", "results", "plots", "notebooks", "timing", "stats",
-        "machine"},
-    2: {"evaluation", "drift", "tuning", "nas", "reduction", "compression", "distributed", "pipelines",
-        "distillation", "ensembles", "serving", "runtimes"},
+        "machine", "litert"},
+    2: {"evaluation", "training", "drift", "tuning", "nas", "reduction", "compression", "distributed", "pipelines",
+        "distillation", "ensembles", "serving", "runtimes",
+        "capstone"},
     3: {"course", "report", "workshop", "checks", "catalog", "benchmark", "__main__"},
 }
 FLOOR = {m: f for f, mods in FLOORS.items() for m in mods}

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcourse import compression, data, models, settings
+from mlcourse import data, litert, models, settings
 from mlcourse import runtimes as R  # first: it switches OpenVINO / NNCF telemetry off before they are imported
 from mlcourse.runtime import set_seed
 
@@ -197,7 +197,7 @@ def test_keras_export_and_the_explicit_converters_agree(exported, ds, tmp_path):
 @pytest.fixture(scope="module")
 def int8_blob(exported, ds):
     model, _ = exported
-    return compression.to_tflite(model, "int8", ds[0][:100])
+    return litert.to_tflite(model, "int8", ds[0][:100])
 
 
 def test_micro_graph_arena_and_resolver(int8_blob):
@@ -226,7 +226,7 @@ def test_tflite_micro_runs_the_int8_model_or_says_why(int8_blob, ds):
     with pytest.raises(Exception):
         R.tflm_predict(R.tflm_interpreter(int8_blob, arena // 4), xt[:1])
     micro = R.tflm_predict(R.tflm_interpreter(int8_blob, arena), xt[:20])
-    lite = compression.run_interpreter(compression.interpreter(int8_blob), xt[:20], 20)
+    lite = litert.run_interpreter(litert.interpreter(int8_blob), xt[:20], 20)
     assert np.abs(micro - lite).max() <= 1 / 256 + 1e-6  # at most one step of the uint8 output
     assert (micro.argmax(1) == lite.argmax(1)).mean() >= 0.95
 

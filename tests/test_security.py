@@ -8,7 +8,7 @@ import secrets
 import numpy as np
 import pytest
 
-from mlcourse import compression, data, models, serving
+from mlcourse import data, litert, models, serving
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def blob():
     ds = data.load_fashion_mnist(source="embedded")
     model = models.build_model({"arch": "mlp", "hidden_units": [16], "dropout": 0.0})
     model.fit(ds.x_train[:500], ds.y_train[:500], epochs=1, verbose=0)
-    return compression.to_tflite(model, "float32")
+    return litert.to_tflite(model, "float32")
 
 
 def test_sha256_matches_sha256sum_for_bytes_and_files(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcourse import compression, data, drift, models, serving
+from mlcourse import data, drift, litert, models, serving
 
 
 @pytest.fixture(scope="module")
@@ -12,7 +12,7 @@ def deployed():
     ds = data.load_fashion_mnist(source="embedded")
     model = models.build_model({"arch": "mlp", "hidden_units": [32], "dropout": 0.0})
     model.fit(ds.x_train[:1000], ds.y_train[:1000], epochs=2, verbose=0)
-    return ds, model, compression.to_tflite(model, "int8", ds.x_train[:200])
+    return ds, model, litert.to_tflite(model, "int8", ds.x_train[:200])
 
 
 def test_predictor_answers_and_rejects_bad_input(deployed):
@@ -163,7 +163,7 @@ def test_retrain_leaves_the_serving_model_and_wins_in_shadow_on_the_new_camera(d
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # the serving model is untouched
     assert models.get_hp(candidate)["learning_rate"] == 1e-3
     served = serving.Predictor(blob)
-    cand = serving.Predictor(compression.to_tflite(candidate, "float32"))
+    cand = serving.Predictor(litert.to_tflite(candidate, "float32"))
     shifted = drift.shift_images(ds.x_test, shift=4)
     days = {f"day {i}": (shifted[i * 200:(i + 1) * 200], ds.y_test[i * 200:(i + 1) * 200]) for i in range(4)}
     table = serving.shadow(served, cand, days)

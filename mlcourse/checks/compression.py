@@ -41,7 +41,7 @@ def _tiny_model(flavor: str = "keras3"):
 def check_int8_converter(fn) -> None:
     """Exercise 5.1: ``fn(model, representative_images) -> bytes``, a full-integer int8 LiteRT model with
     int8 input and output, every operator int8, as accurate as the float model (within 2 points)."""
-    from mlcourse.compression import evaluate_tflite, interpreter
+    from mlcourse.litert import evaluate_tflite, interpreter
 
     x, _, xt, yt = _tiny_data()
     model = _tiny_model()

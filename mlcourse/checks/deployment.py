@@ -55,7 +55,7 @@ def _tiny_model():
 def check_serve(fn) -> None:
     """Exercise 8.2: ``fn(model, calibration) -> (tflite_bytes, predict)``: an int8 model and a function that
     validates a request and returns one label per image."""
-    from mlcourse.compression import interpreter
+    from mlcourse.litert import interpreter
 
     model, x, _ = _tiny_model()
     out = fn(model, x[:100])
