@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcourse import settings
+from mlcourse import models, settings
 from mlcourse.runtime import keep_aside
 
 __all__ = ["cache_dir", "shared_dir", "fingerprint", "cached_model", "trained_model", "entries", "load_entry",
@@ -98,7 +98,6 @@ def content_hash(folder) -> str:
 def load_entry(folder):
     """Load the model of one cache entry; raise ValueError if it cannot be read, its files do not match the
     content hash recorded when it was cached, or its weights are not finite."""
-    from mlcourse import models
 
     folder = Path(folder)
     try:
@@ -132,7 +131,6 @@ def cached_model(name: str, train, x, y, verbose: bool = True, **recipe):
     by :func:`mlcourse.models.build_model`. A cache entry that cannot be read, or holds weights that are not
     finite, is moved aside and retrained; the new entry is written atomically (see the module docstring).
     """
-    from mlcourse import models
 
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
         raise ValueError(f"name must be a plain non-empty folder name, got {name!r}.")
@@ -190,7 +188,6 @@ def trained_model(name: str, x, y, hp: dict | None, epochs: int, seed: int = 0, 
     The one way the course's weeks get their slow, plainly trained models (05's baselines, 07's teachers,
     08's deployed model, 09's two models); ``make workshop`` fills the same entries ahead of a session.
     """
-    from mlcourse import models
 
     hp = dict(hp or {})
     return cached_model(name, lambda: models.train(hp, x, y, epochs, batch_size=batch_size, seed=seed, name=model_name),

@@ -33,9 +33,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from mlcourse import models
+from mlcourse import data, models, results, runtime, settings, timing
+from mlcourse.cache import cached_model, fingerprint, trained_model
 from mlcourse.litert import evaluate_tflite, interpreter, sizes, to_tflite
-from mlcourse.runtime import silenced
+from mlcourse.runtime import quiet_tensorflow, set_seed, silenced
 
 __all__ = ["warm_cache", "split", "SIZES", "CONV_HP", "prune_filters", "structured_prune", "latency_table",
            "with_outlier_unit", "BinaryWeightDense", "float_mlp", "wide_mlp", "weight_bytes", "keras_int8",
@@ -380,7 +381,6 @@ def check_targets(table: pd.DataFrame, latency: pd.DataFrame | None = None) -> p
     Give ``latency`` (the benchmark's interleaved table, ``extras["latency"]``) and the speed target is met only
     when :func:`mlcourse.timing.compare` says int8 is faster (medians *and* rounds agree; its verdict is in the
     ``verdict`` column); without it, only the ratio of medians is shown and ``met`` is None (not judged)."""
-    from mlcourse import timing
 
     t = table.set_index("variant")
     base = t.loc["float32 baseline"]
@@ -412,7 +412,6 @@ def latency_table(blobs: dict, image, rounds: int = 9, number: int = 50, threads
     :func:`mlcourse.timing.interleaved`'s table (``median_ms``, ``p95_ms``, ``min_ms``, ``spread``,
     ``rounds_ms``); :func:`mlcourse.timing.compare` gives a verdict from it.
     """
-    from mlcourse import timing
 
     if not blobs:
         raise ValueError("Give at least one model: {name: tflite bytes}.")
@@ -433,7 +432,6 @@ def latency_table(blobs: dict, image, rounds: int = 9, number: int = 50, threads
 def baseline_model(x_train, y_train, hp=None, epochs: int = 4, seed: int = 0):
     """The trained baseline (default :data:`BASELINE_HP`), from the workshop cache when the same recipe was
     trained before (see :mod:`mlcourse.workshop`)."""
-    from mlcourse.cache import trained_model
 
     return trained_model("compression-baseline", x_train, y_train, hp or BASELINE_HP, epochs, seed=seed)
 
@@ -452,8 +450,6 @@ def benchmark(x_train, y_train, x_test, y_test, hp=None, epochs: int = 4, finetu
     extras)``, where ``extras`` holds the intermediate models, the ``"blobs"`` and the ``"latency"`` table.
     """
     from tqdm.auto import tqdm
-
-    from mlcourse.runtime import set_seed
 
     base = baseline_model(x_train, y_train, hp, epochs=epochs, seed=seed)
     set_seed(seed)
@@ -685,8 +681,6 @@ def prune_per_layer(model, x, y, per_layer: dict, epochs: int = 1, batch_size: i
     import tensorflow_model_optimization as tfmot
     import tf_keras
 
-    from mlcourse.runtime import set_seed
-
     set_seed(seed)
     steps = int(np.ceil(len(x) / batch_size)) * epochs
     sk = tfmot.sparsity.keras
@@ -756,8 +750,6 @@ def prune_filters(model, keep: float):
 def structured_prune(model, x, y, keep: float = 0.5, epochs: int = 1, seed: int = 0, learning_rate: float = 1e-3):
     """:func:`prune_filters`, then fine-tuned for ``epochs`` on ``(x, y)``; from the workshop cache when the
     same base model, data and recipe were pruned before."""
-    from mlcourse.cache import cached_model, fingerprint
-    from mlcourse.runtime import set_seed
 
     def train():
         set_seed(seed)
@@ -810,7 +802,6 @@ def with_outlier_unit(model, layer: str = "conv1", unit: int = 0, factor: float 
 
 def float_mlp(x, y, hidden_units=(512, 256), epochs: int = 1, seed: int = 0):
     """A float MLP (the binary-weight MLP's reference and QAT's hard case), from the workshop cache."""
-    from mlcourse.cache import trained_model
 
     hp = {"arch": "mlp", "hidden_units": list(hidden_units), "dropout": 0.0}
     return trained_model("compression-mlp", x, y, hp, epochs, seed=seed)
@@ -848,7 +839,6 @@ def split(ds, n_train: int, n_val: int, n_test: int, seed: int = 0):
     stratified, the first ``n_train`` to train on and the rest held out (the sensitivity scan's validation data,
     never seen in training), and ``n_test`` test images. The notebook and :func:`warm_cache` both use it, so a
     prepared room's cached models were trained on exactly the notebook's images."""
-    from mlcourse import data
 
     x_pool, y_pool = data.stratified_subset(ds.x_train, ds.y_train, n_train + n_val, seed=seed)
     x_test, y_test = data.stratified_subset(ds.x_test, ds.y_test, n_test, seed=seed)
@@ -859,7 +849,6 @@ def warm_cache(ds, size: str, seed: int = 0) -> None:
     """Train and cache 05_compression's slow models at the notebook's sizes for ``size`` (``"smoke"``,
     ``"lesson"`` or ``"full"``; ``make workshop``): the baseline (and the model weeks 02/03 chose, if any), its
     separable twin, the conv-heavy model, its filter-pruned version and the float MLP."""
-    from mlcourse import results, runtime, settings
 
     if isinstance(size, bool):
         raise TypeError("warm_cache takes a size ('smoke', 'lesson' or 'full'), not True/False.")
@@ -876,9 +865,6 @@ def warm_cache(ds, size: str, seed: int = 0) -> None:
 
 def main(argv=None) -> int:
     import argparse
-
-    from mlcourse import data, settings
-    from mlcourse.runtime import quiet_tensorflow
 
     p = argparse.ArgumentParser(prog="python -m mlcourse.compression", description="Compression benchmark")
     p.add_argument("--size", choices=settings.SIZES, default=None,

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from mlcourse import report, settings
+from mlcourse.catalog import timings
 from mlcourse.notebooks import SOLUTIONS, solution_notebooks, use_this_checkout
 from mlcourse.runtime import ROOT
 
@@ -40,7 +41,6 @@ __all__ = ["run_notebook", "run_course", "select_notebooks", "expected_seconds",
 def expected_seconds(size: str = "full", root: Path = ROOT) -> dict[str, float]:
     """The measured run time of each notebook at ``size``, in seconds, from INSTRUCTOR.md's timings table (its
     "full", "lesson" or "smoke" column). Notebooks the table lacks are left out."""
-    from mlcourse.catalog import timings
 
     size = settings.size(size)
     out = {}

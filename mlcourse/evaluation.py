@@ -21,6 +21,9 @@ import time
 import numpy as np
 import pandas as pd
 
+from mlcourse import data as _data
+from mlcourse.data import make_imbalanced
+
 __all__ = ["SIZES", "precision_recall_f1", "threshold_report", "roc_vs_pr", "group_split_leakage",
            "time_split_leakage", "fold_prevalence_spread", "baseline_table", "diagnose_fit",
            "complexity_curve", "most_confused", "what_to_fix_next", "data_card"]
@@ -88,8 +91,6 @@ def roc_vs_pr(positive_rates=(0.5, 0.1, 0.01), n_samples: int = 20000, seed: int
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
     from sklearn.model_selection import train_test_split
-
-    from mlcourse.data import make_imbalanced
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -313,7 +314,6 @@ def data_card(ds, name: str = "Fashion-MNIST") -> pd.DataFrame:
     format and pixel range, the class balance of each split, exact duplicates between train and test, and
     the provenance facts published with Fashion-MNIST (who made it, how labels were assigned, licence).
     """
-    from mlcourse import data as _data
 
     for split in ("x_train", "y_train", "x_test", "y_test"):
         if not hasattr(ds, split):

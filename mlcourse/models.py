@@ -54,6 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mlcourse.runtime import set_seed
+
 __all__ = ["DEFAULTS", "FLAVORS", "INPUTS", "get_keras", "build_model", "compile_model", "get_hp", "copy_hp",
            "convert", "copy_weights", "epoch_bar", "input_pipeline", "train", "save", "load", "count_params"]
 
@@ -337,7 +339,6 @@ def train(hp: dict | None, x, y, epochs: int, batch_size: int = 128, seed: int =
 
     :func:`mlcourse.cache.trained_model` is the same recipe, trained once and then loaded from the cache.
     """
-    from mlcourse.runtime import set_seed
 
     if inputs not in INPUTS:
         raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}.")

@@ -47,7 +47,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mlcourse import cache, settings
+from mlcourse import cache, models, runtime, settings
+from mlcourse.data import stratified_subset
 from mlcourse.runtime import keep_aside, silenced
 
 __all__ = ["SIZES", "sizes", "split", "warm_cache", "MICRO_OPS", "MICRO_CHOICES", "MACRO_CHOICES", "MACRO_DECISIONS",
@@ -89,8 +90,6 @@ def split(ds, n_train: int, n_val: int, seed: int = 0):
     """03's data: ``n_val`` validation images held out of the training set (stratified), and a stratified
     training subset of ``n_train`` from the rest: ``(x_train, y_train, x_val, y_val)``. The test set is not used."""
     from sklearn.model_selection import train_test_split
-
-    from mlcourse.data import stratified_subset
 
     x_rest, x_val, y_rest, y_val = train_test_split(ds.x_train, ds.y_train, test_size=n_val, stratify=ds.y_train,
                                                     random_state=seed)
@@ -207,8 +206,6 @@ def build(arch: dict, image_size: int = 28, learning_rate: float = 1e-3):
     """
     import keras
     from keras import layers as L
-
-    from mlcourse import models
 
     if image_size not in (28, 14, 7):
         raise ValueError(f"image_size must be 28, 14 or 7, got {image_size}.")
@@ -722,7 +719,6 @@ def morph(parent, child_arch: dict, rng: np.random.Generator):
     * **insert** a dense layer of ``d >= 20`` units: units 0-9 compute the parent's logits z, units 10-19 -z,
       and the output layer adds relu(z) - relu(-z) = z; the other units start random with zero outgoing weights.
     """
-    from mlcourse import models
 
     parent_arch, child = from_hp(models.get_hp(parent)), build(child_arch)
     w = {layer.name: layer.get_weights() for layer in parent.layers if layer.weights}
@@ -859,7 +855,6 @@ def hand_on_candidates(work_dir, nas_hp: dict) -> dict:
     """The two networks 03 compares before handing one on: ``{"03_nas": its winner, "02_tuning": 02's tuned CNN
     (best_model/spec.json)}``, or the fixed recipe ``models.DEFAULTS`` under ``"fixed recipe"`` when 02 has not
     been run in ``work_dir``."""
-    from mlcourse import models
 
     spec = Path(work_dir) / "best_model" / "spec.json"
     try:
@@ -875,7 +870,6 @@ def warm_cache(ds, size: str, seed: int = 0) -> None:
     notebook's :class:`Evaluator` store), keras-tuner's trials in ``nas_keras_tuner/macro_random`` (resumed),
     the inheritance parents in the model cache. A room that copies the folder finishes 03 in about a minute
     (only the function-preserving children train; the notebook says what it loaded)."""
-    from mlcourse import runtime
 
     table, folder = sizes(size), runtime.work_dir(size)
     x_tr, y_tr, x_val, y_val = split(ds, table["N_TRAIN"], table["N_VAL"], seed=seed)

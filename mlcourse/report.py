@@ -19,6 +19,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlcourse import data, machine, results
+from mlcourse.notebooks import SOLUTIONS, solution_notebooks
+from mlcourse.results import json_kind
+from mlcourse.runtime import ROOT
+
 __all__ = [
     "REFERENCES",
     "TARGETS",
@@ -540,10 +545,8 @@ def environment() -> dict:
             info[pkg] = version(pkg)
         except PackageNotFoundError:
             info[pkg] = "MISSING: run `make setup`"
-    from mlcourse import machine
 
     info.update(machine.probe())
-    from mlcourse import data
 
     found = data.find_fashion_mnist()
     info["fashion-mnist"] = (
@@ -558,8 +561,6 @@ def environment() -> dict:
 def _course_version() -> str:
     """The checkout's git commit (``+ local changes`` when its files differ from it), or "unknown" without git."""
     import subprocess
-
-    from mlcourse.runtime import ROOT
 
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -590,7 +591,6 @@ def _minutes(seconds) -> str:
 
 def _not_run(runs: list[dict]) -> str:
     """" Not in this run: 03_x, 05_y." for the course's notebooks a run left out ("" when it ran them all)."""
-    from mlcourse.notebooks import SOLUTIONS, solution_notebooks
 
     ran = {r["notebook"] for r in runs}
     missing = [p.stem for p in solution_notebooks(SOLUTIONS) if p.stem not in ran] if SOLUTIONS.is_dir() else []
@@ -793,8 +793,6 @@ def write(runs: list[dict], results_dir: Path, out_dir: Path, size: str) -> Path
     this process's :func:`environment`."""
     import json
 
-    from mlcourse import results
-
     out_dir = Path(out_dir)
     recorded = results.load_all(results_dir) if Path(results_dir).is_dir() else {}
     figs = figures(recorded, runs, out_dir / "figures")
@@ -837,7 +835,6 @@ def load_runs(build) -> list[dict]:
         raise ValueError(f"{path} is not readable JSON ({type(exc).__name__}: {exc}): restore it (git, or the "
                          "build's previous-* copy) or run the course again into a new folder.") from None
     if not isinstance(runs, list):
-        from mlcourse.results import json_kind
 
         raise ValueError(f"{path} holds a JSON {json_kind(runs)}; a course build's runs.json is an array with one "
                          "{notebook, status, seconds, ...} object per notebook run.")
@@ -873,8 +870,6 @@ def publish(build, dest=None) -> Path:
     replaced (git keeps its history)."""
     import json
     import shutil
-
-    from mlcourse.runtime import ROOT
 
     build = Path(build)
     dest = Path(dest) if dest is not None else ROOT / "reference"

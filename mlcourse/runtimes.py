@@ -63,7 +63,11 @@ __all__ = ["TUNED_HP", "CONV_HEAVY_HP", "MODELS", "VARIANTS", "telemetry_blocked
 
 from mlcourse import cache, data, litert, machine, settings, timing  # noqa: E402  (after the telemetry switch)
 from mlcourse.models import flavor_of  # noqa: E402
-from mlcourse.runtime import silenced  # noqa: E402
+from mlcourse.runtime import (
+    ProcessGroup,
+    quiet_tensorflow,
+    silenced,  # noqa: E402
+)
 from mlcourse.serving import TUNED_HP  # noqa: E402
 
 #: A conv-heavy counterpart of the fixed CNN: three wider conv blocks and no big dense layer, several times the
@@ -300,8 +304,6 @@ def tvm_tune_child(onnx_path, work_dir, trials: int, per_task: int | None = None
     ``tune_s``, ``compile_s``, ``untuned_ms``, ``tuned_ms`` (medians, interleaved), ``max_abs_diff`` (tuned vs
     untuned output) and ``verdict`` (:func:`mlcourse.timing.compare`, tuned vs untuned)."""
     import json
-
-    from mlcourse.runtime import ProcessGroup
 
     work_dir = Path(work_dir)
     out = work_dir / "tvm_tune.json"
@@ -938,8 +940,6 @@ def main(argv=None) -> int:
     """``python -m mlcourse.runtimes [--size smoke|lesson|full]``: print the runtime table of this machine."""
     import argparse
     import tempfile
-
-    from mlcourse.runtime import quiet_tensorflow
 
     p = argparse.ArgumentParser(prog="python -m mlcourse.runtimes", description="Runtimes benchmark (09_runtimes)")
     p.add_argument("--size", choices=settings.SIZES, default=None, help="default: MLCOURSE_SIZE, else lesson")

@@ -46,8 +46,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mlcourse import settings
-from mlcourse.runtime import free_port, keep_aside, quiet_import
+from mlcourse import data, models, settings
+from mlcourse.runtime import ProcessGroup, free_port, keep_aside, quiet_import, set_seed, silenced
+from mlcourse.runtime import work_dir as _work_dir
 
 __all__ = ["SIZES", "sizes", "warm_cache", "PROJECTS", "trial_progress", "expected_trials", "hyperband_table",
            "equal_epoch_trials", "shifted_grid", "grid_vs_random", "ProjectInUseError", "project_lock",
@@ -118,7 +119,6 @@ def hp_from_trial(hp) -> dict:
 
 def build_hypermodel(hp):
     """keras-tuner's build function: a compiled Keras 3 model for one point of :data:`SPACE`."""
-    from mlcourse import models
 
     return models.build_model(hp_from_trial(hp), flavor="keras3")
 
@@ -360,7 +360,6 @@ def search(tuner, x, y, x_val, y_val, epochs: int = 4, batch_size: int = 128, ve
     to every trial's ``fit``. The project is held for this process first (:func:`project_lock`): a search
     on a project that another kernel is searching is refused (:class:`ProjectInUseError`), never interleaved.
     """
-    from mlcourse.runtime import silenced
 
     project_lock(tuner.directory, tuner.project_name)
     clock = _Clock()
@@ -423,8 +422,6 @@ def split_for_tuning(x_train, y_train, n_tune: int, n_val: int, seed: int = 0):
     """
     from sklearn.model_selection import train_test_split
 
-    from mlcourse import data
-
     if n_val < 10 or n_tune < 10:
         raise ValueError(f"n_tune and n_val must be at least 10 (got {n_tune}, {n_val}).")
     if n_val + n_tune > len(x_train):
@@ -439,8 +436,6 @@ def split_for_tuning(x_train, y_train, n_tune: int, n_val: int, seed: int = 0):
 def score_hp(hp: dict, x, y, x_val, y_val, epochs: int, batch_size: int = 128, seed: int = 0) -> float:
     """Score one point of the space **as a trial is scored**: train ``epochs`` epochs on ``(x, y)`` and
     return the best ``val_accuracy`` over the epochs (keras-tuner's objective). Used for a fair baseline."""
-    from mlcourse import models
-    from mlcourse.runtime import set_seed
 
     set_seed(seed)
     model = models.build_model(hp, flavor="keras3")
@@ -593,7 +588,6 @@ def warm_cache(ds, size: str, seed: int = 0, work_dir=None) -> dict:
     :func:`build_hypermodel`, the tested version of the notebook's ``build_cnn``: the same space, the same layers
     and weights). Projects already complete are not run again. Returns ``{project: trials on disk}``
     (``make workshop`` prepares a room)."""
-    from mlcourse.runtime import work_dir as _work_dir
 
     S = sizes(size)
     folder = Path(work_dir) if work_dir is not None else _work_dir(size)
@@ -622,7 +616,6 @@ def _worker_main(argv):
     p.add_argument("--config", required=True)
     args = p.parse_args(argv)
     cfg = json.loads(Path(args.config).read_text())
-    from mlcourse import data
 
     ds = data.load_fashion_mnist(source=cfg["source"])
     # validation comes out of the training set, as in the notebook: the test set is never used for tuning
@@ -662,7 +655,6 @@ def distributed_search(n_workers: int, directory, project: str, kind: str = "ran
 
 def _distributed(n_workers, directory, project, kind, max_trials, epochs, n_train, n_val, source, seed, timeout,
                  threads_per_worker) -> dict:
-    from mlcourse.runtime import ProcessGroup
 
     logs = directory / f"logs-{project}"
     logs.mkdir(parents=True, exist_ok=True)

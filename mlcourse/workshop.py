@@ -23,10 +23,10 @@ import sys
 import time
 from pathlib import Path
 
+from mlcourse import cache, data, report, weeks
 from mlcourse import settings as course_settings
-from mlcourse import weeks
 from mlcourse.cache import cache_dir
-from mlcourse.runtime import ROOT, child_env, work_dir
+from mlcourse.runtime import ROOT, child_env, free_port, quiet_tensorflow, work_dir
 
 __all__ = ["prepare", "check", "lab_command", "lab", "kernel_check", "lab_settings_dir", "port_to_use",
            "room_command", "configure_room", "room", "seed_work_dir", "RECIPES", "LANDING", "LAB_OVERRIDES"]
@@ -35,8 +35,6 @@ __all__ = ["prepare", "check", "lab_command", "lab", "kernel_check", "lab_settin
 # --- the recipes of the notebooks' slow models, at their default parameters (keep in step with them) ---
 def _fashion():
     import warnings
-
-    from mlcourse import data
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -53,8 +51,6 @@ def prepare(size: str = "lesson") -> dict:
     """Check the data and train + cache every slow model at the notebooks' ``size`` (default: lesson, what a
     room's learners run); returns the seconds each recipe took."""
     from tqdm.auto import tqdm
-
-    from mlcourse.runtime import quiet_tensorflow
 
     quiet_tensorflow()
     ds = _fashion()
@@ -99,7 +95,6 @@ def seed_work_dir(src, dst) -> list[str]:
 def check() -> dict:
     """What the room has: Python and library versions, CPU and GPU, where the data comes from (the report's
     environment block, :func:`mlcourse.report.environment`), and the complete cached models."""
-    from mlcourse import cache, report
 
     info = report.environment()
     done = [p.name for p in cache.entries()]
@@ -329,8 +324,6 @@ def room_command(room_dir, port: int = 8000, ip: str = "127.0.0.1", password: st
     root (default: this account's, where ``make workshop`` ran the searches) seeded into each learner's."""
     import json
     import secrets
-
-    from mlcourse.runtime import free_port
 
     room_dir = Path(room_dir).resolve()
     room_dir.mkdir(parents=True, exist_ok=True)

@@ -30,10 +30,10 @@ def dummy_week(tmp_path, monkeypatch):
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("SIZE = None\nSEED = 0", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("def f():\n    # Exercise 9.1: a dummy exercise\n    ### BEGIN SOLUTION\n"
+                nbformat.v4.new_code_cell("def f():\n    # Exercise 11.1: a dummy exercise\n    ### BEGIN SOLUTION\n"
                                           "    return 1\n    ### END SOLUTION")]
-    nbformat.write(nb, tmp_path / "solutions" / "09_dummy.ipynb")
-    dummy = weeks.Week("09_dummy", "A dummy week", "see that one record is enough", module="serving",
+    nbformat.write(nb, tmp_path / "solutions" / "11_dummy.ipynb")
+    dummy = weeks.Week("11_dummy", "A dummy week", "see that one record is enough", module="serving",
                        checks="deployment", prepared="model")
     monkeypatch.setattr(weeks, "WEEKS", weeks.WEEKS + (dummy,))
     from mlcourse import catalog, checks, workshop
@@ -49,10 +49,10 @@ def dummy_week(tmp_path, monkeypatch):
 def test_a_week_added_to_the_registry_alone_is_seen_everywhere(dummy_week):
     from mlcourse import catalog, checks, workshop
 
-    assert catalog.COURSE["09_dummy"] == ("A dummy week", "see that one record is enough")
-    assert [r["name"] for r in catalog.rows(dummy_week)][-1] == "09_dummy"
-    assert catalog.exercises("09_dummy", dummy_week) == [("9.1", "a dummy exercise")]
+    assert catalog.COURSE["11_dummy"] == ("A dummy week", "see that one record is enough")
+    assert [r["name"] for r in catalog.rows(dummy_week)][-1] == "11_dummy"
+    assert catalog.exercises("11_dummy", dummy_week) == [("11.1", "a dummy exercise")]
     landing = "\n".join(c.source for c in catalog.index_notebook(dummy_week).cells)
     assert "A dummy week" in landing and "Exercise 9.1" in landing
-    assert workshop.RECIPES["09_dummy model"] == "serving"
+    assert workshop.RECIPES["11_dummy model"] == "serving"
     assert checks._WEEKS[-1] == "deployment"

@@ -8,7 +8,12 @@ import functools
 
 import numpy as np
 
+from mlcourse import compression as C
+from mlcourse import data, models
 from mlcourse.checks._common import _passed
+from mlcourse.compression import sparsity
+from mlcourse.litert import evaluate_tflite, interpreter
+from mlcourse.runtime import set_seed
 
 __all__ = ["check_int8_converter", "check_int8_quantize", "check_pruning_loop", "check_low_rank",
            "check_adaptive_sparsity"]
@@ -18,7 +23,6 @@ _TINY_HP = {"arch": "cnn", "filters": [4], "dense_units": 0, "dropout": 0.0}
 
 @functools.lru_cache(maxsize=1)
 def _tiny_data():
-    from mlcourse import data
 
     d = data.load_fashion_mnist(source="embedded")
     return d.x_train[:600], d.y_train[:600], d.x_test[:300], d.y_test[:300]
@@ -28,8 +32,6 @@ def _tiny_data():
 def _tiny_model(flavor: str = "keras3"):
     """A fixed tiny CNN (4 filters), trained 6 epochs on 600 embedded images: the same for every learner
     (about 0.64 test accuracy: enough for a broken pruning loop to show)."""
-    from mlcourse import models
-    from mlcourse.runtime import set_seed
 
     x, y, _, _ = _tiny_data()
     set_seed(0)
@@ -41,7 +43,6 @@ def _tiny_model(flavor: str = "keras3"):
 def check_int8_converter(fn) -> None:
     """Exercise 5.1: ``fn(model, representative_images) -> bytes``, a full-integer int8 LiteRT model with
     int8 input and output, every operator int8, as accurate as the float model (within 2 points)."""
-    from mlcourse.litert import evaluate_tflite, interpreter
 
     x, _, xt, yt = _tiny_data()
     model = _tiny_model()
@@ -116,10 +117,6 @@ def check_pruning_loop(fn) -> None:
     default 1e-3; the unpruned model 0.64) and above broken ones (a fresh, untrained model pruned: 0.38;
     Adam at 0.05: 0.09)."""
     from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
-
-    from mlcourse import models
-    from mlcourse.compression import sparsity
-    from mlcourse.runtime import set_seed
 
     x, y, xt, yt = _tiny_data()
     base = models.convert(_tiny_model(), "tf_keras")  # a fresh copy: clone_model's wrappers share its layers
@@ -203,7 +200,6 @@ _SCAN_GRID = (0.5, 0.9, 0.99)
 @functools.lru_cache(maxsize=1)
 def _tiny_val():
     """Validation images the tiny model never trained on (rows 600-899 of the embedded training set)."""
-    from mlcourse import data
 
     d = data.load_fashion_mnist(source="embedded")
     return d.x_train[600:900], d.y_train[600:900]
@@ -214,8 +210,6 @@ def _tiny_mlp():
     """A fixed tiny MLP (784 -> 64 -> 10), trained 6 epochs on 600 embedded images: a robust 50,176-weight hidden
     layer and a sensitive 640-weight output layer, so a per-layer choice beats uniform sparsity (0.71 vs 0.40
     validation accuracy with 12 % of the weights kept)."""
-    from mlcourse import models
-    from mlcourse.runtime import set_seed
 
     x, y, _, _ = _tiny_data()
     set_seed(0)
@@ -226,7 +220,6 @@ def _tiny_mlp():
 
 @functools.lru_cache(maxsize=1)
 def _reference_scan():
-    from mlcourse import compression as C
 
     return C.sensitivity_scan(_tiny_mlp(), *_tiny_val(), _SCAN_GRID)
 
@@ -243,7 +236,6 @@ def _scan_rows(got, grid) -> dict:
 
 
 def _check_scan(scan_fn, pristine, xv, yv, xt, yt):
-    from mlcourse import compression as C
 
     model = C.magnitude_prune(pristine, {})  # the learner's own copy: a scan that forgets to restore spoils only it
     before = [w.copy() for w in model.get_weights()]
@@ -286,7 +278,6 @@ def check_adaptive_sparsity(scan_fn, choose_fn) -> None:
     little accuracy. Checked on a fixed tiny MLP (a 50,176-weight hidden layer, a 640-weight output layer),
     against the course's :func:`mlcourse.compression.sensitivity_scan` and :func:`allocate_sparsity`; uniform
     sparsity at the same total is the control a right answer must beat where the target is tight."""
-    from mlcourse import compression as C
 
     model = _tiny_mlp()
     xv, yv = _tiny_val()

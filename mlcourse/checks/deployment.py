@@ -8,7 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mlcourse import models
 from mlcourse.checks._common import _passed
+from mlcourse.drift import prediction_drift
+from mlcourse.litert import interpreter
+from mlcourse.runtime import set_seed
 
 __all__ = ["check_validate", "check_serve", "check_prediction_alarm", "check_read_verified"]
 
@@ -41,8 +45,6 @@ def check_validate(fn) -> None:
 def _tiny_model():
     """A fixed tiny Keras 3 classifier of 28 x 28 raw-pixel images (rescaling inside; seeded, untrained: the check is
     about the conversion and the server, not accuracy), and images for it."""
-    from mlcourse import models
-    from mlcourse.runtime import set_seed
 
     set_seed(0)
     rng = np.random.default_rng(0)
@@ -55,7 +57,6 @@ def _tiny_model():
 def check_serve(fn) -> None:
     """Exercise 8.2: ``fn(model, calibration) -> (tflite_bytes, predict)``: an int8 model and a function that
     validates a request and returns one label per image."""
-    from mlcourse.litert import interpreter
 
     model, x, _ = _tiny_model()
     out = fn(model, x[:100])
@@ -96,7 +97,6 @@ def check_serve(fn) -> None:
 
 def check_prediction_alarm(fn) -> None:
     """Exercise 8.3: ``fn(reference_labels, window_labels, n_classes, threshold) -> (psi, alarm)``."""
-    from mlcourse.drift import prediction_drift
 
     rng = np.random.default_rng(0)
     ref = rng.integers(0, 10, 1000)

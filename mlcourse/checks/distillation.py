@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlcourse import models
 from mlcourse.checks._common import _passed
+from mlcourse.distillation import distillation_loss, logits_output, pack, teacher_logits
+from mlcourse.runtime import set_seed
 
 __all__ = ["check_kd_loss", "check_distiller", "check_stacking"]
 
 
 def check_kd_loss(fn) -> None:
     """Exercise 7.1: ``fn(labels, teacher_logits, student_logits, T, alpha) -> per-example loss`` (NumPy)."""
-    from mlcourse.distillation import distillation_loss, pack
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 16)
@@ -28,8 +30,6 @@ def check_kd_loss(fn) -> None:
 
 def _tiny_pair():
     """A fixed tiny teacher and a fresh tiny student (Keras 3 MLPs, seeded), and 64 images with labels."""
-    from mlcourse import models
-    from mlcourse.runtime import set_seed
 
     set_seed(0)
     rng = np.random.default_rng(0)
@@ -44,8 +44,6 @@ def check_distiller(cls) -> None:
     """Exercise 7.2: ``cls(student, teacher, temperature, alpha)``, a ``keras.Model`` whose ``compute_loss`` is the
     distillation loss with a transfer-set mask (label -1: soft term only, weight 1), averaged over the batch."""
     import keras
-
-    from mlcourse.distillation import distillation_loss, logits_output, pack, teacher_logits
 
     teacher, student, x, y = _tiny_pair()
     y = y.copy()

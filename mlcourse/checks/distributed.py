@@ -12,8 +12,9 @@ import os
 
 import numpy as np
 
+from mlcourse import data, pipelines
 from mlcourse.checks._common import _passed
-from mlcourse.runtime import silenced
+from mlcourse.runtime import quiet_import, silenced
 
 __all__ = ["check_tf_config", "check_strategy_scope", "check_input_pipeline", "check_mixed_precision"]
 
@@ -21,7 +22,6 @@ __all__ = ["check_tf_config", "check_strategy_scope", "check_input_pipeline", "c
 def check_tf_config(fn) -> None:
     """Exercise 6.1: ``fn(hosts, index) -> dict``: the ``TF_CONFIG`` of worker ``index`` of a cluster whose
     workers are the ``"host:port"`` strings ``hosts`` (one per machine), read back by TensorFlow's resolver."""
-    from mlcourse.runtime import quiet_import
 
     tf = quiet_import("tensorflow")
 
@@ -60,7 +60,6 @@ def check_tf_config(fn) -> None:
 def check_strategy_scope(fn) -> None:
     """Exercise 6.2: ``fn(strategy, x, y) -> model``: a Keras model created *and compiled* inside
     ``strategy.scope()``, trained one epoch on ``x, y``. Checked under a real MirroredStrategy."""
-    from mlcourse.runtime import quiet_import
 
     keras = quiet_import("keras")
     tf = quiet_import("tensorflow")
@@ -97,8 +96,6 @@ def _shards():
     if "files" not in _SHARDS:
         import tempfile
 
-        from mlcourse import data, pipelines
-
         ds = data.load_fashion_mnist(source="embedded")
         x, y = ds.x_train[:384], ds.y_train[:384]
         _SHARDS["files"] = pipelines.write_shards(x, y, tempfile.mkdtemp(prefix="mlcourse-check-shards-"), n_shards=4)
@@ -111,8 +108,6 @@ def check_input_pipeline(fn) -> None:
     with interleave, parallel map, cache (after decoding, before the random augmentation) and prefetch (last),
     read from the dataset graph: no timing (a busy machine would fail a right answer)."""
     import tensorflow as tf
-
-    from mlcourse import pipelines
 
     with silenced():  # TensorFlow's native log lines (first TFRecord read) would change the cell's output
         files, labels = _shards()
@@ -162,7 +157,6 @@ def check_input_pipeline(fn) -> None:
 def check_mixed_precision(fn) -> None:
     """Exercise 6.4: ``fn(policy) -> compiled model`` for ``"mixed_float16"`` and ``"mixed_bfloat16"``: hidden
     layers compute in 16 bits with float32 variables, the output is float32, float16 uses a LossScaleOptimizer."""
-    from mlcourse.runtime import quiet_import
 
     keras = quiet_import("keras")
 

@@ -6,7 +6,10 @@ import copy
 
 import numpy as np
 
+from mlcourse import models, nas
 from mlcourse.checks._common import _passed
+from mlcourse.nas import MACRO_CHOICES
+from mlcourse.runtime import quiet_import, silenced
 
 __all__ = ["check_mutate", "check_reinforce_update", "check_to_hp", "check_macro_hypermodel"]
 
@@ -36,7 +39,6 @@ def _edit(parent: dict, child: dict) -> str | None:
 
 def check_mutate(fn) -> None:
     """Exercise 3.1: ``fn(arch, rng) -> arch``: a copy of a macro architecture with exactly one change."""
-    from mlcourse.nas import MACRO_CHOICES
 
     seen = set()
     for parent in _PARENTS:
@@ -124,7 +126,6 @@ def check_reinforce_update(fn) -> None:
 def check_to_hp(fn) -> None:
     """Exercise 3.3: ``fn(arch) -> hp`` such that ``models.build_model(hp)`` is the network ``nas.build(arch)``
     scored: same layers, same parameter count, same weight shapes; None for a micro architecture."""
-    from mlcourse import models, nas
 
     assert fn({"space": "micro", "ops": ["conv3"] * 4, "filters": 8, "n_cells": 1}) is None, (
         "A micro architecture (cells) is not in build_model's family: return None for it.")
@@ -160,9 +161,6 @@ def check_macro_hypermodel(fn) -> None:
     1-3; ``filters{i}``, ``kernel{i}``, ``type{i}`` per block, each active only when ``depth > i``; ``dense``), the
     model built for the values drawn; then a real 2-trial ``kt.RandomSearch`` on tiny data."""
     import tempfile
-
-    from mlcourse import models, nas
-    from mlcourse.runtime import quiet_import, silenced
 
     kt = quiet_import("keras_tuner")
     names = ["depth"] + [f"{k}{i}" for i in range(3) for k in ("filters", "kernel", "type")] + ["dense"]

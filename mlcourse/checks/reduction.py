@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlcourse.checks._common import _passed
+from mlcourse.data import load_text_corpus
 
 __all__ = ["check_pca", "check_pca_search", "check_lsa_pipeline"]
 
@@ -81,8 +82,6 @@ def check_lsa_pipeline(fn) -> None:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import Pipeline
-
-    from mlcourse.data import load_text_corpus
 
     pipe = fn(30)
     assert isinstance(pipe, Pipeline), (

@@ -9,7 +9,10 @@ import tempfile
 
 import numpy as np
 
+from mlcourse import data
 from mlcourse.checks._common import _passed
+from mlcourse.runtime import quiet_tensorflow, silenced
+from mlcourse.tuning import hyperband_brackets
 
 __all__ = ["check_hypermodel_tuner", "check_hyperband_brackets", "check_retrain_best"]
 
@@ -23,14 +26,12 @@ HYPERMODEL_SPACE = {
 
 
 def _tiny_images(n: int = 200, n_val: int = 100):
-    from mlcourse import data
 
     ds = data.load_fashion_mnist(source="embedded")
     return ds.x_train[:n], ds.y_train[:n], ds.x_train[n:n + n_val], ds.y_train[n:n + n_val]
 
 
 def _quiet():
-    from mlcourse.runtime import quiet_tensorflow, silenced
 
     quiet_tensorflow()
     return silenced()
@@ -125,7 +126,6 @@ def check_hypermodel_tuner(hypermodel, make_tuner) -> None:
 def check_hyperband_brackets(fn) -> None:
     """Exercise 2.3: ``fn(max_epochs, factor)`` returns ``[(bracket, round, trials, epochs), ...]`` in run order,
     the same brackets as keras-tuner's Hyperband (compared with :func:`mlcourse.tuning.hyperband_brackets`)."""
-    from mlcourse.tuning import hyperband_brackets
 
     for max_epochs, factor in [(9, 3), (2, 3), (4, 3), (27, 3), (10, 2), (1, 3)]:
         want = [tuple(int(v) for v in r) for r in
