@@ -725,7 +725,6 @@ def write_html(runs: list[dict], recorded: dict, path: Path, size: str, figs=(),
             html += [f"<h3>{e(r['notebook'])} failed</h3>", f"<pre>{e(_failure(r)[-3000:])}</pre>"]
     heads = headlines(recorded)
     if heads:
-
         def verdict_cell(v):
             return f"<span class='{v.split()[0]}'>{e(v)}</span>" if v else "-"
 
@@ -835,7 +834,6 @@ def load_runs(build) -> list[dict]:
         raise ValueError(f"{path} is not readable JSON ({type(exc).__name__}: {exc}): restore it (git, or the "
                          "build's previous-* copy) or run the course again into a new folder.") from None
     if not isinstance(runs, list):
-
         raise ValueError(f"{path} holds a JSON {json_kind(runs)}; a course build's runs.json is an array with one "
                          "{notebook, status, seconds, ...} object per notebook run.")
     for i, r in enumerate(runs):
