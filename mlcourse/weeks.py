@@ -40,7 +40,7 @@ WEEKS: tuple[Week, ...] = (
          "choose the one metric for a use case (ROC-AUC or PR-AUC under imbalance), build leak-free "
          "splits and pipelines in scikit-learn, diagnose under- and over-fitting, read a confusion "
          "matrix to decide what to fix next, and rehearse drift monitoring before deployment",
-         module="evaluation", checks="workflow"),
+         module="evaluation", checks="evaluation"),
     Week("02_tuning", "Hyperparameter tuning and AutoML with keras-tuner",
          "write a hypermodel and run keras-tuner's RandomSearch, Hyperband and BayesianOptimization, "
          "compare grid and random search, read and retrain the winner fairly against a baseline, and "
@@ -77,7 +77,7 @@ WEEKS: tuple[Week, ...] = (
          "take the chosen model to an int8 LiteRT file behind a prediction function that rejects "
          "bad input, load only verified and safe artefacts, benchmark it by batch size, monitor inputs and "
          "predictions for drift, and retrain in shadow, promoting only a model that wins",
-         module="serving", checks="deployment", prepared="model"),
+         module="serving", checks="serving", prepared="model"),
     Week("09_runtimes", "Runtimes that take a model to hardware: LiteRT, ONNX Runtime, OpenVINO, TVM",
          "export one model to several runtimes (Keras 3's model.export and the converters it wraps), quantize it "
          "with each runtime's own tools, fit it to a microcontroller (TFLite Micro), and pick a "

@@ -34,7 +34,7 @@ def dummy_week(tmp_path, monkeypatch):
                                           "    return 1\n    ### END SOLUTION")]
     nbformat.write(nb, tmp_path / "solutions" / "11_dummy.ipynb")
     dummy = weeks.Week("11_dummy", "A dummy week", "see that one record is enough", module="serving",
-                       checks="deployment", prepared="model")
+                       checks="serving", prepared="model")
     monkeypatch.setattr(weeks, "WEEKS", weeks.WEEKS + (dummy,))
     from mlcourse import catalog, checks, workshop
 
@@ -56,3 +56,11 @@ def test_a_week_added_to_the_registry_alone_is_seen_everywhere(dummy_week):
     assert "A dummy week" in landing and "Exercise 9.1" in landing
     assert workshop.RECIPES["11_dummy model"] == "serving"
     assert checks._WEEKS[-1] == "deployment"
+
+
+def test_one_week_one_name():
+    """A week's checkers are named after its module (``mlcourse/checks/<module>.py``, tested in
+    ``tests/test_checks_<module>.py``): one name per week to search for, whatever its notebook is called."""
+    for w in weeks.WEEKS:
+        assert w.checks == w.module, f"{w.stem}: checkers {w.checks!r} but module {w.module!r}"
+        assert (ROOT / "tests" / f"test_checks_{w.checks}.py").is_file(), f"{w.stem}: no tests of its checkers"

@@ -1,4 +1,4 @@
-"""The checkers of notebook 08 deployment: each passes a right answer and rejects typical wrong ones, explaining."""
+"""The checkers of notebook 08 (deployment): each passes a right answer and rejects typical wrong ones, explaining."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""Checkers of the exercises of notebook 00 workflow."""
+"""Checkers of the exercises of notebook 00, the ML workflow (its week module: :mod:`mlcourse.evaluation`)."""
 from __future__ import annotations
 
 import numpy as np

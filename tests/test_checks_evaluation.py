@@ -1,4 +1,4 @@
-"""The checkers of notebook workflow: each passes a right answer and rejects typical wrong ones with an explanation."""
+"""The checkers of notebook 00 (the ML workflow): each passes a right answer and rejects typical wrong ones."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""Checkers of the exercises of notebook 08 deployment."""
+"""Checkers of the exercises of notebook 08, deployment (its week module: :mod:`mlcourse.serving`)."""
 from __future__ import annotations
 
 import functools
