@@ -35,10 +35,12 @@ import pandas as pd
 
 from mlcourse import data, models, results, runtime, settings, timing
 from mlcourse.cache import cached_model, fingerprint, trained_model
-from mlcourse.litert import evaluate_tflite, interpreter, sizes, to_tflite
+from mlcourse.headlines import Headlines, Reference, row
+from mlcourse.litert import PTQ_REFERENCE, evaluate_tflite, interpreter, sizes, to_tflite
 from mlcourse.runtime import quiet_tensorflow, set_seed, silenced
 
-__all__ = ["warm_cache", "split", "SIZES", "CONV_HP", "prune_filters", "structured_prune", "latency_table",
+__all__ = ["headlines", "REFERENCES",
+           "warm_cache", "split", "SIZES", "CONV_HP", "prune_filters", "structured_prune", "latency_table",
            "with_outlier_unit", "BinaryWeightDense", "float_mlp", "wide_mlp", "weight_bytes", "keras_int8",
            "litert_quantizer", "litert_int8", "prunable_layers", "magnitude_prune", "sensitivity_scan",
            "keras_accuracy", "nonzero_weights", "allocate_sparsity", "uniform_sparsity", "prune_per_layer",
@@ -883,6 +885,66 @@ def main(argv=None) -> int:
     print()
     print(check_targets(table, extras["latency"]).to_string(index=False))
     return 0
+
+# ------------------------------------------------------------------------------------------------ headlines
+#: The public figures 05's headlines are judged against.
+REFERENCES = {
+    "post-training quantization": PTQ_REFERENCE,
+    "pruning + quantization": Reference("78,104 B -> 8,268 B gzipped, about 9.5x (public run of the pruning + "
+                                        "quantization lab)", 78_104 / 8_268, "x smaller"),
+    "depthwise-separable convolutions": Reference("8-9x less computation (MobileNet)", 8.0, "x"),
+}
+
+
+def headlines(rec: dict) -> list[dict]:
+    """The course report's headlines from what ``05_compression`` recorded (see :mod:`mlcourse.headlines`)."""
+    h = Headlines(rec)
+    table = h.rows("compression table")
+    base = row(table, variant="float32")
+    if base:
+        int8 = row(table, variant="int8 (per-channel)")
+        if int8:
+            h.add("int8 post-training quantization: size, accuracy change",
+                  f"{base['bytes']:,} B -> {int8['bytes']:,} B ({base['bytes'] / int8['bytes']:.2f}x), "
+                  f"{100 * (int8['accuracy'] - base['accuracy']):+.2f} pp",
+                  REFERENCES["post-training quantization"], base["bytes"] / int8["bytes"])
+        pruned = next((r for r in table if "pruned" in r["variant"] and "int8" in r["variant"]), None)
+        if pruned:
+            h.add("pruned + int8, gzipped",
+                  f"{base['gzipped']:,} B -> {pruned['gzipped']:,} B ({base['gzipped'] / pruned['gzipped']:.1f}x), "
+                  f"{100 * (pruned['accuracy'] - base['accuracy']):+.2f} pp",
+                  REFERENCES["pruning + quantization"], base["gzipped"] / pruned["gzipped"])
+    macs = h.value("conv MACs ratio standard/separable", (int, float))
+    if macs is not None:
+        h.add("separable vs standard convolutions, conv MACs", f"{macs:.1f}x fewer",
+              REFERENCES["depthwise-separable convolutions"], macs)
+    qat = h.value("QAT on a wide-range model", dict)
+    if qat and qat.get("QAT (1 epoch) + int8") is not None:
+        control = next((v for k, v in qat.items() if k.startswith("control")), None)
+        h.add("QAT on a model with a wide activation range, test accuracy",
+              f"float {qat.get('float model (outlier)', float('nan')):.4f}, post-training int8 "
+              f"{qat.get('post-training int8', float('nan')):.4f}, QAT + int8 {qat['QAT (1 epoch) + int8']:.4f}"
+              + (f", control (float fine-tune + int8) {control:.4f}" if control is not None else ""))
+    pr = h.rows("structured vs unstructured pruning")
+    dense, mag, filt = row(pr, variant="dense"), row(pr, variant="magnitude"), row(pr, variant="filter")
+    if dense and mag and filt:
+        h.add("structured (filter) vs unstructured (magnitude) pruning, int8 latency",
+              f"dense {dense['latency_ms']:.3f} ms, magnitude-pruned {mag['latency_ms']:.3f} ms, filter-pruned "
+              f"{filt['latency_ms']:.3f} ms ({dense['MACs'] / filt['MACs']:.1f}x fewer MACs; accuracy "
+              f"{filt['accuracy (int8)']:.4f} vs {dense['accuracy (int8)']:.4f})")
+    h.add_rows("Keras 3 model.quantize('int8'): weights in memory, test accuracy", "Keras 3 model.quantize int8",
+               lambda r: f"{r['index']} {r['weights in memory (bytes)']:,.0f} bytes, accuracy {r['test accuracy']:.4f}")
+    h.add_rows("int8 paths: the converter's and the LiteRT quantizer's, same model",
+               "int8 paths: converter vs LiteRT quantizer",
+               lambda r: f"{r['path']} {r['bytes'] / 1e3:,.0f} kB, accuracy {r['accuracy']:.4f}, "
+               f"{r['latency_ms']:.3f} ms")
+    h.add_dict("int8 where it pays: a memory-bound wide MLP at batch 1 (LiteRT)", "int8 latency, memory-bound wide MLP",
+               lambda r: f"{r['Dense units']:.0f} units: float32 {r['float32 MB']:.1f} MB in {r['float32 ms']:.3f} ms, "
+               f"int8 {r['int8 MB']:.1f} MB in {r['int8 ms']:.3f} ms")
+    h.add_rows("adaptive (per-layer, from a sensitivity scan) vs uniform sparsity, fine-tuned",
+               "adaptive vs uniform sparsity", lambda r: f"{r['target (share removed)']:.0%} removed, "
+               f"{r['allocation']}: {r['fine-tuned test accuracy (mean over seeds)']:.4f}")
+    return h.out
 
 
 if __name__ == "__main__":

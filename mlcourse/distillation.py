@@ -44,9 +44,11 @@ import numpy as np
 import pandas as pd
 
 from mlcourse import cache, models, results, settings, stats
+from mlcourse.headlines import Headlines, Reference
 from mlcourse.runtime import quiet_import, set_seed, work_dir
 
-__all__ = ["warm_cache", "SIZES", "sizes", "TEACHER", "STUDENT", "STUDENTS", "STUDENT_BATCH", "AUGMENT", "teacher_hp",
+__all__ = ["headlines", "REFERENCES",
+           "warm_cache", "SIZES", "sizes", "TEACHER", "STUDENT", "STUDENTS", "STUDENT_BATCH", "AUGMENT", "teacher_hp",
            "split", "logits_output", "teacher_logits", "ensemble_logits", "soften", "pack", "distillation_loss",
            "distill", "cached_distill", "equal_steps", "hard_label_control", "accuracy", "gap_closed", "augmenter",
            "train_teacher", "cached_teacher", "prepared_teachers", "NotCached", "sweep", "seed_study", "verdict"]
@@ -535,3 +537,40 @@ def warm_cache(ds, size: str, seed: int = 0) -> None:
         grid = dict(temperatures=sz["TEMPERATURES"], alphas=sz["ALPHAS"], seed=seed, teacher=teacher)
         sweep(x, y, logits, x_val, y_val, epochs=equal_steps(sz["STUDENT_EPOCHS"], len(x), len(xu)), **grid)
         sweep(x, y, logits, x_val, y_val, epochs=sz["STUDENT_EPOCHS"], transfer=transfer, **grid)
+
+# ------------------------------------------------------------------------------------------------ headlines
+#: The public figures 07's headlines are judged against.
+REFERENCES = {
+    "knowledge distillation": Reference("91 % of the gap (Hinton et al. 2015, MNIST errors: small net 146, distilled "
+                                        "74, teacher 67)", (146 - 74) / (146 - 67), " pp", 100),
+}
+
+
+def headlines(rec: dict) -> list[dict]:
+    """The course report's headlines from what ``07_distillation_ensembles`` recorded (see
+    :mod:`mlcourse.headlines`)."""
+    h = Headlines(rec)
+    gap = h.value("distillation gap closed (mean over seeds)", dict)
+    if gap and gap.get("gap closed") is not None:
+        how = ""
+        if gap.get("transfer"):
+            how = f" with a transfer set of {gap['transfer']:,} unlabelled images"
+            if gap.get("gap closed (labelled only)") is not None:
+                how += f" ({gap['gap closed (labelled only)']:.0%} on the labelled images alone)"
+        if gap.get("gap closed (hard-label control)") is not None:
+            how += f"; hard-label control {gap['gap closed (hard-label control)']:.0%}"
+        ref = REFERENCES["knowledge distillation"]
+        h.add("distillation: share of the teacher-student gap closed",
+              f"{gap['gap closed']:.0%}{how}, mean of {gap['seeds']} seed(s) (teacher {gap['teacher']:.4f}, "
+              f"scratch {gap['scratch']:.4f}, distilled {gap['distilled']:.4f})",
+              Reference(ref.figure + " (a different set-up: MNIST, a large net, no transfer set)", ref.target,
+                        ref.unit, ref.scale), gap["gap closed"])
+    ens = h.rows("ensembles on Fashion-MNIST (40 PCA components)")
+    if ens:
+        best = max(ens, key=lambda r: r["test accuracy"])
+        h.add("best scikit-learn ensemble",
+              f"{best['model']}: {best['test accuracy']:.4f} (train {best['train time (s)']:.1f} s)")
+    h.add_rows("Distillers: same teacher, student, data and steps (test accuracy)",
+               "Distillers: same teacher, student, data and steps",
+               lambda r: f"{r['distiller']} {r['test accuracy']:.4f}")
+    return h.out

@@ -45,9 +45,11 @@ import numpy as np
 import pandas as pd
 
 from mlcourse import data, machine, models, runtime, timing
+from mlcourse.headlines import Headlines
 from mlcourse.settings import pick_sizes
 
-__all__ = ["SIZES", "sizes", "logical_cpus", "train_mirrored", "batch_size_sweep", "LocalCluster",
+__all__ = ["headlines",
+           "SIZES", "sizes", "logical_cpus", "train_mirrored", "batch_size_sweep", "LocalCluster",
            "train_multi_worker", "train_parameter_server", "tf_config", "cpu_flags", "one_core_per_device",
            "split_model", "strategy_step", "activation_bytes", "gradient_underflow"]
 
@@ -752,6 +754,43 @@ def _task_main() -> int:
             "history": {k: [float(v) for v in vals] for k, vals in hist.history.items()}}))
     print(f"{job}:{index} done, test accuracy {acc:.4f}", flush=True)
     return 0
+
+# ------------------------------------------------------------------------------------------------ headlines
+def _biggest_step(pipe: list) -> str:
+    """The pipeline step that saved the most epoch time over the row before it, e.g. "+ cache (-0.72 s)"."""
+    saved, name = max((a["epoch time (s)"] - b["epoch time (s)"], b["pipeline"]) for a, b in zip(pipe, pipe[1:]))
+    return f"{name} (-{saved:.2f} s)"
+
+
+def headlines(rec: dict) -> list[dict]:
+    """The course report's headlines from what ``06_distributed_training`` recorded (see
+    :mod:`mlcourse.headlines`)."""
+    h = Headlines(rec)
+    ft = h.value("fault tolerance: worker killed mid-training, resumed from BackupAndRestore", dict)
+    if ft and ft.get("resumed at epoch"):
+        h.add("fault tolerance (MultiWorkerMirroredStrategy)",
+              f"worker killed after epoch {ft['killed after epoch']}, resumed at epoch {ft['resumed at epoch']}, "
+              f"epochs finished {ft['epochs finished']}")
+    pipe = h.rows("tf.data: epoch time as each step is added")
+    if pipe:
+        h.add("tf.data: epoch time, sequential -> all steps",
+              f"{pipe[0]['epoch time (s)']:.2f} s -> {pipe[-1]['epoch time (s)']:.2f} s "
+              f"({pipe[-1]['speed-up']:.2f}x; biggest single step: {_biggest_step(pipe)})")
+    goes = h.value("tf.data: where the time goes", str)
+    if goes:
+        h.add("tf.data: where the time goes", goes)
+    for topic, steps in (
+        ("model parallelism on 2 logical CPU devices, training step",
+         h.rows("model parallelism: step time (ms), one device vs split vs pipelined")),
+        ("mixed precision, training step on this CPU", h.rows("mixed precision: training step (ms) on this CPU")),
+    ):
+        if steps and "candidate" in steps[0]:
+            h.add(topic, ", ".join(f"{r['candidate']} {r['median_ms']:.2f} ms (spread {r['spread']:.0%})"
+                                   for r in steps))
+    h.add_rows("mixed precision: float16 gradients lost to underflow",
+               "mixed precision: float16 gradients lost to underflow",
+               lambda r: f"{r['variant']}: {r['lost to underflow']:.3%}")
+    return h.out
 
 
 if __name__ == "__main__":

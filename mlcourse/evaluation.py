@@ -23,8 +23,10 @@ import pandas as pd
 
 from mlcourse import data as _data
 from mlcourse.data import make_imbalanced
+from mlcourse.headlines import Headlines
 
-__all__ = ["SIZES", "precision_recall_f1", "threshold_report", "roc_vs_pr", "group_split_leakage",
+__all__ = ["headlines",
+           "SIZES", "precision_recall_f1", "threshold_report", "roc_vs_pr", "group_split_leakage",
            "time_split_leakage", "fold_prevalence_spread", "baseline_table", "diagnose_fit",
            "complexity_curve", "most_confused", "what_to_fix_next", "data_card"]
 
@@ -347,3 +349,15 @@ def data_card(ds, name: str = "Fashion-MNIST") -> pd.DataFrame:
         ("loader", f"mlcourse.data.load_fashion_mnist (lookup order in its docstring; Debian dir {_data.DEBIAN_DIR})"),
     ]
     return pd.DataFrame(rows, columns=["field", "value"]).set_index("field")
+
+# ------------------------------------------------------------------------------------------------ headlines
+def headlines(rec: dict) -> list[dict]:
+    """The course report's headlines from what ``00_workflow`` recorded (see :mod:`mlcourse.headlines`)."""
+    h = Headlines(rec)
+    rare = h.rows("ROC-AUC vs PR-AUC as positives get rarer")
+    if rare:
+        a, b = max(rare, key=lambda r: r["positive_rate"]), min(rare, key=lambda r: r["positive_rate"])
+        h.add("ROC-AUC vs PR-AUC as positives get rarer (one model)",
+              f"{a['positive_rate']:.0%} positives: ROC-AUC {a['roc_auc']:.3f}, PR-AUC {a['pr_auc']:.3f}; "
+              f"{b['positive_rate']:.0%}: ROC-AUC {b['roc_auc']:.3f}, PR-AUC {b['pr_auc']:.3f}")
+    return h.out

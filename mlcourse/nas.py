@@ -49,9 +49,12 @@ from tqdm.auto import tqdm
 
 from mlcourse import cache, models, runtime, settings
 from mlcourse.data import stratified_subset
+from mlcourse.headlines import Headlines
+from mlcourse.headlines import row as _row
 from mlcourse.runtime import keep_aside, silenced
 
-__all__ = ["SIZES", "sizes", "split", "warm_cache", "MICRO_OPS", "MICRO_CHOICES", "MACRO_CHOICES", "MACRO_DECISIONS",
+__all__ = ["headlines",
+           "SIZES", "sizes", "split", "warm_cache", "MICRO_OPS", "MICRO_CHOICES", "MACRO_CHOICES", "MACRO_DECISIONS",
            "RL_LR", "BASELINE_DECAY", "param_count", "sample", "mutate", "build", "stack", "evaluate", "Evaluator",
            "random_search", "regularized_evolution", "macro_hyperparameters", "bayesian_search", "Controller",
            "reinforce_update", "rl_search", "rank_agreement", "fit_learning_curve", "extrapolate",
@@ -897,3 +900,43 @@ def inheritance_parents(size: dict, seed: int = 0) -> list[dict]:
         if max(b["filters"] for b in arch["blocks"]) <= 32:
             parents.append(arch)
     return parents
+
+# ------------------------------------------------------------------------------------------------ headlines
+def headlines(rec: dict) -> list[dict]:
+    """The course report's headlines from what ``03_nas`` recorded (see :mod:`mlcourse.headlines`)."""
+    h = Headlines(rec)
+    strategies = h.rows("NAS strategies under one budget")
+    if strategies:
+        best = max(strategies, key=lambda r: r["best val accuracy"])
+        h.add("NAS: best strategy under one budget",
+              f"{best['strategy']}: {best['best val accuracy']:.4f} validation accuracy in {best['evaluations']} "
+              f"evaluations (of {len(strategies)} strategies)")
+    estimates = h.rows("performance estimation: rank agreement and time saved")
+    cheap = _row(estimates, estimator="1 epoch")
+    if cheap:
+        h.add("NAS: 1-epoch performance estimate",
+              f"rank agreement with full training (Spearman) {cheap['spearman vs full']:.2f}, "
+              f"{cheap['time saved']:.0%} of the time saved")
+    noise = h.value("NAS strategies: gap vs seed spread", dict)
+    if noise and noise.get("gap") is not None:
+        interval = noise.get("interval")
+        where = (f"95 % t-interval [{interval[0]:+.4f}, {interval[1]:+.4f}] over n = {noise.get('n')} seeds"
+                 if isinstance(interval, list) and len(interval) == 2 and None not in interval
+                 else f"half-width {noise['seed spread']:.4f}")
+        h.add("NAS strategies: leader vs runner-up, per-seed difference (best val accuracy)",
+              f"{noise.get('leader', 'leader')} - {noise.get('runner-up', 'runner-up')}: {noise['gap']:+.4f}, "
+              f"{where}: " + ("within the noise (the interval includes 0)" if noise.get("within noise")
+                              else "more than the noise (the interval excludes 0)"))
+    mm = h.value("NAS micro vs macro", dict)
+    if mm and mm.get("pairs"):
+        h.add("NAS: micro (cell) vs macro search space, random search",
+              f"micro won {mm['micro wins']} of {mm['pairs']} same-seed searches, mean difference "
+              f"{mm['mean difference']:+.4f}: the claim {'holds' if mm.get('holds') else 'does not hold'} here")
+    lc = h.value("learning-curve extrapolation", dict)
+    if lc and lc.get("mean abs error") is not None:
+        est = _row(estimates, estimator="extrapolated")
+        h.add("NAS: learning-curve extrapolation",
+              f"from {lc['fit epochs']} to {lc['target epoch']} epochs: mean |error| {lc['mean abs error']:.4f}"
+              + (f", Spearman vs full training {est['spearman vs full']:.2f}" if est else "")
+              + f"; {lc['fitted']} curves fitted, {lc['fell back']} fell back to the last value")
+    return h.out

@@ -1,12 +1,12 @@
-"""The course report's headlines and figures, drawn from what the notebooks recorded.
+"""The course report: it renders what the notebooks recorded, with each week's headlines and figures.
 
-:func:`headlines` picks, from every notebook's recorded results (:mod:`mlcourse.results`), the numbers a
-reader wants first (ROC-AUC vs PR-AUC, tuned accuracy, NAS, compression ratios, fault tolerance,
-pipeline speed-up, distillation gap, ensembles, the deployed model, monitoring) and pairs each with the public
-reference figure it should meet, where one exists, with a verdict (meets / misses, and by how much).
-:func:`write` turns a course run into ``report.md`` and a self-contained ``report.html``.
-:func:`figures` draws the plots the report embeds. A notebook that did not run, or recorded something
-else, simply leaves its headline out: the report never invents a number.
+The headlines are the weeks' own (:mod:`mlcourse.headlines`): each week module's ``headlines(rec)`` picks, from
+what its notebook recorded (:mod:`mlcourse.results`), the numbers a reader wants first, and sets each beside the
+public reference figure in its ``REFERENCES`` where one exists, with a verdict (meets / misses, and by how much).
+:func:`headlines` asks every week of the registry (:mod:`mlcourse.weeks`) in course order; :func:`references`
+lists every week's figures. :func:`write` turns a course run into ``report.md`` and a self-contained
+``report.html``; :func:`figures` draws the plots the report embeds. A notebook that did not run, or recorded
+something else, simply leaves its headline out: the report never invents a number.
 
     python -m mlcourse.report rewrite build/       # the report again from a build's runs.json and results
     python -m mlcourse.report publish build/       # copy a full run's report into reference/ (to commit)
@@ -17,17 +17,16 @@ recorded results), for instructors who cannot run the whole course before a sess
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
-from mlcourse import data, machine, results
+from mlcourse import data, machine, results, weeks
 from mlcourse.notebooks import SOLUTIONS, solution_notebooks
 from mlcourse.results import json_kind
 from mlcourse.runtime import ROOT
 
 __all__ = [
-    "REFERENCES",
-    "TARGETS",
-    "verdict",
+    "references",
     "headlines",
     "figures",
     "environment",
@@ -41,397 +40,33 @@ __all__ = [
     "main",
 ]
 
-#: Public reference figures the course measures itself against (each notebook says where it comes from).
-REFERENCES = {
-    "Fashion-MNIST small CNN": "0.888 test accuracy (a 2-conv CNN, 3 epochs, on 2 CPU cores)",
-    "keras-tuner on Fashion-MNIST": "0.87-0.88 test accuracy "
-    "(best-known public keras-tuner lab, Hyperband, 30 trials)",
-    "post-training quantization": "84,452 B -> 23,840 B (3.5x), accuracy 0.9624 -> 0.9626 "
-    "(TF dynamic-range PTQ tutorial, MNIST)",
-    "pruning + quantization": "78,104 B -> 8,268 B gzipped, about 9.5x (public run of the pruning + quantization lab)",
-    "depthwise-separable convolutions": "8-9x less computation (MobileNet)",
-    "knowledge distillation": "91 % of the gap "
-    "(Hinton et al. 2015, MNIST errors: small net 146, distilled 74, teacher 67)",
-}
-
-
-def _biggest_step(pipe: list) -> str:
-    """The pipeline step that saved the most epoch time over the row before it, e.g. "+ cache (-0.72 s)"."""
-    saved, name = max((a["epoch time (s)"] - b["epoch time (s)"], b["pipeline"]) for a, b in zip(pipe, pipe[1:]))
-    return f"{name} (-{saved:.2f} s)"
-
-
 def _rows(rec, notebook, key):
     v = rec.get(notebook, {}).get(key)
     return v if isinstance(v, list) and v and isinstance(v[0], dict) else None
 
 
-def _row(rows, **match):
-    for r in rows or []:
-        if all(str(r.get(k, "")).startswith(v) for k, v in match.items()):
-            return r
-    return None
+def _week_modules():
+    """``(week, its module)`` for every week of the registry, in course order."""
+    return [(w, importlib.import_module(f"mlcourse.{w.module}")) for w in weeks.WEEKS]
 
 
-def _fmt_rows(rows, fmt, sep="; ") -> str:
-    """``fmt(row)`` for each row that has what ``fmt`` reads (a row missing a key is left out, never fatal)."""
-    out = []
-    for r in rows or []:
-        try:
-            out.append(fmt(r))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return sep.join(out)
-
-
-def _newer_headlines(rec: dict) -> list[tuple[str, str, str]]:
-    """``(topic, measured, notebook)`` of the results the Keras 3 path, the memory-bound int8 case, adaptive
-    sparsity, mixed precision's underflow, the Distillers, shadow retraining and the runtimes' exports and
-    microcontroller fit record (each only when its notebook recorded it)."""
-    out = []
-
-    def add(topic, notebook, key, fmt, kind="rows"):
-        value = rec.get(notebook, {}).get(key)
-        text = _fmt_rows(_rows(rec, notebook, key), fmt) if kind == "rows" else (
-            _fmt_rows([value], fmt) if isinstance(value, dict) else "")
-        if text:
-            out.append((topic, text, notebook))
-
-    add("Keras 3 model.quantize('int8'): weights in memory, test accuracy", "05_compression",
-        "Keras 3 model.quantize int8", lambda r: f"{r['index']} {r['weights in memory (bytes)']:,.0f} bytes, "
-        f"accuracy {r['test accuracy']:.4f}")
-    add("int8 paths: the converter's and the LiteRT quantizer's, same model", "05_compression",
-        "int8 paths: converter vs LiteRT quantizer",
-        lambda r: f"{r['path']} {r['bytes'] / 1e3:,.0f} kB, accuracy {r['accuracy']:.4f}, {r['latency_ms']:.3f} ms")
-    add("int8 where it pays: a memory-bound wide MLP at batch 1 (LiteRT)", "05_compression",
-        "int8 latency, memory-bound wide MLP", lambda r: f"{r['Dense units']:.0f} units: float32 {r['float32 MB']:.1f} "
-        f"MB in {r['float32 ms']:.3f} ms, int8 {r['int8 MB']:.1f} MB in {r['int8 ms']:.3f} ms", kind="dict")
-    add("adaptive (per-layer, from a sensitivity scan) vs uniform sparsity, fine-tuned", "05_compression",
-        "adaptive vs uniform sparsity", lambda r: f"{r['target (share removed)']:.0%} removed, {r['allocation']}: "
-        f"{r['fine-tuned test accuracy (mean over seeds)']:.4f}")
-    add("mixed precision: float16 gradients lost to underflow", "06_distributed_training",
-        "mixed precision: float16 gradients lost to underflow",
-        lambda r: f"{r['variant']}: {r['lost to underflow']:.3%}")
-    add("Distillers: same teacher, student, data and steps (test accuracy)", "07_distillation_ensembles",
-        "Distillers: same teacher, student, data and steps", lambda r: f"{r['distiller']} {r['test accuracy']:.4f}")
-    add("retraining in shadow: the candidate's lead over the serving model, promoted?", "08_deployment",
-        "retraining: shadow comparison and promotion", lambda r: f"{r['case']}: {r['lead (points)']:+.2f} points "
-        f"[{r['95% interval lo']:+.2f}, {r['95% interval hi']:+.2f}] -> {'promoted' if r['promoted'] else 'kept'}")
-    add("Keras 3 model.export vs the converters it wraps: top-1 agreement with Keras", "09_runtimes",
-        "runtimes: Keras 3 export vs converters",
-        lambda r: f"{r['format']} via {r['route']}: " + (f"{r['agreement']:.1%}" if not r.get("error") else
-                                                          f"failed ({r['error'][:60]})"))
-    add("TFLite Micro: the int8 model on a microcontroller", "09_runtimes", "runtimes: microcontroller",
-        lambda r: f"{r['model bytes']:,} model bytes, arena lower bound {r['arena lower bound']:,} bytes; fits 256 KB "
-        f"/ 1 MB: {'yes' if r['fits 256 KB / 1 MB'] else 'no'}", kind="dict")
+def references() -> dict[str, str]:
+    """Every week's public reference figures, ``{name: figure}`` (each week module's ``REFERENCES``)."""
+    out = {}
+    for _, module in _week_modules():
+        out.update({name: ref.figure for name, ref in getattr(module, "REFERENCES", {}).items()})
     return out
 
 
-def verdict(value, target, unit: str = "", higher_is_better: bool = True, scale: float = 1.0) -> str:
-    """ "meets (+0.4x)" or "misses (-1.2 pp)": ``value`` against the reference ``target``, with the margin.
-
-    ``scale`` multiplies the margin for display (100 for accuracies shown in percentage points).
-    """
-    if not isinstance(value, (int, float)) or not isinstance(target, (int, float)) or value != value:
-        return ""
-    margin = (value - target) if higher_is_better else (target - value)
-    return f"{'meets' if margin >= 0 else 'misses'} ({margin * scale:+.{1 if scale == 1 else 2}f}{unit})"
-
-
-#: The number each reference figure stands for, for the verdict column: (value, how the margin is shown).
-TARGETS = {
-    "Fashion-MNIST small CNN": 0.888,  # test accuracy
-    "keras-tuner on Fashion-MNIST": 0.87,  # lower end of the lab's 0.87-0.88 test accuracy
-    "post-training quantization": 84_452 / 23_840,  # size ratio of dynamic-range PTQ
-    "pruning + quantization": 78_104 / 8_268,  # gzipped size ratio, pruned + quantized
-    "depthwise-separable convolutions": 8.0,  # x fewer multiply-adds
-    "knowledge distillation": (146 - 74) / (146 - 67),  # share of the teacher-student gap closed
-}
-
-
 def headlines(rec: dict) -> list[dict]:
-    """One dict per headline: ``{"topic", "measured", "reference", "verdict", "notebook"}``.
-
-    ``verdict`` says whether this run meets the public reference figure, with the margin ("" where there is
-    no reference or nothing to compare).
-    """
+    """One dict per headline, ``{"topic", "measured", "reference", "verdict", "notebook"}``, from ``rec``
+    (``{notebook: its recorded results}``): each week's own ``headlines`` (:mod:`mlcourse.headlines`), in course
+    order. ``verdict`` says whether this run meets the public reference figure, with the margin ("" where there
+    is no reference or nothing to compare)."""
     out = []
-
-    def add(topic, measured, reference, notebook, verdict=""):
-        out.append(
-            {
-                "topic": topic,
-                "measured": measured,
-                "reference": reference or "",
-                "verdict": verdict,
-                "notebook": notebook,
-            }
-        )
-
-    rare = _rows(rec, "00_workflow", "ROC-AUC vs PR-AUC as positives get rarer")
-    if rare:
-        a, b = max(rare, key=lambda r: r["positive_rate"]), min(rare, key=lambda r: r["positive_rate"])
-        add(
-            "ROC-AUC vs PR-AUC as positives get rarer (one model)",
-            f"{a['positive_rate']:.0%} positives: ROC-AUC {a['roc_auc']:.3f}, PR-AUC {a['pr_auc']:.3f}; "
-            f"{b['positive_rate']:.0%}: ROC-AUC {b['roc_auc']:.3f}, PR-AUC {b['pr_auc']:.3f}",
-            "",
-            "00_workflow",
-        )
-    final = _rows(rec, "02_tuning", "baseline vs tuned winner (test set)")
-    if final:
-        base, tuned = final[0], final[-1]
-        add(
-            "untuned baseline CNN, test accuracy",
-            f"{base['test_accuracy']:.4f}",
-            REFERENCES["Fashion-MNIST small CNN"],
-            "02_tuning",
-            verdict(base["test_accuracy"], TARGETS["Fashion-MNIST small CNN"], " pp", scale=100),
-        )
-        add(
-            "tuned model, test accuracy",
-            f"{tuned['test_accuracy']:.4f} ({tuned['model']})",
-            REFERENCES["keras-tuner on Fashion-MNIST"],
-            "02_tuning",
-            verdict(tuned["test_accuracy"], TARGETS["keras-tuner on Fashion-MNIST"], " pp", scale=100),
-        )
-    bought = rec.get("02_tuning", {}).get("what tuning bought (test set)")
-    if isinstance(bought, str) and bought:
-        add("what tuning bought (winner vs baseline, same schedule, over seeds)", bought, "", "02_tuning")
-    tuners = _rows(rec, "02_tuning", "tuner comparison (same space, same epoch budget)")
-    if tuners:
-        add(
-            "tuners at one epoch budget: best validation accuracy, models tried, epochs",
-            "; ".join(f"{r['tuner']} {r['best val accuracy']:.4f} ({r.get('models tried', '?')} models, "
-                      f"{r.get('epochs trained', '?')} epochs)" for r in tuners),
-            "",
-            "02_tuning",
-        )
-    grid = _rows(rec, "02_tuning", "grid vs random search (same budget, over seeds and grid offsets)")
-    if grid:
-        add(
-            "grid vs random search, same budget, over seeds and grid offsets",
-            "; ".join(f"{r['condition']}: random ahead in {r['random ahead in']} of {r['seeds']} seeds, "
-                      f"{r['mean (points)']:+.2f} points {r['95% interval']}" for r in grid),
-            "",
-            "02_tuning",
-        )
-    automl = rec.get("02_tuning", {}).get("AutoML vs hand-tuned CNN (test set)")
-    if isinstance(automl, dict) and automl.get("automl_test_accuracy") is not None:
-        best = automl.get("automl_best") or {}
-        add(
-            "AutoML (scikit-learn pipelines) vs the tuned CNN, test accuracy",
-            f"{automl['automl_test_accuracy']:.4f} ({best.get('model', '?')}, {automl.get('pipelines')} pipelines in "
-            f"{automl.get('automl_seconds', float('nan')):.0f} s) vs {automl['tuned_cnn_test_accuracy']:.4f}",
-            "",
-            "02_tuning",
-        )
-    nas = _rows(rec, "03_nas", "NAS strategies under one budget")
-    if nas:
-        best = max(nas, key=lambda r: r["best val accuracy"])
-        add(
-            "NAS: best strategy under one budget",
-            f"{best['strategy']}: {best['best val accuracy']:.4f} validation "
-            f"accuracy in {best['evaluations']} evaluations (of {len(nas)} strategies)",
-            "",
-            "03_nas",
-        )
-    cheap = _row(_rows(rec, "03_nas", "performance estimation: rank agreement and time saved"), estimator="1 epoch")
-    if cheap:
-        add(
-            "NAS: 1-epoch performance estimate",
-            f"rank agreement with full training (Spearman) "
-            f"{cheap['spearman vs full']:.2f}, {cheap['time saved']:.0%} of the time saved",
-            "",
-            "03_nas",
-        )
-    noise = rec.get("03_nas", {}).get("NAS strategies: gap vs seed spread")
-    if isinstance(noise, dict) and noise.get("gap") is not None:
-        interval = noise.get("interval")
-        where = (f"95 % t-interval [{interval[0]:+.4f}, {interval[1]:+.4f}] over n = {noise.get('n')} seeds"
-                 if isinstance(interval, list) and len(interval) == 2 and None not in interval
-                 else f"half-width {noise['seed spread']:.4f}")
-        add(
-            "NAS strategies: leader vs runner-up, per-seed difference (best val accuracy)",
-            f"{noise.get('leader', 'leader')} - {noise.get('runner-up', 'runner-up')}: {noise['gap']:+.4f}, {where}: "
-            + ("within the noise (the interval includes 0)" if noise.get("within noise")
-               else "more than the noise (the interval excludes 0)"),
-            "",
-            "03_nas",
-        )
-    mm = rec.get("03_nas", {}).get("NAS micro vs macro")
-    if isinstance(mm, dict) and mm.get("pairs"):
-        add(
-            "NAS: micro (cell) vs macro search space, random search",
-            f"micro won {mm['micro wins']} of {mm['pairs']} same-seed searches, mean difference "
-            f"{mm['mean difference']:+.4f}: the claim {'holds' if mm.get('holds') else 'does not hold'} here",
-            "",
-            "03_nas",
-        )
-    lc = rec.get("03_nas", {}).get("learning-curve extrapolation")
-    if isinstance(lc, dict) and lc.get("mean abs error") is not None:
-        est = _rows(rec, "03_nas", "performance estimation: rank agreement and time saved")
-        est = _row(est, estimator="extrapolated")
-        add(
-            "NAS: learning-curve extrapolation",
-            f"from {lc['fit epochs']} to {lc['target epoch']} epochs: mean |error| {lc['mean abs error']:.4f}"
-            + (f", Spearman vs full training {est['spearman vs full']:.2f}" if est else "")
-            + f"; {lc['fitted']} curves fitted, {lc['fell back']} fell back to the last value",
-            "",
-            "03_nas",
-        )
-    table = _rows(rec, "05_compression", "compression table")
-    base = _row(table, variant="float32")
-    if base:
-        int8 = _row(table, variant="int8 (per-channel)")
-        if int8:
-            add(
-                "int8 post-training quantization: size, accuracy change",
-                f"{base['bytes']:,} B -> {int8['bytes']:,} B ({base['bytes'] / int8['bytes']:.2f}x), "
-                f"{100 * (int8['accuracy'] - base['accuracy']):+.2f} pp",
-                REFERENCES["post-training quantization"],
-                "05_compression",
-                verdict(base["bytes"] / int8["bytes"], TARGETS["post-training quantization"], "x smaller"),
-            )
-        pruned = next((r for r in table if "pruned" in r["variant"] and "int8" in r["variant"]), None)
-        if pruned:
-            add(
-                "pruned + int8, gzipped",
-                f"{base['gzipped']:,} B -> {pruned['gzipped']:,} B "
-                f"({base['gzipped'] / pruned['gzipped']:.1f}x), "
-                f"{100 * (pruned['accuracy'] - base['accuracy']):+.2f} pp",
-                REFERENCES["pruning + quantization"],
-                "05_compression",
-                verdict(base["gzipped"] / pruned["gzipped"], TARGETS["pruning + quantization"], "x smaller"),
-            )
-    macs = rec.get("05_compression", {}).get("conv MACs ratio standard/separable")
-    if isinstance(macs, (int, float)):
-        add(
-            "separable vs standard convolutions, conv MACs",
-            f"{macs:.1f}x fewer",
-            REFERENCES["depthwise-separable convolutions"],
-            "05_compression",
-            verdict(macs, TARGETS["depthwise-separable convolutions"], "x"),
-        )
-    qat = rec.get("05_compression", {}).get("QAT on a wide-range model")
-    if isinstance(qat, dict) and qat.get("QAT (1 epoch) + int8") is not None:
-        control = next((v for k, v in qat.items() if k.startswith("control")), None)
-        add(
-            "QAT on a model with a wide activation range, test accuracy",
-            f"float {qat.get('float model (outlier)', float('nan')):.4f}, post-training int8 "
-            f"{qat.get('post-training int8', float('nan')):.4f}, QAT + int8 {qat['QAT (1 epoch) + int8']:.4f}"
-            + (f", control (float fine-tune + int8) {control:.4f}" if control is not None else ""),
-            "",
-            "05_compression",
-        )
-    pr = _rows(rec, "05_compression", "structured vs unstructured pruning")
-    dense, mag, filt = _row(pr, variant="dense"), _row(pr, variant="magnitude"), _row(pr, variant="filter")
-    if dense and mag and filt:
-        add(
-            "structured (filter) vs unstructured (magnitude) pruning, int8 latency",
-            f"dense {dense['latency_ms']:.3f} ms, magnitude-pruned {mag['latency_ms']:.3f} ms, filter-pruned "
-            f"{filt['latency_ms']:.3f} ms ({dense['MACs'] / filt['MACs']:.1f}x fewer MACs; accuracy "
-            f"{filt['accuracy (int8)']:.4f} vs {dense['accuracy (int8)']:.4f})",
-            "",
-            "05_compression",
-        )
-    ft = rec.get("06_distributed_training", {}).get(
-        "fault tolerance: worker killed mid-training, resumed from BackupAndRestore"
-    )
-    if isinstance(ft, dict) and ft.get("resumed at epoch"):
-        add(
-            "fault tolerance (MultiWorkerMirroredStrategy)",
-            f"worker killed after epoch {ft['killed after epoch']}, "
-            f"resumed at epoch {ft['resumed at epoch']}, epochs finished {ft['epochs finished']}",
-            "",
-            "06_distributed_training",
-        )
-    pipe = _rows(rec, "06_distributed_training", "tf.data: epoch time as each step is added")
-    if pipe:
-        add(
-            "tf.data: epoch time, sequential -> all steps",
-            f"{pipe[0]['epoch time (s)']:.2f} s -> {pipe[-1]['epoch time (s)']:.2f} s "
-            f"({pipe[-1]['speed-up']:.2f}x; biggest single step: {_biggest_step(pipe)})",
-            "",
-            "06_distributed_training",
-        )
-    goes = rec.get("06_distributed_training", {}).get("tf.data: where the time goes")
-    if isinstance(goes, str) and goes:
-        add("tf.data: where the time goes", goes, "", "06_distributed_training")
-    for topic, steps in (
-        ("model parallelism on 2 logical CPU devices, training step",
-         _rows(rec, "06_distributed_training", "model parallelism: step time (ms), one device vs split vs pipelined")),
-        ("mixed precision, training step on this CPU",
-         _rows(rec, "06_distributed_training", "mixed precision: training step (ms) on this CPU")),
-    ):
-        if steps and "candidate" in steps[0]:
-            add(topic, ", ".join(f"{r['candidate']} {r['median_ms']:.2f} ms (spread {r['spread']:.0%})" for r in steps),
-                "", "06_distributed_training")
-    gap = rec.get("07_distillation_ensembles", {}).get("distillation gap closed (mean over seeds)")
-    if isinstance(gap, dict) and gap.get("gap closed") is not None:
-        how = ""
-        if gap.get("transfer"):
-            how = f" with a transfer set of {gap['transfer']:,} unlabelled images"
-            if gap.get("gap closed (labelled only)") is not None:
-                how += f" ({gap['gap closed (labelled only)']:.0%} on the labelled images alone)"
-        if gap.get("gap closed (hard-label control)") is not None:
-            how += f"; hard-label control {gap['gap closed (hard-label control)']:.0%}"
-        add(
-            "distillation: share of the teacher-student gap closed",
-            f"{gap['gap closed']:.0%}{how}, mean of {gap['seeds']} seed(s) (teacher {gap['teacher']:.4f}, "
-            f"scratch {gap['scratch']:.4f}, distilled {gap['distilled']:.4f})",
-            REFERENCES["knowledge distillation"] + " (a different set-up: MNIST, a large net, no transfer set)",
-            "07_distillation_ensembles",
-            verdict(gap["gap closed"], TARGETS["knowledge distillation"], " pp", scale=100),
-        )
-    ens = _rows(rec, "07_distillation_ensembles", "ensembles on Fashion-MNIST (40 PCA components)")
-    if ens:
-        best = max(ens, key=lambda r: r["test accuracy"])
-        add(
-            "best scikit-learn ensemble",
-            f"{best['model']}: {best['test accuracy']:.4f} (train {best['train time (s)']:.1f} s)",
-            "",
-            "07_distillation_ensembles",
-        )
-    dep = _rows(rec, "08_deployment", "deployed model: float32 vs int8 (LiteRT)")
-    f32, i8 = _row(dep, variant="float32"), _row(dep, variant="int8")
-    if f32 and i8:
-        serve = _rows(rec, "08_deployment", "serving benchmark (int8, LiteRT, 1 thread)") or []
-        fastest = max(serve, key=lambda r: r["images/s"], default=None)
-        add(
-            "deployed model: int8 vs float32 (LiteRT)",
-            f"accuracy {i8['accuracy']:.4f} vs {f32['accuracy']:.4f}, "
-            f"{f32['bytes'] / i8['bytes']:.1f}x smaller, {i8['latency_ms']:.3f} vs {f32['latency_ms']:.3f} ms per image"
-            + (f"; {fastest['images/s']:,.0f} images/s at batch {fastest['batch size']}" if fastest else ""),
-            REFERENCES["post-training quantization"],
-            "08_deployment",
-            verdict(f32["bytes"] / i8["bytes"], TARGETS["post-training quantization"], "x smaller"),
-        )
-    rt = _rows(rec, "09_runtimes", "runtimes: headline per runtime (tuned CNN)")
-    lite = _row(rt, runtime="LiteRT", precision="float32")
-    for r in (rt or []) if lite else []:
-        if r is not lite:
-            add(
-                f"runtime: {r['runtime']} {r['precision']} vs LiteRT float32 (tuned CNN, batch 1, 1 thread)",
-                f"{r['p50_ms_1t']:.3f} vs {lite['p50_ms_1t']:.3f} ms (p95 {r['p95_ms_1t']:.3f}), "
-                f"{r['size_kb']:.0f} vs {lite['size_kb']:.0f} KB, accuracy {r['accuracy']:.4f} vs "
-                f"{lite['accuracy']:.4f}, agreement with Keras {r['agreement']:.1%}",
-                "",
-                "09_runtimes",
-            )
-    mon = _rows(rec, "08_deployment", "monitoring: alarms per traffic window")
-    if mon:
-        normal = [r for r in mon if "normal" in r["window"]]
-        drifted = [r for r in mon if "normal" not in r["window"]]
-        add(
-            "monitoring rehearsal: alarms",
-            f"{sum(r['alarm'] for r in normal)}/{len(normal)} false alarms on normal "
-            f"days, {sum(r['alarm'] for r in drifted)}/{len(drifted)} drifted days caught",
-            "",
-            "08_deployment",
-        )
-    for topic, measured, notebook in _newer_headlines(rec):
-        add(topic, measured, "", notebook)
+    for week, module in _week_modules():
+        if hasattr(module, "headlines"):
+            out += [{**h, "notebook": week.stem} for h in module.headlines(rec.get(week.stem, {}))]
     return out
 
 
@@ -664,7 +299,7 @@ def write_markdown(runs: list[dict], recorded: dict, path: Path, size: str, figs
             lines.append(f"- **{k}**: {text}" if not text.startswith("\n") else f"- **{k}**:{text}")
         lines.append("")
     lines += ["## Public reference figures", "", "| reference | figure |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in REFERENCES.items()]
+    lines += [f"| {k} | {v} |" for k, v in references().items()]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -761,7 +396,7 @@ def write_html(runs: list[dict], recorded: dict, path: Path, size: str, figs=(),
         html.append("</ul>")
     html += [
         "<h2>Public reference figures</h2>",
-        table(["reference", "figure"], [[e(k), e(v)] for k, v in REFERENCES.items()]),
+        table(["reference", "figure"], [[e(k), e(v)] for k, v in references().items()]),
         "</body></html>",
     ]
     path.write_text("\n".join(html) + "\n")

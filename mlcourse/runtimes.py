@@ -51,7 +51,8 @@ if "openvino_telemetry" not in sys.modules:
     sys.modules["openvino_telemetry"] = None
 os.environ.setdefault("NNCF_CI", "1")  # NNCF's own switch: "running in CI, send nothing" (a second lock)
 
-__all__ = ["TUNED_HP", "CONV_HEAVY_HP", "MODELS", "VARIANTS", "telemetry_blocked", "trained_model", "warm_cache",
+__all__ = ["headlines",
+           "TUNED_HP", "CONV_HEAVY_HP", "MODELS", "VARIANTS", "telemetry_blocked", "trained_model", "warm_cache",
            "SIZES", "sizes", "export_onnx", "CalibrationReader", "quantize_onnx", "ort_session", "openvino_int8",
            "tvm_status", "tvm_target", "tvm_module", "tvm_tune", "tvm_tune_child", "tvm_program", "tvm_run", "EXPORTS",
            "convert_explicitly", "compare_exports", "wide_mlp", "int8_latency", "MCU", "tflm_status", "ops_of",
@@ -62,6 +63,7 @@ __all__ = ["TUNED_HP", "CONV_HEAVY_HP", "MODELS", "VARIANTS", "telemetry_blocked
            "main"]
 
 from mlcourse import cache, data, litert, machine, settings, timing  # noqa: E402  (after the telemetry switch)
+from mlcourse.headlines import Headlines, row
 from mlcourse.models import flavor_of  # noqa: E402
 from mlcourse.runtime import (
     ProcessGroup,
@@ -965,6 +967,27 @@ def main(argv=None) -> int:
     print("energy:", energy_counter()[1])
     print(f"models in {folder}")
     return 0
+
+# ------------------------------------------------------------------------------------------------ headlines
+def headlines(rec: dict) -> list[dict]:
+    """The course report's headlines from what ``09_runtimes`` recorded (see :mod:`mlcourse.headlines`)."""
+    h = Headlines(rec)
+    rt = h.rows("runtimes: headline per runtime (tuned CNN)")
+    lite = row(rt, runtime="LiteRT", precision="float32")
+    for r in (rt or []) if lite else []:
+        if r is not lite:
+            h.add(f"runtime: {r['runtime']} {r['precision']} vs LiteRT float32 (tuned CNN, batch 1, 1 thread)",
+                  f"{r['p50_ms_1t']:.3f} vs {lite['p50_ms_1t']:.3f} ms (p95 {r['p95_ms_1t']:.3f}), "
+                  f"{r['size_kb']:.0f} vs {lite['size_kb']:.0f} KB, accuracy {r['accuracy']:.4f} vs "
+                  f"{lite['accuracy']:.4f}, agreement with Keras {r['agreement']:.1%}")
+    h.add_rows("Keras 3 model.export vs the converters it wraps: top-1 agreement with Keras",
+               "runtimes: Keras 3 export vs converters",
+               lambda r: f"{r['format']} via {r['route']}: " + (f"{r['agreement']:.1%}" if not r.get("error") else
+                                                                f"failed ({r['error'][:60]})"))
+    h.add_dict("TFLite Micro: the int8 model on a microcontroller", "runtimes: microcontroller",
+               lambda r: f"{r['model bytes']:,} model bytes, arena lower bound {r['arena lower bound']:,} bytes; "
+               f"fits 256 KB / 1 MB: {'yes' if r['fits 256 KB / 1 MB'] else 'no'}")
+    return h.out
 
 
 if __name__ == "__main__":

@@ -39,9 +39,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from mlcourse import cache, data, drift, litert, models, results, settings, stats
+from mlcourse.headlines import Headlines, row
+from mlcourse.litert import PTQ_REFERENCE
 from mlcourse.runtime import set_seed, work_dir
 
-__all__ = ["warm_cache", "SIZES", "sizes", "TUNED_HP", "deployment_hp", "deployment_model", "Predictor", "benchmark",
+__all__ = ["headlines", "REFERENCES",
+           "warm_cache", "SIZES", "sizes", "TUNED_HP", "deployment_hp", "deployment_model", "Predictor", "benchmark",
            "Monitor", "sha256", "sign", "verified_bytes", "IntegrityError", "load_artifact", "Limits",
            "RequestRejected", "parse_request", "serve_http", "retrain", "shadow", "promotion"]
 
@@ -610,3 +613,34 @@ def warm_cache(ds, size: str, seed: int = 0) -> None:
     hp, _ = deployment_hp(work_dir(size))
     for h in [hp] + ([TUNED_HP] if size == "smoke" and hp != TUNED_HP else []):
         deployment_model(x, y, h, epochs=table["EPOCHS"], seed=seed)
+
+# ------------------------------------------------------------------------------------------------ headlines
+#: The public figures 08's headlines are judged against.
+REFERENCES = {"post-training quantization": PTQ_REFERENCE}
+
+
+def headlines(rec: dict) -> list[dict]:
+    """The course report's headlines from what ``08_deployment`` recorded (see :mod:`mlcourse.headlines`)."""
+    h = Headlines(rec)
+    dep = h.rows("deployed model: float32 vs int8 (LiteRT)")
+    f32, i8 = row(dep, variant="float32"), row(dep, variant="int8")
+    if f32 and i8:
+        serve = h.rows("serving benchmark (int8, LiteRT, 1 thread)") or []
+        fastest = max(serve, key=lambda r: r["images/s"], default=None)
+        h.add("deployed model: int8 vs float32 (LiteRT)",
+              f"accuracy {i8['accuracy']:.4f} vs {f32['accuracy']:.4f}, {f32['bytes'] / i8['bytes']:.1f}x smaller, "
+              f"{i8['latency_ms']:.3f} vs {f32['latency_ms']:.3f} ms per image"
+              + (f"; {fastest['images/s']:,.0f} images/s at batch {fastest['batch size']}" if fastest else ""),
+              REFERENCES["post-training quantization"], f32["bytes"] / i8["bytes"])
+    mon = h.rows("monitoring: alarms per traffic window")
+    if mon:
+        normal = [r for r in mon if "normal" in r["window"]]
+        drifted = [r for r in mon if "normal" not in r["window"]]
+        h.add("monitoring rehearsal: alarms",
+              f"{sum(r['alarm'] for r in normal)}/{len(normal)} false alarms on normal days, "
+              f"{sum(r['alarm'] for r in drifted)}/{len(drifted)} drifted days caught")
+    h.add_rows("retraining in shadow: the candidate's lead over the serving model, promoted?",
+               "retraining: shadow comparison and promotion",
+               lambda r: f"{r['case']}: {r['lead (points)']:+.2f} points [{r['95% interval lo']:+.2f}, "
+               f"{r['95% interval hi']:+.2f}] -> {'promoted' if r['promoted'] else 'kept'}")
+    return h.out

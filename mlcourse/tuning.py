@@ -47,10 +47,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from mlcourse import data, models, settings
+from mlcourse.headlines import Headlines, Reference
 from mlcourse.runtime import ProcessGroup, free_port, keep_aside, quiet_import, set_seed, silenced
 from mlcourse.runtime import work_dir as _work_dir
 
-__all__ = ["SIZES", "sizes", "warm_cache", "PROJECTS", "trial_progress", "expected_trials", "hyperband_table",
+__all__ = ["headlines", "REFERENCES",
+           "SIZES", "sizes", "warm_cache", "PROJECTS", "trial_progress", "expected_trials", "hyperband_table",
            "equal_epoch_trials", "shifted_grid", "grid_vs_random", "ProjectInUseError", "project_lock",
            "release_project", "SPACE", "hp_from_trial", "build_hypermodel", "make_tuner", "search", "trial_table",
            "best_hp", "distributed_search", "TUNERS", "split_for_tuning", "score_hp", "hyperband_brackets",
@@ -715,6 +717,47 @@ def _wait_for_port(port: int, proc, log: Path, timeout: float = 120) -> None:
                 return
         time.sleep(0.2)
     raise TimeoutError(f"the tuning chief did not open port {port} within {timeout} s; see {log}")
+
+# ------------------------------------------------------------------------------------------------ headlines
+#: The public figures 02's headlines are judged against.
+REFERENCES = {
+    "Fashion-MNIST small CNN": Reference("0.888 test accuracy (a 2-conv CNN, 3 epochs, on 2 CPU cores)", 0.888,
+                                         " pp", 100),
+    "keras-tuner on Fashion-MNIST": Reference("0.87-0.88 test accuracy (best-known public keras-tuner lab, "
+                                              "Hyperband, 30 trials)", 0.87, " pp", 100),  # the lower end
+}
+
+
+def headlines(rec: dict) -> list[dict]:
+    """The course report's headlines from what ``02_tuning`` recorded (see :mod:`mlcourse.headlines`)."""
+    h = Headlines(rec)
+    final = h.rows("baseline vs tuned winner (test set)")
+    if final:
+        base, tuned = final[0], final[-1]
+        h.add("untuned baseline CNN, test accuracy", f"{base['test_accuracy']:.4f}",
+              REFERENCES["Fashion-MNIST small CNN"], base["test_accuracy"])
+        h.add("tuned model, test accuracy", f"{tuned['test_accuracy']:.4f} ({tuned['model']})",
+              REFERENCES["keras-tuner on Fashion-MNIST"], tuned["test_accuracy"])
+    bought = h.value("what tuning bought (test set)", str)
+    if bought:
+        h.add("what tuning bought (winner vs baseline, same schedule, over seeds)", bought)
+    tuners = h.rows("tuner comparison (same space, same epoch budget)")
+    if tuners:
+        h.add("tuners at one epoch budget: best validation accuracy, models tried, epochs",
+              "; ".join(f"{r['tuner']} {r['best val accuracy']:.4f} ({r.get('models tried', '?')} models, "
+                        f"{r.get('epochs trained', '?')} epochs)" for r in tuners))
+    grid = h.rows("grid vs random search (same budget, over seeds and grid offsets)")
+    if grid:
+        h.add("grid vs random search, same budget, over seeds and grid offsets",
+              "; ".join(f"{r['condition']}: random ahead in {r['random ahead in']} of {r['seeds']} seeds, "
+                        f"{r['mean (points)']:+.2f} points {r['95% interval']}" for r in grid))
+    automl = h.value("AutoML vs hand-tuned CNN (test set)", dict)
+    if automl and automl.get("automl_test_accuracy") is not None:
+        best = automl.get("automl_best") or {}
+        h.add("AutoML (scikit-learn pipelines) vs the tuned CNN, test accuracy",
+              f"{automl['automl_test_accuracy']:.4f} ({best.get('model', '?')}, {automl.get('pipelines')} pipelines "
+              f"in {automl.get('automl_seconds', float('nan')):.0f} s) vs {automl['tuned_cnn_test_accuracy']:.4f}")
+    return h.out
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from mlcourse.runtime import ROOT
 # ../shared/ARCHITECTURE.md: 1 ground, 2 the weeks, 3 what a person runs
 FLOORS = {
     1: {"runtime", "settings", "weeks", "data", "models", "cache", "results", "plots", "notebooks", "timing", "stats",
-        "machine", "litert"},
+        "machine", "litert", "headlines"},
     2: {"evaluation", "training", "drift", "tuning", "nas", "reduction", "compression", "distributed", "pipelines",
         "distillation", "ensembles", "serving", "runtimes",
         "capstone"},
