@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import NamedTuple
 
 from mlcourse import data, machine, results, weeks
 from mlcourse.notebooks import SOLUTIONS, solution_notebooks
@@ -30,6 +31,8 @@ __all__ = [
     "headlines",
     "figures",
     "environment",
+    "Cell",
+    "document",
     "write_markdown",
     "write_html",
     "notebook_html",
@@ -248,59 +251,83 @@ _TITLE = {"smoke": "SMOKE size: tiny data, not the course results",
           "full": "full run"}
 
 
-def write_markdown(runs: list[dict], recorded: dict, path: Path, size: str, figs=(), env: dict | None = None) -> Path:
-    """The Markdown report: notebooks (status, minutes), headlines with verdicts, figures, environment,
-    every recorded result, the public reference figures."""
+class Cell(NamedTuple):
+    """One table cell of the report's document: its text, an optional link and an optional style (the HTML
+    page colours ``ok`` / ``failed`` / ``meets`` / ``misses``; Markdown shows the text)."""
+
+    text: str
+    href: str | None = None
+    css: str | None = None
+
+
+def document(runs: list[dict], recorded: dict, size: str, figs=(), env: dict | None = None) -> list[tuple]:
+    """The report as one list of blocks, which :func:`write_markdown` and :func:`write_html` only render:
+    ``("h", level, text)``, ``("p", text, style)``, ``("table", header, rows)`` (rows of :class:`Cell`),
+    ``("pre", text)``, ``("figure", caption, path)`` and ``("results", {key: value})`` (one notebook's records).
+    Sections: notebooks (status, minutes), failures, headlines with verdicts, figures, environment, every
+    recorded result, the public reference figures."""
     import datetime as _dt
 
-    path = Path(path)
-    lines = [
-        f"# mlcourse results report ({_TITLE[size]})",
-        "",
-        f"Generated {_dt.datetime.now():%Y-%m-%d %H:%M}. Every number below was measured by this run.",
-        "",
-        "## Notebooks",
-        "",
-        "| notebook | status | run time | error or note |",
-        "|---|---|---|---|",
-    ]
+    doc = [("h", 1, f"mlcourse results report ({_TITLE[size]})"),
+           ("p", f"Generated {_dt.datetime.now():%Y-%m-%d %H:%M}. Every number below was measured by this run.", None)]
+    if size == "smoke":
+        doc.append(("p", "A smoke run: tiny data, so the numbers are not the course's results.", "smoke"))
+    rows = []
     for r in runs:
-        link = f"[{r['notebook']}](notebooks/{r['notebook']}.html)" if r.get("html") else r["notebook"]
         err = (r.get("error") or "").splitlines()[0] if r.get("error") else r.get("note", "")
-        lines.append(f"| {link} | {r['status']} | {_minutes(r['seconds'])} | {err} |")
-    total = sum(r["seconds"] for r in runs)
-    lines += ["", f"Total: {_minutes(total)}." + _not_run(runs), ""]
+        rows.append([Cell(r["notebook"], f"notebooks/{r['notebook']}.html" if r.get("html") else None),
+                     Cell(r["status"], css=r["status"]), Cell(_minutes(r["seconds"])), Cell(err)])
+    doc += [("h", 2, "Notebooks"), ("table", ["notebook", "status", "run time", "error or note"], rows),
+            ("p", f"Total: {_minutes(sum(r['seconds'] for r in runs))}." + _not_run(runs), None)]
     for r in runs:
         if r["status"] != "ok":
-            lines += [f"### {r['notebook']} failed", "", "```", _failure(r)[-3000:], "```", ""]
+            doc += [("h", 3, f"{r['notebook']} failed"), ("pre", _failure(r)[-3000:])]
     heads = headlines(recorded)
     if heads:
-        lines += [
-            "## Headlines, next to the public reference figures",
-            "",
-            "| topic | measured here | public reference | verdict | notebook |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {h['topic']} | {h['measured']} | {h['reference'] or '-'} | {h['verdict'] or '-'} | {h['notebook']} |"
-            for h in heads
-        ]
-        lines.append("")
+        doc += [("h", 2, "Headlines, next to the public reference figures"),
+                ("table", ["topic", "measured here", "public reference", "verdict", "notebook"],
+                 [[Cell(h["topic"]), Cell(h["measured"]), Cell(h["reference"] or "-"),
+                   Cell(h["verdict"] or "-", css=h["verdict"].split()[0] if h["verdict"] else None),
+                   Cell(h["notebook"])] for h in heads])]
     if figs:
-        lines += ["## Figures", ""]
-        lines += [f"![{caption}](figures/{Path(p).name})\n\n*{caption}*\n" for caption, p in figs]
+        doc += [("h", 2, "Figures")] + [("figure", caption, Path(p)) for caption, p in figs]
     if env:
-        lines += ["## Environment", "", "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in env.items()] + [""]
-    lines += ["## All recorded results", ""]
+        doc += [("h", 2, "Environment"), ("table", ["", ""], [[Cell(str(k)), Cell(str(v))] for k, v in env.items()])]
+    doc.append(("h", 2, "All recorded results"))
     for nb, values in recorded.items():
-        lines += [f"### {nb}", ""]
-        for k, v in values.items():
-            text = _fmt(v)
-            lines.append(f"- **{k}**: {text}" if not text.startswith("\n") else f"- **{k}**:{text}")
-        lines.append("")
-    lines += ["## Public reference figures", "", "| reference | figure |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in references().items()]
-    path.write_text("\n".join(lines) + "\n")
+        doc += [("h", 3, nb), ("results", values)]
+    doc += [("h", 2, "Public reference figures"),
+            ("table", ["reference", "figure"], [[Cell(k), Cell(v)] for k, v in references().items()])]
+    return doc
+
+
+def write_markdown(runs: list[dict], recorded: dict, path: Path, size: str, figs=(), env: dict | None = None) -> Path:
+    """The report's :func:`document` as Markdown (figures linked from ``figures/``)."""
+    def cell(c):
+        text = c.text.replace("|", "\\|")  # a "|" in a value would end the cell
+        return f"[{text}]({c.href})" if c.href else text
+
+    lines = []
+    for block in document(runs, recorded, size, figs, env):
+        kind = block[0]
+        if kind == "h":
+            lines += ["#" * block[1] + " " + block[2], ""]
+        elif kind == "p":
+            lines += [block[1], ""]
+        elif kind == "table":
+            lines += ["| " + " | ".join(block[1]) + " |", "|" + "---|" * len(block[1])]
+            lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in block[2]] + [""]
+        elif kind == "pre":
+            lines += ["```", block[1], "```", ""]
+        elif kind == "figure":
+            lines += [f"![{block[1]}](figures/{block[2].name})", "", f"*{block[1]}*", ""]
+        elif kind == "results":
+            for k, v in block[1].items():
+                text = _fmt(v)
+                lines.append(f"- **{k}**: {text}" if not text.startswith("\n") else f"- **{k}**:{text}")
+            lines.append("")
+    path = Path(path)
+    path.write_text("\n".join(lines).rstrip("\n") + "\n")
     return path
 
 
@@ -313,21 +340,20 @@ img{max-width:100%}.smoke{background:#fff4ce;padding:.6em;border:1px solid #e0c2
 
 
 def write_html(runs: list[dict], recorded: dict, path: Path, size: str, figs=(), env: dict | None = None) -> Path:
-    """The report as one self-contained page (figures embedded, no network): notebooks with links to their
-    executed copies, verdicts against the public references, figures, environment, every recorded result."""
+    """The report's :func:`document` as one self-contained page (figures embedded, no network), with links to
+    the executed notebooks."""
     import base64
-    import datetime as _dt
     from html import escape as e
 
-    path = Path(path)
-
-    def table(header, body_rows):
+    def table(header, rows):
         head = "".join(f"<th>{e(str(h))}</th>" for h in header)
-        return (
-            f"<table><tr>{head}</tr>"
-            + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body_rows)
-            + "</table>"
-        )
+        return f"<table><tr>{head}</tr>" + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>"
+                                                   for r in rows) + "</table>"
+
+    def cell(c):
+        if c.href:
+            return f"<a href='{e(c.href)}'>{e(c.text)}</a>"
+        return f"<span class='{e(c.css)}'>{e(c.text)}</span>" if c.css else e(c.text)
 
     def value_html(v):
         if isinstance(v, list) and v and isinstance(v[0], dict):
@@ -335,70 +361,27 @@ def write_html(runs: list[dict], recorded: dict, path: Path, size: str, figs=(),
             return table(cols, [[e(_fmt(r.get(c))) for c in cols] for r in v])
         return e(_fmt(v))
 
-    html = [
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>mlcourse results report</title>"
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>mlcourse results report: {e(_TITLE[size])}</h1>",
-        f"<p>Generated {_dt.datetime.now():%Y-%m-%d %H:%M}. Every number below was measured by this run.</p>",
-    ]
-    if size == "smoke":
-        html.append("<p class='smoke'>A smoke run: tiny data, so the numbers are <b>not</b> the course's results.</p>")
-    rows = []
-    for r in runs:
-        link = (
-            f"<a href='notebooks/{e(r['notebook'])}.html'>{e(r['notebook'])}</a>" if r.get("html") else e(r["notebook"])
-        )
-        err = e((r.get("error") or "").splitlines()[0]) if r.get("error") else e(r.get("note", ""))
-        rows.append([link, f"<span class='{e(r['status'])}'>{e(r['status'])}</span>", _minutes(r["seconds"]), err])
-    html += [
-        "<h2>Notebooks</h2>",
-        table(["notebook", "status", "run time", "error or note"], rows),
-        f"<p>Total: {_minutes(sum(r['seconds'] for r in runs))}.{e(_not_run(runs))}</p>",
-    ]
-    for r in runs:
-        if r["status"] != "ok":
-            html += [f"<h3>{e(r['notebook'])} failed</h3>", f"<pre>{e(_failure(r)[-3000:])}</pre>"]
-    heads = headlines(recorded)
-    if heads:
-        def verdict_cell(v):
-            return f"<span class='{v.split()[0]}'>{e(v)}</span>" if v else "-"
-
-        html += [
-            "<h2>Headlines, next to the public reference figures</h2>",
-            table(
-                ["topic", "measured here", "public reference", "verdict", "notebook"],
-                [
-                    [
-                        e(h["topic"]),
-                        e(h["measured"]),
-                        e(h["reference"] or "-"),
-                        verdict_cell(h["verdict"]),
-                        e(h["notebook"]),
-                    ]
-                    for h in heads
-                ],
-            ),
-        ]
-    if figs:
-        html.append("<h2>Figures</h2>")
-        for caption, p in figs:
-            data = base64.b64encode(Path(p).read_bytes()).decode()
-            html.append(
-                f"<figure><img alt='{e(caption)}' src='data:image/png;base64,{data}'>"
-                f"<figcaption>{e(caption)}</figcaption></figure>"
-            )
-    if env:
-        html += ["<h2>Environment</h2>", table(["", ""], [[e(str(k)), e(str(v))] for k, v in env.items()])]
-    html.append("<h2>All recorded results</h2>")
-    for nb, values in recorded.items():
-        html.append(f"<h3>{e(nb)}</h3><ul>")
-        html += [f"<li><b>{e(k)}</b>: {value_html(v)}</li>" for k, v in values.items()]
-        html.append("</ul>")
-    html += [
-        "<h2>Public reference figures</h2>",
-        table(["reference", "figure"], [[e(k), e(v)] for k, v in references().items()]),
-        "</body></html>",
-    ]
+    html = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>mlcourse results report</title>"
+            f"<style>{_CSS}</style></head><body>"]
+    for block in document(runs, recorded, size, figs, env):
+        kind = block[0]
+        if kind == "h":
+            html.append(f"<h{block[1]}>{e(block[2])}</h{block[1]}>")
+        elif kind == "p":
+            html.append(f"<p class='{block[2]}'>{e(block[1])}</p>" if block[2] else f"<p>{e(block[1])}</p>")
+        elif kind == "table":
+            html.append(table(block[1], [[cell(c) for c in r] for r in block[2]]))
+        elif kind == "pre":
+            html.append(f"<pre>{e(block[1])}</pre>")
+        elif kind == "figure":
+            data = base64.b64encode(block[2].read_bytes()).decode()
+            html.append(f"<figure><img alt='{e(block[1])}' src='data:image/png;base64,{data}'>"
+                        f"<figcaption>{e(block[1])}</figcaption></figure>")
+        elif kind == "results":
+            html.append("<ul>" + "".join(f"<li><b>{e(k)}</b>: {value_html(v)}</li>" for k, v in block[1].items())
+                        + "</ul>")
+    html.append("</body></html>")
+    path = Path(path)
     path.write_text("\n".join(html) + "\n")
     return path
 
