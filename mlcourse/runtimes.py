@@ -51,7 +51,7 @@ if "openvino_telemetry" not in sys.modules:
     sys.modules["openvino_telemetry"] = None
 os.environ.setdefault("NNCF_CI", "1")  # NNCF's own switch: "running in CI, send nothing" (a second lock)
 
-__all__ = ["headlines",
+__all__ = ["headlines", "llvm_cpu",
            "TUNED_HP", "CONV_HEAVY_HP", "MODELS", "VARIANTS", "telemetry_blocked", "trained_model", "warm_cache",
            "SIZES", "sizes", "export_onnx", "CalibrationReader", "quantize_onnx", "ort_session", "openvino_int8",
            "tvm_status", "tvm_target", "tvm_module", "tvm_tune", "tvm_tune_child", "tvm_program", "tvm_run", "EXPORTS",
@@ -251,7 +251,7 @@ def tvm_target():
     """The LLVM target of this CPU (its name as LLVM knows it, e.g. ``znver5``, and its core count)."""
     import tvm
 
-    return tvm.target.Target({"kind": "llvm", "mcpu": _llvm_cpu(), "num-cores": os.cpu_count() or 1})
+    return tvm.target.Target({"kind": "llvm", "mcpu": llvm_cpu(), "num-cores": os.cpu_count() or 1})
 
 
 def tvm_module(onnx_path, batch: int = 1):
@@ -347,7 +347,9 @@ def _tvm_tune_main(onnx_path, work_dir, trials, per_task, rounds, number) -> int
     return 0
 
 
-def _llvm_cpu() -> str:
+def llvm_cpu() -> str:
+    """The host CPU as LLVM names it (e.g. ``znver4``), for the ``mcpu`` of TVM's ``llvm`` target: code tuned for
+    this CPU's vector units; ``"generic"`` when TVM is absent or cannot tell."""
     try:
         import tvm
 
@@ -593,7 +595,7 @@ def runtime_report() -> pd.DataFrame:
     ]
     ok, why = tvm_status()
     rows.append({"runtime": "TVM", "version": why if ok else "not available",
-                 "what it reports": f"LLVM target cpu {_llvm_cpu()}" if ok else why})
+                 "what it reports": f"LLVM target cpu {llvm_cpu()}" if ok else why})
     return pd.DataFrame(rows)
 
 
