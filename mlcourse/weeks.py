@@ -41,6 +41,12 @@ WEEKS: tuple[Week, ...] = (
          "splits and pipelines in scikit-learn, diagnose under- and over-fitting, read a confusion "
          "matrix to decide what to fix next, and rehearse drift monitoring before deployment",
          module="evaluation", checks="evaluation"),
+    Week("01_training", "Training a model well: batch norm, optimizers, batch size, remedies, debugging",
+         "train a Keras network well and tell why one does not: batch normalisation (and folding it into the "
+         "convolution for deployment), SGD, momentum, RMSprop, Adam and Adagrad on one budget, a learning-rate range "
+         "test and a schedule, batch size against throughput, under- and over-fitting read from learning curves "
+         "with each remedy measured, and the diagnostics that find a planted bug",
+         module="training", checks="training"),
     Week("02_tuning", "Hyperparameter tuning and AutoML with keras-tuner",
          "write a hypermodel and run keras-tuner's RandomSearch, Hyperband and BayesianOptimization, "
          "compare grid and random search, read and retrain the winner fairly against a baseline, and "
@@ -83,6 +89,12 @@ WEEKS: tuple[Week, ...] = (
          "with each runtime's own tools, fit it to a microcontroller (TFLite Micro), and pick a "
          "runtime for a latency and size budget from measurements on your machine",
          module="runtimes", checks="runtimes", prepared="models"),
+    Week("10_capstone", "Capstone: MNIST-1D from raw signals to a monitored, compressed model",
+         "take a dataset the course never used (MNIST-1D, generated offline) through the whole course with your own "
+         "code: the one metric and baselines against the paper's table, a keras-tuner Conv1D search judged over "
+         "seeds, int8 and pruning, distillation into a microcontroller-sized student, and LiteRT serving with input "
+         "validation and a drift alarm",
+         module="capstone", checks="capstone"),
 )
 
 

@@ -55,7 +55,7 @@ def test_a_week_added_to_the_registry_alone_is_seen_everywhere(dummy_week):
     landing = "\n".join(c.source for c in catalog.index_notebook(dummy_week).cells)
     assert "A dummy week" in landing and "Exercise 9.1" in landing
     assert workshop.RECIPES["11_dummy model"] == "serving"
-    assert checks._WEEKS[-1] == "deployment"
+    assert checks._WEEKS[-1] == "serving"
 
 
 def test_one_week_one_name():
