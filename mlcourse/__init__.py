@@ -2,8 +2,8 @@
 
 One module per concern; each has a docstring (try ``mlcourse.data?`` in JupyterLab):
 
-* :mod:`mlcourse.runtime`: seeds, smoke mode, quiet TensorFlow (call ``mlcourse.setup()`` first), work dirs,
-  child processes;
+* :mod:`mlcourse.session`: the run's size, seeds, quiet TensorFlow (call ``mlcourse.setup()`` first), work dirs;
+* :mod:`mlcourse.processes`: child processes (the course's one launcher), free ports;
 * :mod:`mlcourse.cache`: slow models trained once, loaded in a second afterwards;
 * :mod:`mlcourse.data`: Fashion-MNIST (real files or the embedded subset), tabular and synthetic data;
 * :mod:`mlcourse.models`: the course's networks from a dict, in either Keras, with portable weights;
@@ -34,7 +34,7 @@ def __getattr__(name):
     if name in _MODULES:
         return importlib.import_module(f"mlcourse.{name}")
     if name == "setup":
-        return importlib.import_module("mlcourse.runtime").setup
+        return importlib.import_module("mlcourse.session").setup
     raise AttributeError(f"module 'mlcourse' has no attribute {name!r}")
 
 

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from mlcourse import course, machine, report, results, settings, workshop
-from mlcourse.runtime import ROOT
+from mlcourse.session import ROOT
 
 __all__ = ["BUDGET_MIN", "verdicts", "compare_verdicts", "table", "run", "write_instructor", "main"]
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mlcourse import models, settings
-from mlcourse.runtime import keep_aside
+from mlcourse.session import keep_aside
 
 __all__ = ["cache_dir", "shared_dir", "fingerprint", "cached_model", "trained_model", "entries", "load_entry",
            "content_hash"]

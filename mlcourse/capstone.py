@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mlcourse.headlines import Headlines, Reference
+from mlcourse.session import quiet_import
 
 __all__ = ["headlines", "REFERENCES",
            "SIZES", "PAPER", "PAPER_SHUFFLED", "STUDENT_MAX_PARAMS", "STUDENT_MAX_BYTES", "DATASET_ARGS",
@@ -166,7 +167,7 @@ def fit_baselines(x, y, seed: int = 0, mlp_iter: int = 200) -> dict:
 def hypermodel(hp):
     """Exercise 10.2: a keras-tuner hypermodel over a Conv1D space (``conv_layers``, ``filters``, ``kernel_size``,
     ``dense_units``, ``dropout``, ``learning_rate``): a compiled Keras 3 model, (40, 1) signals in, 10 logits out."""
-    import keras
+    keras = quiet_import("keras")
 
     conv_layers = hp.Int("conv_layers", 2, 3)
     filters = hp.Int("filters", 16, 48, step=16)
@@ -191,9 +192,9 @@ def to_int8(model, representative) -> bytes:
     ``representative`` signals, one per yield)."""
     import warnings
 
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
 
-    from mlcourse.runtime import silenced
+    from mlcourse.session import silenced
 
     rep = np.asarray(representative, dtype=np.float32)
 
@@ -219,7 +220,7 @@ def _prunable(layer) -> bool:
 def magnitude_prune(model, sparsity: float):
     """Exercise 10.3: a Keras 3 copy of ``model`` in which each Conv1D / Dense kernel has its ``sparsity`` share of
     smallest-magnitude weights set to 0 (one-shot, per layer; biases kept). The input model is left as it is."""
-    import keras
+    keras = quiet_import("keras")
 
     if not 0 <= sparsity < 1:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}.")
@@ -250,7 +251,7 @@ def kd_loss(labels, teacher_logits, student_logits, temperature: float, alpha: f
     """Exercise 10.4: per-example ``(1 - alpha) * CE(labels, student) + alpha * T**2 * KL(softmax(teacher / T) ||
     softmax(student / T))``, in ``keras.ops`` (NumPy arrays and tensors alike). ``alpha`` may also be one value per
     example: 1 for an unlabelled transfer signal (soft targets only), 0 for a hard (pseudo-)label."""
-    from keras import ops
+    ops = quiet_import("keras").ops
 
     s = ops.convert_to_tensor(student_logits, dtype="float32")
     t = ops.convert_to_tensor(teacher_logits, dtype="float32")
@@ -266,7 +267,7 @@ def kd_loss(labels, teacher_logits, student_logits, temperature: float, alpha: f
 def build_student(seed: int = 0):
     """Exercise 10.4: a Conv1D student for a microcontroller: under :data:`STUDENT_MAX_PARAMS` parameters, (40, 1)
     signals in, 10 logits out (not compiled: its loss is chosen by the caller)."""
-    import keras
+    keras = quiet_import("keras")
 
     keras.utils.set_random_seed(seed)
     return keras.Sequential([

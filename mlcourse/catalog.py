@@ -20,7 +20,7 @@ import nbformat
 
 from mlcourse import weeks
 from mlcourse.notebooks import same_notebook
-from mlcourse.runtime import ROOT
+from mlcourse.session import ROOT
 
 __all__ = ["COURSE", "exercises", "timings", "rows", "index_notebook", "readme_table", "write", "main"]
 

@@ -33,13 +33,13 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from mlcourse import data, models, results, runtime, settings, timing
+from mlcourse import data, models, results, session, settings, timing
 from mlcourse.cache import cached_model, fingerprint, trained_model
-from mlcourse.headlines import Headlines, Reference, row
+from mlcourse.headlines import Figure, Headlines, Reference, row
 from mlcourse.litert import PTQ_REFERENCE, evaluate_tflite, interpreter, sizes, to_tflite
-from mlcourse.runtime import quiet_tensorflow, set_seed, silenced
+from mlcourse.session import quiet_import, quiet_tensorflow, set_seed, silenced
 
-__all__ = ["headlines", "REFERENCES",
+__all__ = ["headlines", "FIGURES", "REFERENCES",
            "warm_cache", "split", "SIZES", "CONV_HP", "prune_filters", "structured_prune", "latency_table",
            "with_outlier_unit", "BinaryWeightDense", "float_mlp", "wide_mlp", "weight_bytes", "keras_int8",
            "litert_quantizer", "litert_int8", "prunable_layers", "magnitude_prune", "sensitivity_scan",
@@ -78,7 +78,7 @@ def _wrap_kernels(model, wrap):
     The wrappers hold the original, trained layers, so the weights carry over; layers without weights
     (Rescaling, pooling, flatten) are shared as they are: tfmot's registries do not know Rescaling.
     """
-    import tf_keras
+    tf_keras = quiet_import("tf_keras")
 
     kernel_layers = (tf_keras.layers.Dense, tf_keras.layers.Conv2D)
     return tf_keras.models.clone_model(
@@ -186,7 +186,7 @@ def low_rank(model, rank: int):
     Layers with ``r*(n+m) >= n*m`` are kept as they are (with a warning). A ``rank`` above a layer's full
     rank ``min(n, m)`` is refused: it would leave the layer as it is and the result would not be rank ``r``.
     """
-    import keras
+    keras = quiet_import("keras")
 
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)):
         raise TypeError(f"rank must be an integer, got {rank!r}.")
@@ -255,8 +255,8 @@ def macs(model) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------- binarized
 def _binary_dense_class():
-    import keras
-    from keras import ops
+    keras = quiet_import("keras")
+    ops = quiet_import("keras").ops
 
     @keras.saving.register_keras_serializable(package="mlcourse")
     class BinaryWeightDense(keras.layers.Dense):
@@ -288,7 +288,7 @@ BinaryWeightDense = None  # set lazily (needs Keras): use build_binary_mlp or _b
 def build_binary_mlp(hidden_units=(512, 256), learning_rate: float = 1e-3, num_classes: int = 10):
     """An MLP whose hidden layers are :class:`BinaryWeightDense` (binary weights, float activations; input
     scaling and the output layer stay float, the usual practice). Keras 3, compiled."""
-    import keras
+    keras = quiet_import("keras")
 
     global BinaryWeightDense
     BinaryWeightDense = BinaryWeightDense or _binary_dense_class()
@@ -502,7 +502,7 @@ def wide_mlp(units: int = 2048, layers: int = 2, seed: int = 0):
     CPU's caches and every call streams them from memory; int8's weights are a quarter of that, so int8 pays
     here even on a CPU without int8 dot-product instructions (the small CNN's case is compute- and
     overhead-bound instead)."""
-    import keras
+    keras = quiet_import("keras")
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((28, 28), name="image")
@@ -681,7 +681,7 @@ def prune_per_layer(model, x, y, per_layer: dict, epochs: int = 1, batch_size: i
     ``per_layer`` ({name: sparsity}; layers not named, or at 0, are left unwrapped), fine-tuned for ``epochs``
     with ``UpdatePruningStep``, stripped. Returns the tf_keras model."""
     import tensorflow_model_optimization as tfmot
-    import tf_keras
+    tf_keras = quiet_import("tf_keras")
 
     set_seed(seed)
     steps = int(np.ceil(len(x) / batch_size)) * epochs
@@ -856,7 +856,7 @@ def warm_cache(ds, size: str, seed: int = 0) -> None:
         raise TypeError("warm_cache takes a size ('smoke', 'lesson' or 'full'), not True/False.")
     d = settings.pick_sizes(SIZES, size)
     x, y = split(ds, d["N_TRAIN"], d["N_VAL"], d["N_TEST"], seed=seed)[:2]
-    chosen, _ = results.chosen_hp(runtime.work_dir(size), BASELINE_HP, "BASELINE_HP")
+    chosen, _ = results.chosen_hp(session.work_dir(size), BASELINE_HP, "BASELINE_HP")
     for hp in ([BASELINE_HP] if chosen == BASELINE_HP else [BASELINE_HP, chosen]):
         baseline_model(x, y, hp, epochs=d["EPOCHS"], seed=seed)
     baseline_model(x, y, dict(BASELINE_HP, conv="separable"), epochs=d["EPOCHS"], seed=seed)
@@ -888,6 +888,11 @@ def main(argv=None) -> int:
 
 # ------------------------------------------------------------------------------------------------ headlines
 #: The public figures 05's headlines are judged against.
+#: The report's figure of this week: every variant's gzipped size against its test accuracy.
+FIGURES = (Figure("compression table", "compression.png", "Compression: size against accuracy", "Compression",
+                  "scatter", x="gzipped", y="accuracy", label="variant", x_scale=1 / 1024, y_scale=100, log_x=True,
+                  xlabel="gzipped size (KiB, log)", ylabel="test accuracy (%)"),)
+
 REFERENCES = {
     "post-training quantization": PTQ_REFERENCE,
     "pruning + quantization": Reference("78,104 B -> 8,268 B gzipped, about 9.5x (public run of the pruning + "

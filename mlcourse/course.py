@@ -32,7 +32,7 @@ from pathlib import Path
 from mlcourse import report, settings
 from mlcourse.catalog import timings
 from mlcourse.notebooks import SOLUTIONS, solution_notebooks, use_this_checkout
-from mlcourse.runtime import ROOT
+from mlcourse.session import ROOT
 
 __all__ = ["run_notebook", "run_course", "select_notebooks", "expected_seconds", "main"]
 

@@ -44,10 +44,10 @@ import numpy as np
 import pandas as pd
 
 from mlcourse import cache, models, results, settings, stats
-from mlcourse.headlines import Headlines, Reference
-from mlcourse.runtime import quiet_import, set_seed, work_dir
+from mlcourse.headlines import Figure, Headlines, Reference
+from mlcourse.session import quiet_import, set_seed, work_dir
 
-__all__ = ["headlines", "REFERENCES",
+__all__ = ["headlines", "FIGURES", "REFERENCES",
            "warm_cache", "SIZES", "sizes", "TEACHER", "STUDENT", "STUDENTS", "STUDENT_BATCH", "AUGMENT", "teacher_hp",
            "split", "logits_output", "teacher_logits", "ensemble_logits", "soften", "pack", "distillation_loss",
            "distill", "cached_distill", "equal_steps", "hard_label_control", "accuracy", "gap_closed", "augmenter",
@@ -540,6 +540,12 @@ def warm_cache(ds, size: str, seed: int = 0) -> None:
 
 # ------------------------------------------------------------------------------------------------ headlines
 #: The public figures 07's headlines are judged against.
+#: The report's figure of this week: student from scratch, distilled students and teacher, one line per seed.
+FIGURES = (Figure("distillation over seeds (test accuracy)", "distillation.png",
+                  "Distillation: student from scratch, distilled student, teacher", "Distillation, per seed",
+                  "series", series=("scratch", "distilled", "distilled + transfer", "teacher"), label="seed",
+                  label_prefix="seed ", xlabel="model", ylabel="test accuracy"),)
+
 REFERENCES = {
     "knowledge distillation": Reference("91 % of the gap (Hinton et al. 2015, MNIST errors: small net 146, distilled "
                                         "74, teacher 67)", (146 - 74) / (146 - 67), " pp", 100),

@@ -22,7 +22,7 @@ script in plain sight; the functions here are the tested production versions of 
 
 **Security.** tf.distribute's gRPC task servers bind every interface (``0.0.0.0``; TensorFlow offers no
 loopback option) and are unauthenticated: :class:`LocalCluster` therefore starts its tasks in a private
-network namespace holding only loopback (:class:`mlcourse.runtime.ProcessGroup`), warns where it cannot, and
+network namespace holding only loopback (:class:`mlcourse.processes.ProcessGroup`), warns where it cannot, and
 the tasks die with the process that started them.
 
 Multi-worker and parameter-server training use ``tf_keras`` models (Keras 3's ``fit`` fails under
@@ -44,11 +44,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlcourse import data, machine, models, runtime, timing
-from mlcourse.headlines import Headlines
+from mlcourse import data, machine, models, processes, session, timing
+from mlcourse.headlines import Figure, Headlines
+from mlcourse.session import quiet_import
 from mlcourse.settings import pick_sizes
 
-__all__ = ["headlines",
+__all__ = ["headlines", "FIGURES",
            "SIZES", "sizes", "logical_cpus", "train_mirrored", "batch_size_sweep", "LocalCluster",
            "train_multi_worker", "train_parameter_server", "tf_config", "cpu_flags", "one_core_per_device",
            "split_model", "strategy_step", "activation_bytes", "gradient_underflow"]
@@ -87,7 +88,7 @@ def logical_cpus(n: int = 2) -> list[str]:
     devices already configured are returned when there are enough, otherwise the error says to restart the
     kernel.
     """
-    tf = runtime.quiet_import("tensorflow")
+    tf = quiet_import("tensorflow")
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
@@ -110,7 +111,7 @@ def train_mirrored(x, y, x_test, y_test, hp: dict | None = None, devices: list[s
     they are summed (all-reduce) before one synchronous update. Returns replicas, global batch size, epoch
     time, images per second, final training loss and test accuracy.
     """
-    tf = runtime.quiet_import("tensorflow")
+    tf = quiet_import("tensorflow")
 
     devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
     if global_batch_size % len(devices):
@@ -173,8 +174,8 @@ def split_model(xb, yb, devices: list[str], width: int = 1024, micro: int = 4, s
     batch cut into ``micro`` micro-batches (GPipe), so that stage 0 of one micro-batch can run while stage 1 works
     on the previous one. Returns ``{name: step}`` (names :data:`MODEL_PARALLEL`; each ``step()`` computes the
     gradients of one batch). The tested version of notebook 06's model-parallelism cell."""
-    tf = runtime.quiet_import("tensorflow")
-    keras = models.get_keras("keras3")
+    tf = quiet_import("tensorflow")
+    keras = quiet_import("keras")
     keras.utils.set_random_seed(seed)
 
     def dense(n_in, units, last=None):
@@ -226,8 +227,8 @@ def strategy_step(strategy, x, y, hp: dict, seed: int = 0):
     created in ``strategy.scope()``; each step, ``strategy.run`` gives every replica its share of the batch, the
     loss is averaged over the *global* batch (``tf.nn.compute_average_loss``) and the optimizer sums the replicas'
     gradients (all-reduce) before one update."""
-    tf = runtime.quiet_import("tensorflow")
-    keras = models.get_keras("keras3")
+    tf = quiet_import("tensorflow")
+    keras = quiet_import("keras")
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         model = models.build_model(hp, flavor="keras3", compile=False)
@@ -252,7 +253,7 @@ def strategy_step(strategy, x, y, hp: dict, seed: int = 0):
 def one_core_per_device(directory, global_batch: int = 128, width: int = 1024, batch: int = 256, rounds: int = 7,
                         number: int = 5, source: str = "auto", seed: int = 0, timeout: float = 600) -> dict:
     """Data and model parallelism timed where each logical device has its own core: in a fresh process (started by
-    :class:`mlcourse.runtime.ProcessGroup`) with one intra-op thread and two inter-op threads, set before
+    :class:`mlcourse.processes.ProcessGroup`) with one intra-op thread and two inter-op threads, set before
     TensorFlow runs anything, so each op uses one core and the two devices' ops run at the same time.
 
     Returns ``{"data parallel": table, "model parallel": table, "threads": {...}}``; each table is a
@@ -280,7 +281,7 @@ def one_core_per_device(directory, global_batch: int = 128, width: int = 1024, b
         if done != bar.n:
             bar.update(done - bar.n)
 
-    with runtime.ProcessGroup(directory / "logs") as group:
+    with processes.ProcessGroup(directory / "logs") as group:
         group.start("cores", [sys.executable, "-m", "mlcourse.distributed", "cores", str(directory / "cores.json")],
                     env=threads)
         try:
@@ -314,8 +315,8 @@ def _cores_used(candidates: dict):
 
 def _cores_main(config_path: str) -> int:
     cfg = json.loads(Path(config_path).read_text())
-    runtime.exit_with_parent()
-    tf = runtime.quiet_import("tensorflow")
+    processes.exit_with_parent()
+    tf = quiet_import("tensorflow")
     tf.config.threading.set_intra_op_parallelism_threads(1)  # before any op: each op runs on one core
     tf.config.threading.set_inter_op_parallelism_threads(2)  # two ops (one per device) at the same time
     devices = logical_cpus(2)
@@ -353,8 +354,8 @@ def activation_bytes(model, x) -> pd.DataFrame:
     ``x``, the bytes of its stored variables, and the bytes of the weights it computes with (its variables cast to
     its compute dtype). Under a mixed policy the stored (master) weights stay float32 while the activations and
     the computing copy of the weights are 16-bit: half the bytes to move through memory."""
-    keras = models.get_keras("keras3")
-    tf = runtime.quiet_import("tensorflow")
+    keras = quiet_import("keras")
+    tf = quiet_import("tensorflow")
     probe = keras.Model(model.inputs[0], [layer.output for layer in model.layers])
     outputs = probe(x)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
@@ -395,7 +396,7 @@ def tf_config(cluster: dict[str, list[str]], task_type: str, index: int) -> dict
 
 
 class LocalCluster:
-    """Processes on localhost that form one ``tf.distribute`` cluster (started by :class:`runtime.ProcessGroup`).
+    """Processes on localhost that form one ``tf.distribute`` cluster (started by :class:`processes.ProcessGroup`).
 
     ``tasks`` maps a job name to a count, e.g. ``{"worker": 2}`` or ``{"chief": 1, "worker": 2, "ps": 1}``.
     Each task gets a free port, its ``TF_CONFIG``, the environment variable ``MLCOURSE_TASK_CONFIG`` (the
@@ -422,9 +423,9 @@ class LocalCluster:
         (self.directory / "logs").mkdir(parents=True, exist_ok=True)
         self.config_path = self.directory / "config.json"
         self.config_path.write_text(json.dumps(config, indent=1))
-        self.cluster = {job: [f"localhost:{runtime.free_port()}" for _ in range(int(n))] for job, n in tasks.items()}
+        self.cluster = {job: [f"localhost:{processes.free_port()}" for _ in range(int(n))] for job, n in tasks.items()}
         self.threads = threads_per_task
-        self.group = runtime.ProcessGroup(self.directory / "logs", private_network=private_network, grace=3.0)
+        self.group = processes.ProcessGroup(self.directory / "logs", private_network=private_network, grace=3.0)
         self.isolated = self.group.isolated
         if not self.isolated:
             print("WARNING: the tf.distribute tasks listen on every network interface of this machine, "
@@ -476,7 +477,7 @@ class LocalCluster:
 
     def listening(self) -> dict[str, list[tuple[str, int]]]:
         """What each running task listens on (address, port), read from ``/proc`` in the task's own network."""
-        return {n: runtime.listening_ports(p.pid) for n, p in self.procs.items() if p.poll() is None}
+        return {n: processes.listening_ports(p.pid) for n, p in self.procs.items() if p.poll() is None}
 
     def log(self, name: str, tail: int = 30) -> str:
         """The last ``tail`` lines of a task's log."""
@@ -502,7 +503,7 @@ def _prepare(directory, fresh: bool) -> Path:
         if not fresh:
             raise FileExistsError(f"{directory} already holds a run (logs, backups). Pass fresh=True to move it "
                                   "aside (nothing is deleted) or choose another directory.")
-        runtime.keep_aside(directory)
+        session.keep_aside(directory)
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 
@@ -690,10 +691,10 @@ def _task_main() -> int:
     cfg = json.loads(Path(os.environ["MLCOURSE_TASK_CONFIG"]).read_text())
     tf_cfg = json.loads(os.environ["TF_CONFIG"])
     job, index = tf_cfg["task"]["type"], tf_cfg["task"]["index"]
-    runtime.exit_with_parent()
-    runtime.quiet_tensorflow()
-    import tensorflow as tf
-    import tf_keras
+    processes.exit_with_parent()
+    session.quiet_tensorflow()
+    tf = quiet_import("tensorflow")
+    tf_keras = quiet_import("tf_keras")
 
     tf_keras.utils.set_random_seed(cfg["seed"])
     directory = Path(cfg["directory"])
@@ -760,6 +761,12 @@ def _biggest_step(pipe: list) -> str:
     """The pipeline step that saved the most epoch time over the row before it, e.g. "+ cache (-0.72 s)"."""
     saved, name = max((a["epoch time (s)"] - b["epoch time (s)"], b["pipeline"]) for a, b in zip(pipe, pipe[1:]))
     return f"{name} (-{saved:.2f} s)"
+
+
+#: The report's figure of this week: the epoch time as each tf.data step is added.
+FIGURES = (Figure("tf.data: epoch time as each step is added", "pipeline.png",
+                  "Input pipeline: epoch time as each tf.data step is added", "tf.data: each step added", "bars",
+                  x="epoch time (s)", label="pipeline", xlabel="epoch time (s)", ylabel="pipeline"),)
 
 
 def headlines(rec: dict) -> list[dict]:

@@ -17,8 +17,12 @@ run did not record, or recorded in an older shape, leaves its headline out; it n
         h.add_rows("tuners: best validation accuracy", "tuner comparison", lambda r: f"{r['tuner']} ...")
         return h.out
 
+A week's figures in the report are data too: its ``FIGURES``, a tuple of :class:`Figure` specs (which recorded
+table, which columns, what kind of plot); the report draws them.
+
 ``tests/test_report.py`` reads every key a week's ``headlines`` passes to ``rows``, ``value``, ``add_rows`` and
-``add_dict`` (from the source, however the call is laid out) and checks that the week's notebook records it.
+``add_dict`` (from the source, however the call is laid out) and every ``Figure.key``, and checks that the week's
+notebook records it.
 
 Ground floor: this module knows no week.
 """
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Reference", "Headlines", "verdict", "row", "fmt_rows", "KEY_READERS"]
+__all__ = ["Reference", "Figure", "Headlines", "verdict", "row", "fmt_rows", "KEY_READERS"]
 
 #: The :class:`Headlines` methods that read a recorded key, and the position of the key among their arguments.
 KEY_READERS = {"rows": 0, "value": 0, "add_rows": 1, "add_dict": 1}
@@ -58,6 +62,45 @@ class Reference:
         if self.target is None:
             return ""
         return verdict(value, self.target, self.unit, self.higher_is_better, self.scale)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of the report, drawn from the recorded table ``key`` into ``file`` with ``caption`` and ``title``.
+
+    ``kind`` is ``"scatter"`` (column ``x`` against column ``y``, each point named by column ``label``), ``"bars"``
+    (one horizontal bar of column ``x`` per row, named by ``label``) or ``"series"`` (one line per row over the
+    columns ``series``, named ``label_prefix`` + its ``label``). ``x_scale`` / ``y_scale`` multiply the values
+    (1/1024 for KiB, 100 for per cent); a row missing a column, or holding a non-number there, is left out."""
+
+    key: str
+    file: str
+    caption: str
+    title: str
+    kind: str
+    x: str = ""
+    y: str = ""
+    label: str = ""
+    xlabel: str = ""
+    ylabel: str = ""
+    x_scale: float = 1.0
+    y_scale: float = 1.0
+    log_x: bool = False
+    series: tuple = ()
+    label_prefix: str = ""
+
+    def __post_init__(self):
+        if self.kind not in ("scatter", "bars", "series"):
+            raise ValueError(f"Figure kind {self.kind!r}: use 'scatter', 'bars' or 'series'.")
+
+    def points(self, rows) -> list[dict]:
+        """The rows this figure can draw: those whose numeric columns are numbers (``series``: the columns of
+        ``series`` the first row has, and rows that have them all)."""
+        numeric = ([self.x, self.y] if self.kind == "scatter" else [self.x] if self.kind == "bars"
+                   else [c for c in self.series if rows and c in rows[0]])
+        ok = [r for r in rows or [] if isinstance(r, dict) and self.label in r
+              and all(isinstance(r.get(c), (int, float)) for c in numeric)]
+        return ok if numeric else []
 
 
 def row(rows, **match):

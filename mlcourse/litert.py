@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 
 from mlcourse.headlines import Reference
-from mlcourse.runtime import quiet_import, silenced
+from mlcourse.session import quiet_import, silenced
 
 __all__ = ["PTQ_REFERENCE", "MODES", "MIN_CALIBRATION", "to_tflite", "interpreter", "run_interpreter", "tflite_predict",
            "evaluate_tflite", "tflite_latency_ms", "sizes"]

@@ -47,14 +47,13 @@ accuracy in less time in both Kerases:
 """
 from __future__ import annotations
 
-import importlib
 import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from mlcourse.runtime import set_seed
+from mlcourse.session import quiet_import, set_seed
 
 __all__ = ["DEFAULTS", "FLAVORS", "INPUTS", "get_keras", "build_model", "compile_model", "get_hp", "copy_hp",
            "convert", "copy_weights", "epoch_bar", "input_pipeline", "train", "save", "load", "count_params"]
@@ -84,7 +83,7 @@ def get_keras(flavor: str = "keras3"):
     """The Keras module of a flavor: ``"keras3"`` -> ``keras``, ``"tf_keras"`` -> ``tf_keras``."""
     if flavor not in FLAVORS:
         raise ValueError(f"Unknown Keras flavor {flavor!r}: use one of {FLAVORS}.")
-    return importlib.import_module("keras" if flavor == "keras3" else "tf_keras")
+    return quiet_import("keras" if flavor == "keras3" else "tf_keras")
 
 
 def flavor_of(model) -> str:
@@ -311,7 +310,7 @@ def input_pipeline(x, y, batch_size: int = 128, seed: int = 0):
             .batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     It reshuffles every epoch, as ``fit`` does with arrays."""
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
 
     if len(x) != len(y):
         raise ValueError(f"x and y differ in length: {len(x)} and {len(y)}.")
@@ -328,7 +327,7 @@ def train(hp: dict | None, x, y, epochs: int, batch_size: int = 128, seed: int =
 
     The whole recipe in plain Keras, so you can write it yourself::
 
-        runtime.set_seed(seed)
+        session.set_seed(seed)
         model = build_model(hp, name=name)
         model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[epoch_bar(model, epochs)])
 

@@ -47,11 +47,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mlcourse import cache, models, runtime, settings
+from mlcourse import cache, models, session, settings
 from mlcourse.data import stratified_subset
 from mlcourse.headlines import Headlines
 from mlcourse.headlines import row as _row
-from mlcourse.runtime import keep_aside, silenced
+from mlcourse.session import keep_aside, quiet_import, silenced
 
 __all__ = ["headlines",
            "SIZES", "sizes", "split", "warm_cache", "MICRO_OPS", "MICRO_CHOICES", "MACRO_CHOICES", "MACRO_DECISIONS",
@@ -207,8 +207,8 @@ def build(arch: dict, image_size: int = 28, learning_rate: float = 1e-3):
     ``downsample`` layer, and a block only pools while the feature map is at least 4 pixels wide. A micro
     network is a stem convolution, its cells (each followed by a max-pool), then the macro networks' head.
     """
-    import keras
-    from keras import layers as L
+    keras = quiet_import("keras")
+    L = quiet_import("keras").layers
 
     if image_size not in (28, 14, 7):
         raise ValueError(f"image_size must be 28, 14 or 7, got {image_size}.")
@@ -252,7 +252,7 @@ def stack(arch: dict, n_cells: int) -> dict:
 
 
 def _op(name, filters, tag):
-    from keras import layers as L
+    L = quiet_import("keras").layers
 
     if name == "conv3":
         return L.Conv2D(filters, 3, padding="same", use_bias=False, name=tag)
@@ -271,7 +271,7 @@ def _bn_relu(x, op, tag):
     Batch norm's moving averages use momentum 0.9, not Keras' 0.99: a search evaluation trains a few dozen steps,
     and with 0.99 the averages used at validation would still be 70 % their initial values after 36 steps
     (0.99 ** 36), scoring the statistics' warm-up instead of the cell."""
-    from keras import layers as L
+    L = quiet_import("keras").layers
 
     y = op(x)
     if "Conv" not in type(op).__name__:
@@ -280,7 +280,7 @@ def _bn_relu(x, op, tag):
 
 
 def _cell(x, ops, filters, tag):
-    from keras import layers as L
+    L = quiet_import("keras").layers
 
     x = _bn_relu(x, L.Conv2D(filters, 1, use_bias=False, name=f"{tag}_in"), f"{tag}_in")  # one width for the adds
     a, b = (_bn_relu(x, _op(ops[i], filters, f"{tag}_{k}"), f"{tag}_{k}") for i, k in ((0, "a"), (1, "b")))
@@ -331,7 +331,7 @@ class Evaluator:
 
     def __call__(self, arch, epochs: int = 2, n_train: int | None = None, image_size: int = 28, parent=None,
                  start=None):
-        import keras
+        keras = quiet_import("keras")
 
         n = n_train or len(self.y)
         key = self._key(arch, epochs, n, image_size) if self.store and parent is None and start is None else None
@@ -868,13 +868,13 @@ def hand_on_candidates(work_dir, nas_hp: dict) -> dict:
 
 
 def warm_cache(ds, size: str, seed: int = 0) -> None:
-    """Run 03's searches and sweeps ahead into the instructor's work folder (:func:`mlcourse.runtime.work_dir`
+    """Run 03's searches and sweeps ahead into the instructor's work folder (:func:`mlcourse.session.work_dir`
     ``(size)``), under the notebook's own names: every plain evaluation in ``nas_evaluations.jsonl`` (the
     notebook's :class:`Evaluator` store), keras-tuner's trials in ``nas_keras_tuner/macro_random`` (resumed),
     the inheritance parents in the model cache. A room that copies the folder finishes 03 in about a minute
     (only the function-preserving children train; the notebook says what it loaded)."""
 
-    table, folder = sizes(size), runtime.work_dir(size)
+    table, folder = sizes(size), session.work_dir(size)
     x_tr, y_tr, x_val, y_val = split(ds, table["N_TRAIN"], table["N_VAL"], seed=seed)
     evaluator = Evaluator(x_tr, y_tr, x_val, y_val, seed=seed, store=folder / "nas_evaluations.jsonl")
     _warm_searches(evaluator, table, folder, seed)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 
-from mlcourse.runtime import ROOT
+from mlcourse.session import ROOT
 
 __all__ = ["ROOT", "SOLUTIONS", "NOTEBOOKS", "use_this_checkout", "make_student", "generate", "same_notebook",
            "solution_notebooks", "strip_outputs", "record_outputs", "BEGIN", "END"]

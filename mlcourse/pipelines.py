@@ -46,7 +46,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from mlcourse import models, timing
-from mlcourse.runtime import quiet_import
+from mlcourse.session import quiet_import
 
 __all__ = ["STEPS", "Latency", "write_shards", "decode_example", "augment", "plain_options", "make_dataset",
            "epoch_time_table", "where_time_goes", "dataset_ops"]
@@ -231,7 +231,7 @@ def _train_step(hp: dict, seed: int):
     """One small CNN and its compiled training step (Keras 3, named explicitly: ``tf.keras`` can resolve to
     tf_keras in a kernel that loaded it, and a tf_keras optimizer cannot train a Keras 3 model)."""
     tf = quiet_import("tensorflow")
-    keras = models.get_keras("keras3")
+    keras = quiet_import("keras")
     keras.utils.set_random_seed(seed)
     model = models.build_model(hp, flavor="keras3", compile=False)
     opt = keras.optimizers.Adam(1e-3)

@@ -22,14 +22,17 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mlcourse import data, machine, results, weeks
+from mlcourse.headlines import Figure, Headlines
 from mlcourse.notebooks import SOLUTIONS, solution_notebooks
 from mlcourse.results import json_kind
-from mlcourse.runtime import ROOT
+from mlcourse.session import ROOT
 
 __all__ = [
     "references",
     "headlines",
     "figures",
+    "figure_specs",
+    "RUN_TIMES",
     "environment",
     "Cell",
     "document",
@@ -42,11 +45,6 @@ __all__ = [
     "publish",
     "main",
 ]
-
-def _rows(rec, notebook, key):
-    v = rec.get(notebook, {}).get(key)
-    return v if isinstance(v, list) and v and isinstance(v[0], dict) else None
-
 
 def _week_modules():
     """``(week, its module)`` for every week of the registry, in course order."""
@@ -73,8 +71,45 @@ def headlines(rec: dict) -> list[dict]:
     return out
 
 
+def _draw(fig_spec: Figure, rows: list[dict], plt):
+    """One :class:`~mlcourse.headlines.Figure` of ``rows`` (already :meth:`~Figure.points`) as a matplotlib
+    figure."""
+    f = fig_spec
+    if f.kind == "bars":
+        fig, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.2))
+        ax.barh([str(r[f.label]) for r in rows], [r[f.x] * f.x_scale for r in rows])
+        ax.invert_yaxis()
+    elif f.kind == "scatter":
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for r in rows:
+            xy = (r[f.x] * f.x_scale, r[f.y] * f.y_scale)
+            ax.scatter(*xy, s=40)
+            ax.annotate(str(r[f.label]), xy, fontsize=7, xytext=(4, 2), textcoords="offset points")
+    else:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        names = [c for c in f.series if c in rows[0]]
+        for r in rows:
+            ax.plot(names, [r[c] * f.y_scale for c in names], marker="o", label=f"{f.label_prefix}{r[f.label]}")
+        ax.legend(fontsize=8)
+    ax.set(xlabel=f.xlabel, ylabel=f.ylabel, title=f.title)
+    if f.log_x:
+        ax.set_xscale("log")
+    return fig
+
+
+def figure_specs() -> list[tuple[str, Figure]]:
+    """``(notebook, Figure)`` for every figure a week declares in its module's ``FIGURES``, in course order."""
+    return [(week.stem, spec) for week, module in _week_modules() for spec in getattr(module, "FIGURES", ())]
+
+
+#: The report's own figure: every notebook's run time, from ``runs.json`` (red: failed).
+RUN_TIMES = Figure("runs", "run_times.png", "Run time of each notebook", "Run time per notebook (red: failed)",
+                   "bars", x="minutes", label="notebook", xlabel="run time (minutes)", ylabel="notebook")
+
+
 def figures(rec: dict, runs: list[dict], out_dir: Path) -> list[tuple[str, Path]]:
-    """Draw the report's figures into ``out_dir``; returns ``[(caption, path)]`` for those that have data."""
+    """Draw the report's figures into ``out_dir``: each notebook's run time, then every week's ``FIGURES`` that
+    this run recorded data for. Returns ``[(caption, path)]``."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -82,78 +117,22 @@ def figures(rec: dict, runs: list[dict], out_dir: Path) -> list[tuple[str, Path]
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    timed = [{"notebook": r["notebook"], "minutes": r["seconds"] / 60, "ok": r.get("status") == "ok"} for r in runs]
+    wanted = [(RUN_TIMES, timed)] + [(spec, Headlines(rec.get(nb)).rows(spec.key)) for nb, spec in figure_specs()]
     made = []
-
-    def save(fig, name, caption):
-        path = out_dir / name
+    for spec, rows in wanted:
+        rows = spec.points(rows)
+        if not rows:
+            continue
+        fig = _draw(spec, rows, plt)
+        if spec is RUN_TIMES:
+            for bar, r in zip(fig.axes[0].patches, rows):
+                bar.set_color("tab:green" if r["ok"] else "tab:red")
+        path = out_dir / spec.file
         fig.tight_layout()
         fig.savefig(path, dpi=90)
         plt.close(fig)
-        made.append((caption, path))
-
-    def bars(labels, values, name, caption, colors=None, **labels_and_title):
-        fig, ax = plt.subplots(figsize=(7, 0.4 * len(labels) + 1.2))
-        ax.barh(labels, values, color=colors)
-        ax.invert_yaxis()
-        ax.set(**labels_and_title)
-        save(fig, name, caption)
-
-    if runs:
-        bars(
-            [r["notebook"] for r in runs],
-            [r["seconds"] / 60 for r in runs],
-            "run_times.png",
-            "Run time of each notebook",
-            ["tab:green" if r["status"] == "ok" else "tab:red" for r in runs],
-            xlabel="run time (minutes)",
-            ylabel="notebook",
-            title="Run time per notebook (red: failed)",
-        )
-    tuners = [r for r in _rows(rec, "02_tuning", "tuner comparison (same space, same epoch budget)") or []
-              if isinstance(r.get("training time (s)"), (int, float))]
-    if tuners:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for r in tuners:
-            ax.scatter(r["training time (s)"], r["best val accuracy"], s=60)
-            ax.annotate(
-                r["tuner"], (r["training time (s)"], r["best val accuracy"]), xytext=(5, 3), textcoords="offset points"
-            )
-        ax.set(xlabel="training time (s)", ylabel="best validation accuracy", title="Tuners: same space, same epochs")
-        save(fig, "tuners.png", "Tuners: best validation accuracy against training time")
-    table = _rows(rec, "05_compression", "compression table")
-    if table:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for r in table:
-            ax.scatter(r["gzipped"] / 1024, 100 * r["accuracy"])
-            ax.annotate(
-                r["variant"],
-                (r["gzipped"] / 1024, 100 * r["accuracy"]),
-                fontsize=7,
-                xytext=(4, 2),
-                textcoords="offset points",
-            )
-        ax.set(xscale="log", xlabel="gzipped size (KiB, log)", ylabel="test accuracy (%)", title="Compression")
-        save(fig, "compression.png", "Compression: size against accuracy")
-    pipe = _rows(rec, "06_distributed_training", "tf.data: epoch time as each step is added")
-    if pipe:
-        bars(
-            [r["pipeline"] for r in pipe],
-            [r["epoch time (s)"] for r in pipe],
-            "pipeline.png",
-            "Input pipeline: epoch time as each tf.data step is added",
-            xlabel="epoch time (s)",
-            ylabel="pipeline",
-            title="tf.data: each step added",
-        )
-    seeds = _rows(rec, "07_distillation_ensembles", "distillation over seeds (test accuracy)")
-    if seeds:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        names = [n for n in ("scratch", "distilled", "distilled + transfer", "teacher") if n in seeds[0]]
-        for r in seeds:
-            ax.plot(names, [r[n] for n in names], marker="o", label=f"seed {r['seed']}")
-        ax.set(xlabel="model", ylabel="test accuracy", title="Distillation, per seed")
-        ax.legend(fontsize=8)
-        save(fig, "distillation.png", "Distillation: student from scratch, distilled student, teacher")
+        made.append((spec.caption, path))
     return made
 
 

@@ -117,7 +117,7 @@ def _read_hp(path: Path, problems: list) -> tuple[dict | None, dict]:
 def chosen_hp(work_dir, fallback: dict, fallback_name: str) -> tuple[dict, str]:
     """The model the learner's own earlier weeks chose, as a :func:`mlcourse.models.build_model` hp dict.
 
-    Looks in ``work_dir`` (see :func:`mlcourse.runtime.work_dir`) for 03_nas's ``nas_choice.json`` and 02_tuning's
+    Looks in ``work_dir`` (see :func:`mlcourse.session.work_dir`) for 03_nas's ``nas_choice.json`` and 02_tuning's
     ``best_model/spec.json`` (each holds an ``"hp"`` dict), and returns ``(hp, where it came from and why)``:
 
     * 03 trains its NAS winner and 02's tuned CNN the same way on the same data and writes the winner of that

@@ -65,12 +65,9 @@ __all__ = ["headlines", "llvm_cpu",
 from mlcourse import cache, data, litert, machine, settings, timing  # noqa: E402  (after the telemetry switch)
 from mlcourse.headlines import Headlines, row
 from mlcourse.models import flavor_of  # noqa: E402
-from mlcourse.runtime import (
-    ProcessGroup,
-    quiet_tensorflow,
-    silenced,  # noqa: E402
-)
+from mlcourse.processes import ProcessGroup  # noqa: E402
 from mlcourse.serving import TUNED_HP  # noqa: E402
+from mlcourse.session import quiet_import, quiet_tensorflow, silenced  # noqa: E402
 
 #: A conv-heavy counterpart of the fixed CNN: three wider conv blocks and no big dense layer, several times the
 #: multiply-adds: the work moves from a matrix-vector product to convolutions (09 prints both parameter counts).
@@ -154,7 +151,7 @@ def _traced(model, batch: int | None = None):
     ``convert_model`` recognise a Keras model by ``tf.keras.Model``, which turns into tf_keras's once
     tensorflow_model_optimization is imported (a Keras 3 model then fails); a traced function converts the same
     whichever Keras built it."""
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
 
     spec = tf.TensorSpec((batch,) + tuple(model.input_shape[1:]), tf.float32, name="image")
     return tf.function(lambda image: model(image, training=False)), spec
@@ -300,7 +297,7 @@ def tvm_run(vm, x) -> np.ndarray:
 
 def tvm_tune_child(onnx_path, work_dir, trials: int, per_task: int | None = None, timeout: float = 1800,
                    rounds: int = 5, number: int = 20) -> dict:
-    """:func:`tvm_tune` in a child process (``runtime.ProcessGroup``), so that a crash of the tuner is an exit
+    """:func:`tvm_tune` in a child process (``processes.ProcessGroup``), so that a crash of the tuner is an exit
     code to print, not a dead kernel; a progress bar shows the elapsed time meanwhile. Returns ``returncode``,
     ``log`` (the child's last lines) and, when it finished, what it measured on one image: ``import_s``,
     ``tune_s``, ``compile_s``, ``untuned_ms``, ``tuned_ms`` (medians, interleaved), ``max_abs_diff`` (tuned vs
@@ -719,7 +716,7 @@ def wide_mlp(units: int, depth: int = 2, seed: int = 0):
     ``units`` (ReLU), 10 softmax outputs. At batch 1 each Dense layer is a matrix-vector product that reads every
     weight once per image: with ``units=2048`` its float32 weights (about 23 MB) are ten times the 2 MB L2 cache,
     so the time goes to reading memory, which int8 weights cut four times. Only latency is measured on it."""
-    import keras
+    keras = quiet_import("keras")
 
     keras.utils.set_random_seed(seed)
     layers = [keras.Input((784,), name="image"), keras.layers.Rescaling(1 / 255)]

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from mlcourse import cache, data, drift, litert, models, results, settings, stats
 from mlcourse.headlines import Headlines, row
 from mlcourse.litert import PTQ_REFERENCE
-from mlcourse.runtime import set_seed, work_dir
+from mlcourse.session import quiet_import, set_seed, work_dir
 
 __all__ = ["headlines", "REFERENCES",
            "warm_cache", "SIZES", "sizes", "TUNED_HP", "deployment_hp", "deployment_model", "Predictor", "benchmark",
@@ -333,7 +333,7 @@ def load_artifact(path, expected_sha256: str | None = None):
     if suffix == ".keras":
         if blob[:4] != b"PK\x03\x04":
             raise ValueError(f"{path.name} is not a .keras archive (a zip file): refused.")
-        import keras
+        keras = quiet_import("keras")
 
         with tempfile.TemporaryDirectory() as tmp:  # load the bytes that were checked, not the file again
             mine = Path(tmp) / "model.keras"

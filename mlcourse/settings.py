@@ -31,7 +31,7 @@ __all__ = ["SIZES", "Settings", "defaults", "current", "get", "size", "pick_size
 #: The three sizes of a run, smallest first.
 SIZES = ("smoke", "lesson", "full")
 
-#: The checkout (the folder that holds ``mlcourse/``); ``runtime.ROOT`` is the same path.
+#: The checkout (the folder that holds ``mlcourse/``); ``session.ROOT`` is the same path.
 _ROOT = Path(__file__).resolve().parent.parent
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mlcourse.headlines import Headlines
-from mlcourse.runtime import quiet_import
+from mlcourse.session import quiet_import
 
 __all__ = ["headlines", "SIZES", "fold_batchnorm", "fold_bn_model", "count_graph_ops", "LRRangeTest", "lr_range_test",
            "geometric_lrs", "suggest_lr", "diagnose_fit", "remedy_verdicts", "initial_loss", "overfit_one_batch",

@@ -47,11 +47,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from mlcourse import data, models, settings
-from mlcourse.headlines import Headlines, Reference
-from mlcourse.runtime import ProcessGroup, free_port, keep_aside, quiet_import, set_seed, silenced
-from mlcourse.runtime import work_dir as _work_dir
+from mlcourse.headlines import Figure, Headlines, Reference
+from mlcourse.processes import ProcessGroup, free_port
+from mlcourse.session import keep_aside, quiet_import, set_seed, silenced
+from mlcourse.session import work_dir as _work_dir
 
-__all__ = ["headlines", "REFERENCES",
+__all__ = ["headlines", "FIGURES", "REFERENCES",
            "SIZES", "sizes", "warm_cache", "PROJECTS", "trial_progress", "expected_trials", "hyperband_table",
            "equal_epoch_trials", "shifted_grid", "grid_vs_random", "ProjectInUseError", "project_lock",
            "release_project", "SPACE", "hp_from_trial", "build_hypermodel", "make_tuner", "search", "trial_table",
@@ -135,7 +136,7 @@ class _Clock:
     epochs: dict = {}
 
     def __init__(self):
-        import keras
+        keras = quiet_import("keras")
 
         class Cb(keras.callbacks.Callback):
             def on_epoch_end(cb_self, epoch, logs=None):
@@ -583,7 +584,7 @@ PROJECTS = ("first-search", "hyperband", "random", "bayesian")
 
 def warm_cache(ds, size: str, seed: int = 0, work_dir=None) -> dict:
     """Run 02_tuning's keras-tuner projects ahead, at the notebook's ``size`` (:data:`SIZES`), into the work
-    folder it uses (``runtime.work_dir(size)``, or ``work_dir``), under the same project names (:data:`PROJECTS`)
+    folder it uses (``session.work_dir(size)``, or ``work_dir``), under the same project names (:data:`PROJECTS`)
     and with the same split, space, budget and seed: the notebook's own ``tuner.search(...)`` then resumes each
     one with keras-tuner's resume (``overwrite=False``) and finishes at once. ``first-search`` is left one trial
     short, so the notebook still runs one trial live where watching a search is the lesson (it is run here with
@@ -636,7 +637,7 @@ def distributed_search(n_workers: int, directory, project: str, kind: str = "ran
 
     Every process gets ``KERASTUNER_TUNER_ID`` (``chief``, ``tuner0``, ...), ``KERASTUNER_ORACLE_IP`` and a
     free ``KERASTUNER_ORACLE_PORT`` (the oracle listens on loopback only). The processes are started by
-    :class:`mlcourse.runtime.ProcessGroup`: they die with this process, are stopped on any error or timeout,
+    :class:`mlcourse.processes.ProcessGroup`: they die with this process, are stopped on any error or timeout,
     and each one's output is kept in ``directory/logs-<project>/``. A ``tqdm.auto`` bar counts the finished
     trials (read from the project's trial files) while they run. Returns ``{"seconds", "trials",
     "best_score", "logs"}``.
@@ -720,6 +721,12 @@ def _wait_for_port(port: int, proc, log: Path, timeout: float = 120) -> None:
 
 # ------------------------------------------------------------------------------------------------ headlines
 #: The public figures 02's headlines are judged against.
+#: The report's figure of this week: each tuner's best validation accuracy against its training time.
+FIGURES = (Figure("tuner comparison (same space, same epoch budget)", "tuners.png",
+                  "Tuners: best validation accuracy against training time", "Tuners: same space, same epochs",
+                  "scatter", x="training time (s)", y="best val accuracy", label="tuner",
+                  xlabel="training time (s)", ylabel="best validation accuracy"),)
+
 REFERENCES = {
     "Fashion-MNIST small CNN": Reference("0.888 test accuracy (a 2-conv CNN, 3 epochs, on 2 CPU cores)", 0.888,
                                          " pp", 100),

@@ -10,7 +10,7 @@
 Notebooks train their slow models through :func:`mlcourse.cache.cached_model`; ``prepare`` runs the same
 recipes at the notebooks' default parameters, so that in the session every one of them loads in a second.
 Weeks whose slow part is a search (keras-tuner projects, NAS) run it into the instructor's work folder
-(:func:`mlcourse.runtime.work_dir`); a room copies that folder into each learner's own where the learner has
+(:func:`mlcourse.session.work_dir`); a room copies that folder into each learner's own where the learner has
 nothing yet (:func:`seed_work_dir`), and keras-tuner resumes the projects from there.
 """
 
@@ -26,7 +26,8 @@ from pathlib import Path
 from mlcourse import cache, data, report, weeks
 from mlcourse import settings as course_settings
 from mlcourse.cache import cache_dir
-from mlcourse.runtime import ROOT, child_env, free_port, quiet_tensorflow, work_dir
+from mlcourse.processes import child_env, free_port
+from mlcourse.session import ROOT, quiet_tensorflow, work_dir
 
 __all__ = ["prepare", "check", "lab_command", "lab", "kernel_check", "lab_settings_dir", "port_to_use",
            "room_command", "configure_room", "room", "seed_work_dir", "RECIPES", "LANDING", "LAB_OVERRIDES"]

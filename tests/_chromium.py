@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcourse.runtime import free_port
+from mlcourse.processes import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")

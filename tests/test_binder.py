@@ -4,13 +4,13 @@ import os
 import re
 import subprocess
 
-from mlcourse.runtime import ROOT
+from mlcourse.session import ROOT
 
 BINDER = ROOT / "binder"
 
 
 def test_runtime_is_the_course_python():
-    assert (BINDER / "runtime.txt").read_text().strip() == "python-3.11"  # repo2docker's python-X.Y form
+    assert (BINDER / "session.txt").read_text().strip() == "python-3.11"  # repo2docker's python-X.Y form
 
 
 def test_apt_txt_installs_the_real_fashion_mnist():

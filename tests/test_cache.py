@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from mlcourse import cache, models, runtime
+from mlcourse import cache, models, processes
 
 
 def test_cached_model_trains_once_and_keys_on_the_recipe(tmp_path, monkeypatch, capsys):
@@ -185,7 +185,7 @@ print("OK")
 
 
 def test_two_processes_caching_the_same_recipe(tmp_path):
-    env = runtime.child_env(MLCOURSE_CACHE_DIR=str(tmp_path / "cache"))
+    env = processes.child_env(MLCOURSE_CACHE_DIR=str(tmp_path / "cache"))
     (tmp_path / "meet").mkdir()
     procs = [subprocess.Popen([sys.executable, "-c", _RACE, str(tmp_path / "meet")], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]

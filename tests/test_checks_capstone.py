@@ -104,7 +104,7 @@ def test_hypermodel_checker_rejects_dense_only_fixed_and_unused_spaces():
 def _converter(model, rep, mode):
     import tensorflow as tf
 
-    from mlcourse.runtime import silenced
+    from mlcourse.session import silenced
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if mode != "float":

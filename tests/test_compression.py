@@ -8,7 +8,7 @@ import pytest
 from mlcourse import compression as C
 from mlcourse import data, models
 from mlcourse import litert as L
-from mlcourse.runtime import set_seed
+from mlcourse.session import set_seed
 
 HP = {"arch": "cnn", "filters": [4, 8], "dense_units": 32, "dropout": 0.0}
 

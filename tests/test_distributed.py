@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from mlcourse import distributed, runtime
+from mlcourse import distributed, processes
 
 
 def _alive(cluster):
@@ -68,7 +68,7 @@ def test_task_servers_are_unreachable_from_the_network_and_stop_promptly(tmp_pat
                ((f"{job}:{i}", a) for i, a in enumerate(addrs))}
         for name, sockets in ports.items():
             assert own[name] in [p for _, p in sockets], f"{name} does not listen on its TF_CONFIG port"
-        if not runtime.private_network_available():
+        if not processes.private_network_available():
             pytest.skip("no private network namespace here: LocalCluster warned instead (tasks on every interface)")
         assert cluster.isolated
         for name, p in cluster.procs.items():
@@ -100,7 +100,7 @@ PARENT = textwrap.dedent("""
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux; elsewhere a watchdog")
 def test_tasks_die_with_a_sigkilled_parent(tmp_path):
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                              env=runtime.child_env())
+                              env=processes.child_env())
     try:
         pids = json.loads(parent.stdout.readline())
         time.sleep(1.0)  # let the tasks get going (importing TensorFlow)
@@ -124,7 +124,7 @@ def _running(pid):
 def test_process_group_stops_a_child_that_ignores_sigterm(tmp_path):
     stubborn = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); "
                 "time.sleep(60)")
-    with runtime.ProcessGroup(tmp_path, grace=0.5) as group:
+    with processes.ProcessGroup(tmp_path, grace=0.5) as group:
         group.start("stubborn", [sys.executable, "-c", stubborn])
         end = time.time() + 30
         while "up" not in group.log("stubborn") and time.time() < end:

@@ -16,7 +16,8 @@ from _chromium import Chromium, needs_chromium
 from _servers import assert_loopback_only, serving
 
 from mlcourse import catalog, report, workshop
-from mlcourse.runtime import ROOT, free_port
+from mlcourse.processes import free_port
+from mlcourse.session import ROOT
 
 NOTEBOOK = "solutions/00_workflow.ipynb"
 

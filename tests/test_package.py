@@ -6,12 +6,12 @@ import subprocess
 import sys
 
 import mlcourse
-from mlcourse.runtime import ROOT
+from mlcourse.session import ROOT
 
 # ../shared/ARCHITECTURE.md: 1 ground, 2 the weeks, 3 what a person runs
 FLOORS = {
-    1: {"runtime", "settings", "weeks", "data", "models", "cache", "results", "plots", "notebooks", "timing", "stats",
-        "machine", "litert", "headlines"},
+    1: {"session", "processes", "settings", "weeks", "data", "models", "cache", "results", "plots", "notebooks",
+        "timing", "stats", "machine", "litert", "headlines"},
     2: {"evaluation", "training", "drift", "tuning", "nas", "reduction", "compression", "distributed", "pipelines",
         "distillation", "ensembles", "serving", "runtimes",
         "capstone"},
@@ -171,3 +171,36 @@ def test_every_mlcourse_name_a_notebook_uses_exists_and_is_documented():
             if (inspect.isfunction(obj) or inspect.isclass(obj)) and not inspect.getdoc(obj):
                 problems.append(f"{path.stem}: mlcourse.{module}.{name} has no docstring")
     assert not problems, "\n".join(problems)
+
+
+TF_LIBRARIES = ("tensorflow", "keras", "tf_keras")
+
+
+def _tf_import_lines(path) -> list[int]:
+    """The line of every ``import tensorflow`` / ``keras`` / ``tf_keras`` statement in ``path`` (nested ones too)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        if any(n.split(".")[0] in TF_LIBRARIES for n in names):
+            found.append(node.lineno)
+    return found
+
+
+def test_tensorflow_and_keras_are_imported_one_way(tmp_path):
+    """The package imports TensorFlow, Keras 3 and tf_keras one way: `session.quiet_import(name)` (lazy and quiet),
+    or `models.get_keras(flavor)` where the flavor is a variable; only `session` holds the import statements."""
+    found = [f"{p.relative_to(ROOT)}:{line}" for p in sorted((ROOT / "mlcourse").rglob("*.py"))
+             if p.name != "session.py" for line in _tf_import_lines(p)]
+    assert not found, "import these with session.quiet_import(...) instead:\n" + "\n".join(found)
+    planted = tmp_path / "planted.py"  # the scan must see a nested, aliased import
+    planted.write_text("import os\n\n\ndef f():\n    if os:\n        from keras import layers as L\n    return L\n")
+    assert _tf_import_lines(planted) == [6]
+
+
+def test_no_function_in_the_package_is_longer_than_80_lines():
+    long = [f"{p.relative_to(ROOT)}:{n.lineno} {n.name} ({n.end_lineno - n.lineno + 1} lines)"
+            for p in sorted((ROOT / "mlcourse").rglob("*.py"))
+            for n in ast.walk(ast.parse(p.read_text()))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 80]
+    assert not long, "split these into smaller functions:\n" + "\n".join(long)

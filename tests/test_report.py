@@ -101,15 +101,13 @@ def test_html_report_renders_in_a_real_browser_with_figures_and_working_links(bu
 def _keys_the_report_reads():
     """``(notebook, key)`` of every recorded result the report reads: from each week module's ``headlines`` (the
     key arguments of its Headlines calls, read from the syntax tree, so a call laid over several lines counts) and
-    from the report's own figures."""
+    from every week's FIGURES."""
     import ast
     import importlib
     import inspect
-    import re
 
-    from mlcourse import weeks
+    from mlcourse import report, weeks
     from mlcourse.headlines import KEY_READERS
-    from mlcourse.runtime import ROOT
 
     pairs = []
     for week in weeks.WEEKS:
@@ -123,15 +121,14 @@ def _keys_the_report_reads():
                     f"{week.module}.headlines line {node.lineno}: pass the recorded key as a string literal, so this "
                     "test can check that the notebook records it")
                 pairs.append((week.stem, arg.value))
-    src = (ROOT / "mlcourse" / "report.py").read_text()
-    pairs += re.findall(r'_rows\(rec, "([^"]+)", "([^"]+)"\)', src)
+    pairs += [(notebook, spec.key) for notebook, spec in report.figure_specs()]
     return sorted(set(pairs))
 
 
 def test_every_key_the_report_reads_is_recorded_by_its_notebook():
     """Renaming a recorded key in a notebook must not silently drop a headline: each key the report reads is
     recorded, as a string, by a `results.record` call of that notebook's solution."""
-    from mlcourse.runtime import ROOT
+    from mlcourse.session import ROOT
 
     pairs = _keys_the_report_reads()
     assert len(pairs) >= 35, f"the key scan found only {pairs}"
@@ -254,7 +251,7 @@ def test_the_committed_reference_run_is_linked_from_every_notebook_it_holds():
     """reference/ (written by `mlcourse report publish`) holds full runs that ran to the end, each with its executed
     HTML; the report names the environment and commit and the notebooks it left out; every notebook's intro links
     its reference run, and no intro links one that is not there."""
-    from mlcourse.runtime import ROOT
+    from mlcourse.session import ROOT
 
     ref = ROOT / "reference"
     md = (ref / "report.md").read_text()
@@ -330,3 +327,28 @@ def test_the_newer_results_get_headlines_and_a_missing_field_never_breaks_the_re
     exports = heads["Keras 3 model.export vs the converters it wraps: top-1 agreement with Keras"]
     assert "onnx via model.export: 100.0%" in exports and "openvino via model.export: failed (ValueError" in exports
     assert not any("adaptive" in t for t in heads)  # a row without its accuracy is left out, quietly
+
+
+def test_every_week_figure_is_drawn_from_what_its_notebook_records(tmp_path):
+    """The report only draws: each week's FIGURES spec, fed rows shaped as its notebook records them, gives one
+    image; a row missing a column (an older record) is left out, and a table with nothing to draw gives none."""
+    from mlcourse import report
+    from mlcourse.headlines import Figure
+
+    specs = report.figure_specs()
+    assert {nb for nb, _ in specs} >= {"02_tuning", "05_compression", "06_distributed_training",
+                                      "07_distillation_ensembles"}
+    rec = {}
+    for nb, spec in specs:
+        cols = [spec.x, spec.y, *spec.series]
+        good = [{spec.label: f"row {i}", **{c: 1.0 + i for c in cols if c}} for i in range(3)]
+        rec.setdefault(nb, {})[spec.key] = good + [{spec.label: "old shape"}]
+        assert len(spec.points(rec[nb][spec.key])) == 3, spec
+    runs = [{"notebook": "02_tuning", "seconds": 90, "status": "ok"}, {"notebook": "05_compression", "seconds": 30,
+                                                                      "status": "failed"}]
+    made = report.figures(rec, runs, tmp_path)
+    assert [c for c, _ in made] == [report.RUN_TIMES.caption] + [s.caption for _, s in specs]
+    assert all(p.is_file() and p.stat().st_size > 2000 for _, p in made)
+    assert report.figures({"02_tuning": {specs[0][1].key: [{"tuner": "x"}]}}, [], tmp_path / "none") == []
+    with pytest.raises(ValueError, match="kind"):
+        Figure("k", "f.png", "c", "t", "pie")

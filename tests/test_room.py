@@ -13,7 +13,7 @@ import pytest
 from _servers import assert_loopback_only, serving
 
 from mlcourse import workshop
-from mlcourse.runtime import free_port
+from mlcourse.processes import free_port
 
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("jupyterhub") is None,
@@ -26,7 +26,7 @@ TOKEN = "room-test-admin-token"
 TUNE = """
 import os, json
 from mlcourse import data, tuning
-from mlcourse.runtime import work_dir
+from mlcourse.session import work_dir
 ds = data.load_fashion_mnist(source="embedded")
 x, y, xv, yv = ds.x_train[:200], ds.y_train[:200], ds.x_test[:100], ds.y_test[:100]
 t = tuning.make_tuner("random", work_dir() / "tuning", "shared", max_trials=3, max_epochs=1, verbose=False)

@@ -26,7 +26,7 @@ from _chromium import CHROMIUM, Chromium
 from _servers import serving
 
 from mlcourse import notebooks, workshop
-from mlcourse.runtime import free_port
+from mlcourse.processes import free_port
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
 

@@ -8,7 +8,7 @@ import pytest
 
 from mlcourse import data, litert, models, settings
 from mlcourse import runtimes as R  # first: it switches OpenVINO / NNCF telemetry off before they are imported
-from mlcourse.runtime import set_seed
+from mlcourse.session import set_seed
 
 HP = {"arch": "cnn", "filters": [4, 8], "dense_units": 16, "dropout": 0.0}
 

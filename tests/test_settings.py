@@ -1,7 +1,7 @@
 """The settings object: the run's size and every MLCOURSE_* variable, read strictly, defaults in one place."""
 import pytest
 
-from mlcourse import runtime, settings
+from mlcourse import session, settings
 
 
 @pytest.mark.parametrize("value, size", [("smoke", "smoke"), ("LESSON", "lesson"), (" full ", "full"), ("", "lesson")])
@@ -65,13 +65,13 @@ def test_pick_sizes_takes_the_size_then_what_the_notebook_gave():
 
 def test_work_dir_has_one_tree_per_size(monkeypatch, tmp_path):
     monkeypatch.setenv("MLCOURSE_WORK_DIR", str(tmp_path))
-    assert runtime.work_dir("lesson") == tmp_path / "lesson" and runtime.work_dir("full", base="x").name == "full"
+    assert session.work_dir("lesson") == tmp_path / "lesson" and session.work_dir("full", base="x").name == "full"
     with pytest.raises(TypeError, match="not True/False"):
-        runtime.work_dir(True)
+        session.work_dir(True)
 
 
 def test_setup_reports_the_size(monkeypatch, capsys):
     monkeypatch.setenv("MLCOURSE_SIZE", "smoke")
-    info = runtime.setup(seed=3, tensorflow=False)
+    info = session.setup(seed=3, tensorflow=False)
     assert info.size == "smoke" and info.smoke and "SMOKE size" in capsys.readouterr().out
-    assert not runtime.setup(seed=3, size="lesson", tensorflow=False).smoke
+    assert not session.setup(seed=3, size="lesson", tensorflow=False).smoke

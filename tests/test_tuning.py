@@ -149,7 +149,8 @@ def test_a_second_process_on_the_same_project_is_refused_then_waits(tmp_path):
     import threading
     import time
 
-    from mlcourse.runtime import ROOT, child_env
+    from mlcourse.processes import child_env
+    from mlcourse.session import ROOT
 
     holder = ("import sys\nfrom mlcourse import tuning\n"
               "t = tuning.make_tuner('random', sys.argv[1], 'shared', max_trials=1, verbose=False)\n"
@@ -189,7 +190,8 @@ def test_search_on_a_tuner_built_with_keras_tuner_directly_takes_the_lock(tmp_pa
 
     import keras_tuner as kt
 
-    from mlcourse.runtime import ROOT, child_env
+    from mlcourse.processes import child_env
+    from mlcourse.session import ROOT
 
     holder = ("import sys\nfrom mlcourse import tuning\ntuning.project_lock(sys.argv[1], 'by-hand')\n"
               "print('holding', flush=True)\nsys.stdin.readline()\n")

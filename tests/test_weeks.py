@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from mlcourse import weeks
-from mlcourse.runtime import ROOT
+from mlcourse.session import ROOT
 
 
 def test_every_notebook_has_one_record_and_every_record_its_files():

@@ -23,7 +23,7 @@ def test_prepare_smoke_fills_the_cache_and_check_reports_it(prepared_room, monke
 def test_a_second_lab_uses_the_next_free_port_and_says_so_before_printing_its_link(monkeypatch, capsys):
     import socket
 
-    from mlcourse.runtime import free_port
+    from mlcourse.processes import free_port
 
     with socket.socket() as busy:  # the first `make lab`
         busy.bind(("127.0.0.1", free_port()))

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mlcourse import data, machine, models, runtime, stats, timing
+from mlcourse import data, machine, models, session, stats, timing
 
 #: The variants, as options of :func:`mlcourse.models.train`; the first is the control.
 VARIANTS = {
@@ -148,7 +148,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.epochs < 2 or args.seeds < 2:
         p.error("--epochs and --seeds must be at least 2 (a steady epoch and a spread need two).")
-    runtime.quiet_tensorflow()
+    session.quiet_tensorflow()
     ds = data.load_fashion_mnist()
     x, y = data.stratified_subset(ds.x_train, ds.y_train, args.n_train, seed=0)
     x_val = ds.x_test  # uint8, as the course feeds its models (they rescale themselves)
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
     df, lines = table(runs, args.flavors, variants)
     head = (f"bench_training: net {args.net} {NETS[args.net]}, {len(x):,} training images ({ds.source}), "
             f"{args.epochs} epochs, seeds 0-{args.seeds - 1}, interleaved; {time.perf_counter() - t0:.0f} s in all\n"
-            f"machine: {machine.describe()}; {runtime.device()}\n"
+            f"machine: {machine.describe()}; {session.device()}\n"
             f"int8 dot products: {machine.has(*machine.INT8_DOT)}; native bf16: {machine.has(*machine.NATIVE_BF16)}")
     text = df.round(3).to_markdown(index=False)
     print(head, text, *lines, sep="\n\n")

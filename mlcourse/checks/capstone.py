@@ -11,6 +11,7 @@ import json
 import numpy as np
 
 from mlcourse.checks._common import _passed
+from mlcourse.session import quiet_import
 
 __all__ = ["check_baselines", "check_conv1d_hypermodel", "check_int8_and_pruning", "check_distillation",
            "check_serving_and_alarm"]
@@ -28,7 +29,7 @@ def _signals():
 
 
 def _quiet():
-    from mlcourse.runtime import quiet_tensorflow, silenced
+    from mlcourse.session import quiet_tensorflow, silenced
 
     quiet_tensorflow()
     return silenced()
@@ -117,7 +118,7 @@ def check_conv1d_hypermodel(hypermodel) -> None:
     """Exercise 10.2: ``hypermodel(hp)`` (a function, or a ``keras_tuner.HyperModel``) declares at least
     :data:`REQUIRED_HP`, builds a compiled Keras 3 model of Conv1D layers, (40, 1) signals in, 10 outputs, with as
     many Conv1D layers as ``conv_layers`` says, and every declared hyperparameter changes the model."""
-    import keras
+    keras = quiet_import("keras")
     import keras_tuner as kt
 
     build = hypermodel.build if isinstance(hypermodel, kt.HyperModel) else hypermodel
@@ -170,7 +171,7 @@ def check_conv1d_hypermodel(hypermodel) -> None:
 @functools.lru_cache(maxsize=1)
 def _tiny_model():
     """A fixed tiny Conv1D classifier (seeded, 3 epochs on 960 generated signals)."""
-    import keras
+    keras = quiet_import("keras")
 
     d = _signals()
     keras.utils.set_random_seed(0)
@@ -267,7 +268,7 @@ def check_distillation(kd_loss, build_student) -> None:
     """Exercise 10.4: ``kd_loss(labels, teacher_logits, student_logits, temperature, alpha) -> per-example loss``
     uses the teacher's soft targets at the temperature (times T**2), and ``build_student()`` is a Conv1D model
     within the microcontroller budget (:data:`mlcourse.capstone.STUDENT_MAX_PARAMS` parameters), (40, 1) -> 10."""
-    import keras
+    keras = quiet_import("keras")
 
     from mlcourse import capstone
 

@@ -13,7 +13,7 @@ from mlcourse import data, models
 from mlcourse.checks._common import _passed
 from mlcourse.compression import sparsity
 from mlcourse.litert import evaluate_tflite, interpreter
-from mlcourse.runtime import set_seed
+from mlcourse.session import set_seed
 
 __all__ = ["check_int8_converter", "check_int8_quantize", "check_pruning_loop", "check_low_rank",
            "check_adaptive_sparsity"]

@@ -6,7 +6,7 @@ import numpy as np
 from mlcourse import models
 from mlcourse.checks._common import _passed
 from mlcourse.distillation import distillation_loss, logits_output, pack, teacher_logits
-from mlcourse.runtime import set_seed
+from mlcourse.session import quiet_import, set_seed
 
 __all__ = ["check_kd_loss", "check_distiller", "check_stacking"]
 
@@ -43,7 +43,7 @@ def _tiny_pair():
 def check_distiller(cls) -> None:
     """Exercise 7.2: ``cls(student, teacher, temperature, alpha)``, a ``keras.Model`` whose ``compute_loss`` is the
     distillation loss with a transfer-set mask (label -1: soft term only, weight 1), averaged over the batch."""
-    import keras
+    keras = quiet_import("keras")
 
     teacher, student, x, y = _tiny_pair()
     y = y.copy()

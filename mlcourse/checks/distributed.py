@@ -14,7 +14,7 @@ import numpy as np
 
 from mlcourse import data, pipelines
 from mlcourse.checks._common import _passed
-from mlcourse.runtime import quiet_import, silenced
+from mlcourse.session import quiet_import, silenced
 
 __all__ = ["check_tf_config", "check_strategy_scope", "check_input_pipeline", "check_mixed_precision"]
 
@@ -107,7 +107,7 @@ def check_input_pipeline(fn) -> None:
     """Exercise 6.3: ``fn(files, batch_size) -> tf.data.Dataset`` of ``(images float32 N x 28 x 28, labels)``
     with interleave, parallel map, cache (after decoding, before the random augmentation) and prefetch (last),
     read from the dataset graph: no timing (a busy machine would fail a right answer)."""
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
 
     with silenced():  # TensorFlow's native log lines (first TFRecord read) would change the cell's output
         files, labels = _shards()

@@ -9,7 +9,7 @@ import numpy as np
 from mlcourse import models, nas
 from mlcourse.checks._common import _passed
 from mlcourse.nas import MACRO_CHOICES
-from mlcourse.runtime import quiet_import, silenced
+from mlcourse.session import quiet_import, silenced
 
 __all__ = ["check_mutate", "check_reinforce_update", "check_to_hp", "check_macro_hypermodel"]
 

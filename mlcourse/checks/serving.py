@@ -12,7 +12,7 @@ from mlcourse import models
 from mlcourse.checks._common import _passed
 from mlcourse.drift import prediction_drift
 from mlcourse.litert import interpreter
-from mlcourse.runtime import set_seed
+from mlcourse.session import set_seed
 
 __all__ = ["check_validate", "check_serve", "check_prediction_alarm", "check_read_verified"]
 

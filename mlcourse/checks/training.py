@@ -11,7 +11,7 @@ __all__ = ["check_overfit_one_batch", "check_lr_range_test", "check_train_fixed"
 
 
 def _keras():
-    from mlcourse.runtime import quiet_import
+    from mlcourse.session import quiet_import
 
     return quiet_import("keras")
 
@@ -21,7 +21,7 @@ class _traced:
     notebook set: the checker's few hundred steps are faster traced. Restores the setting on exit."""
 
     def __enter__(self):
-        from mlcourse.runtime import quiet_import
+        from mlcourse.session import quiet_import
 
         self.tf = quiet_import("tensorflow")
         self.was = self.tf.config.functions_run_eagerly()

@@ -11,7 +11,7 @@ import numpy as np
 
 from mlcourse import data
 from mlcourse.checks._common import _passed
-from mlcourse.runtime import quiet_tensorflow, silenced
+from mlcourse.session import quiet_import, quiet_tensorflow, silenced
 from mlcourse.tuning import hyperband_brackets
 
 __all__ = ["check_hypermodel_tuner", "check_hyperband_brackets", "check_retrain_best"]
@@ -78,7 +78,7 @@ def check_hypermodel_tuner(hypermodel, make_tuner) -> None:
     """Exercise 2.1: ``hypermodel(hp)`` declares :data:`HYPERMODEL_SPACE` and returns a compiled Keras 3 model;
     ``make_tuner(directory, max_trials)`` returns a ``kt.RandomSearch`` on it maximising ``val_accuracy``.
     Runs two one-epoch trials on 200 images in a temporary folder."""
-    import keras
+    keras = quiet_import("keras")
     import keras_tuner as kt
 
     x, y, xv, yv = _tiny_images()
@@ -144,7 +144,7 @@ def check_hyperband_brackets(fn) -> None:
 
 
 def _tiny_hypermodel(hp):
-    import keras
+    keras = quiet_import("keras")
 
     model = keras.Sequential([keras.Input((28, 28)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
                               keras.layers.Dense(hp.Choice("units", [4, 32]), activation="relu"),

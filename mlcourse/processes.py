@@ -1,23 +1,11 @@
-"""Run-time set-up for a notebook: the run's size, seeds, quiet TensorFlow, and the ground-floor services every
-week shares: where the checkout and the learner's work live, child processes (:class:`ProcessGroup`, the one
-launcher of the course), free ports, keep-aside.
-
-Every notebook starts with::
-
-    import mlcourse
-    cfg = mlcourse.setup(seed=SEED)
-
-The size of a run (``smoke``, ``lesson`` or ``full``: :mod:`mlcourse.settings`) comes from the notebook's
-``SIZE`` parameter, else ``MLCOURSE_SIZE``, else ``lesson``. ``setup`` reports it; papermill can override the
-parameters cell.
+"""Child processes of the course: :class:`ProcessGroup` (the one launcher: tuning workers, ``tf.distribute``
+tasks, servers), the environment a child gets, free ports on loopback, a private network namespace, and the
+ports a process listens on. Week 06 teaches it (``tf.distribute`` on real processes); 02 starts its distributed
+search with it.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import importlib
 import os
-import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,178 +13,12 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
-from mlcourse import settings
+from mlcourse.session import ROOT
 
-__all__ = ["ROOT", "device", "set_seed", "quiet_tensorflow", "quiet_import", "silenced", "setup", "RunInfo",
-           "work_dir", "keep_aside", "free_port", "child_env", "ProcessGroup", "exit_with_parent",
-           "private_network_available", "listening_ports"]
-
-#: The course checkout (the folder that holds ``mlcourse/``, ``notebooks/`` and ``solutions/``).
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class silenced:
-    """Context manager that hides everything written to stdout/stderr, by Python *and* by native code.
-
-    TensorFlow's C++ start-up lines and the TFLite converter's chatter bypass Python's ``sys.stdout``
-    (and some ignore ``TF_CPP_MIN_LOG_LEVEL``), so both the file descriptors and the Python streams are
-    redirected. Errors still propagate as exceptions.
-    """
-
-    def __enter__(self):
-        import contextlib
-        import io
-        import sys
-
-        sys.stdout.flush()
-        sys.stderr.flush()
-        self._saved = [os.dup(1), os.dup(2)]
-        self._null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(self._null, 1)
-        os.dup2(self._null, 2)
-        self._py = contextlib.ExitStack()
-        self._py.enter_context(contextlib.redirect_stdout(io.StringIO()))
-        self._py.enter_context(contextlib.redirect_stderr(io.StringIO()))
-        return self
-
-    def __exit__(self, *exc):
-        self._py.close()
-        os.dup2(self._saved[0], 1)
-        os.dup2(self._saved[1], 2)
-        for fd in self._saved + [self._null]:
-            os.close(fd)
-        return False
-
-
-def quiet_tensorflow() -> None:
-    """Hide TensorFlow's start-up chatter (C++ info logs, absl warnings) so notebook output stays readable."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    import logging
-
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    import sys
-
-    if "tensorflow" not in sys.modules:
-        with silenced():  # the native start-up lines are printed before logging can be configured
-            import tensorflow
-            import tf_keras  # noqa: F401
-
-            tensorflow.config.list_physical_devices()  # probes CUDA now, quietly, not in a later cell
-
-
-def quiet_import(name: str):
-    """``import name`` (``"tensorflow"``, ``"keras"``, ``"keras_tuner"``, ...) after :func:`quiet_tensorflow`: the one
-    way the course's modules import a TensorFlow library lazily, so that importing ``mlcourse`` stays fast."""
-    quiet_tensorflow()
-    return importlib.import_module(name)
-
-
-def set_seed(seed: int = 0, tensorflow: bool = True) -> None:
-    """Seed Python, NumPy and (if it is importable and ``tensorflow=True``) TensorFlow and both Kerases."""
-    random.seed(seed)
-    import numpy as np
-
-    np.random.seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
-    if tensorflow:
-        quiet_tensorflow()
-        import tensorflow as tf
-
-        tf.random.set_seed(seed)
-        import keras
-
-        keras.utils.set_random_seed(seed)
-        import tf_keras
-
-        tf_keras.utils.set_random_seed(seed)
-
-
-_SIZE_WORDS = {
-    "smoke": "SMOKE size (tiny data: checks the code runs; its numbers are not the course's results)",
-    "lesson": "lesson size (minutes on a laptop; SIZE=\"full\" gives the reference run's numbers)",
-    "full": "full size (the reference run)",
-}
-
-
-@dataclass
-class RunInfo:
-    """What :func:`setup` did: the seed, the run's size (``smoke`` / ``lesson`` / ``full``) and the device."""
-
-    seed: int
-    size: str
-    device: str = "not checked (TensorFlow not loaded)"
-
-    @property
-    def smoke(self) -> bool:
-        """True for a smoke-size run, whose numbers are not judged."""
-        return self.size == "smoke"
-
-    def __str__(self) -> str:
-        return f"mlcourse: seed {self.seed}, {_SIZE_WORDS[self.size]}; device: {self.device}"
-
-
-def device() -> str:
-    """The device TensorFlow will train on: its GPUs by name, else "CPU only (N cores)"."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        return "GPU " + ", ".join(g.name.split(":", 1)[-1] for g in gpus)
-    return f"CPU only ({os.cpu_count()} cores)"
-
-
-def setup(seed: int = 0, size: str | None = None, tensorflow: bool = True) -> RunInfo:
-    """Prepare a notebook: quiet TensorFlow, seed everything, apply matplotlib defaults; prints a status line.
-
-    ``size`` is the notebook's ``SIZE`` parameter (None: ``MLCOURSE_SIZE``, else ``lesson``; see
-    :func:`mlcourse.settings.size`). ``tensorflow=False`` leaves TensorFlow unimported (a notebook that needs
-    only scikit-learn starts faster).
-    """
-    size = settings.size(size)
-    if tensorflow:
-        quiet_tensorflow()
-    set_seed(seed, tensorflow=tensorflow)
-    from mlcourse import plots
-
-    plots.use_course_style()
-    info = RunInfo(seed=seed, size=size)
-    if tensorflow:
-        info.device = device()
-    print(info)
-    return info
-
-
-def work_dir(size: str | None = None, base=None) -> Path:
-    """Where a learner's own results live (tuning trials, NAS choices, run folders), one tree per size.
-
-    ``base``, else ``MLCOURSE_WORK_DIR``, else ``runs/`` in the checkout; then ``smoke/``, ``lesson/`` or
-    ``full/`` (``size``: None follows :func:`mlcourse.settings.size`). The same folder whichever directory a
-    notebook runs in, so 05, 07 and 08 find what 02 and 03 left there.
-    """
-    if isinstance(size, bool):
-        raise TypeError("work_dir takes a size ('smoke', 'lesson' or 'full'), not True/False.")
-    size = settings.size(size)
-    root = Path(base).expanduser() if base else settings.get("work_dir")
-    return root / size
-
-
-def keep_aside(path) -> Path:
-    """Rename ``path`` to ``<name>-previous-<time>`` (so a fresh start loses nothing); returns the new path.
-
-    The name carries microseconds and, should two calls still collide, a counter: nothing is overwritten.
-    """
-    path = Path(path)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    kept, n = path.with_name(f"{path.name}-previous-{stamp}"), 1
-    while kept.exists():
-        kept, n = path.with_name(f"{path.name}-previous-{stamp}-{n}"), n + 1
-    shutil.move(str(path), str(kept))
-    return kept
+__all__ = ["free_port", "child_env", "ProcessGroup", "exit_with_parent", "private_network_available",
+           "listening_ports"]
 
 
 def free_port() -> int:
