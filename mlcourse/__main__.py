@@ -26,7 +26,7 @@ SUBCOMMANDS = {
     "compression": ("mlcourse.compression", "the compression benchmark table (float32, int8, pruned, clustered...) "
                     "with its targets (--size smoke: tiny data)"),
     "report": ("mlcourse.report", "write a build's report again (rewrite BUILD), or copy a full run's report "
-               "into reference/ (publish BUILD)"),
+               "into reference/ (publish BUILD; --add merges it into the published one)"),
     "catalog": ("mlcourse.catalog", "write or check the landing notebook and the README's course table "
                 "(write | check)"),
     "runtimes": ("mlcourse.runtimes", "the deployment runtimes table of notebook 09 (LiteRT, ONNX Runtime, "

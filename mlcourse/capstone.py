@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mlcourse import litert
 from mlcourse.headlines import Headlines, Reference
 from mlcourse.session import quiet_import
 
@@ -188,29 +189,10 @@ def hypermodel(hp):
 
 
 def to_int8(model, representative) -> bytes:
-    """Exercise 10.3: full-integer int8 with the TFLite converter (int8 in and out, calibrated on
-    ``representative`` signals, one per yield)."""
-    import warnings
-
-    tf = quiet_import("tensorflow")
-
-    from mlcourse.session import silenced
-
-    rep = np.asarray(representative, dtype=np.float32)
-
-    def representative_dataset():
-        for i in range(len(rep)):
-            yield [rep[i:i + 1]]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative_dataset
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    with warnings.catch_warnings(), silenced():
-        warnings.simplefilter("ignore")
-        return converter.convert()
+    """Exercise 10.3's answer: full-integer int8 (int8 in and out, calibrated on ``representative`` signals, one
+    per yield). The notebook writes the ``tf.lite.TFLiteConverter`` calls; the tested converter behind this is
+    :func:`mlcourse.litert.to_tflite`, which also refuses calibration data that cannot calibrate."""
+    return litert.to_tflite(model, "int8", representative, io_type="int8")
 
 
 def _prunable(layer) -> bool:

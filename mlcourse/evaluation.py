@@ -21,8 +21,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from mlcourse import data as _data
-from mlcourse.data import make_imbalanced
+from mlcourse import data
 from mlcourse.headlines import Headlines
 
 __all__ = ["headlines",
@@ -97,7 +96,7 @@ def roc_vs_pr(positive_rates=(0.5, 0.1, 0.01), n_samples: int = 20000, seed: int
     rng = np.random.default_rng(seed)
     rows = []
     for rate in positive_rates:
-        X, y = make_imbalanced(n_samples=n_samples, positive_rate=rate, class_sep=0.8, seed=seed)
+        X, y = data.make_imbalanced(n_samples=n_samples, positive_rate=rate, class_sep=0.8, seed=seed)
         Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.5, stratify=y, random_state=seed)
         s = LogisticRegression(max_iter=1000).fit(Xtr, ytr).predict_proba(Xte)[:, 1]
         noise = rng.random(len(yte))
@@ -346,7 +345,7 @@ def data_card(ds, name: str = "Fashion-MNIST") -> pd.DataFrame:
                    "one label per image"),
         ("licence", "MIT (zalandoresearch/fashion-mnist)"),
         ("known limits", "centred, single product, plain background: real seller photos differ (see section 6)"),
-        ("loader", f"mlcourse.data.load_fashion_mnist (lookup order in its docstring; Debian dir {_data.DEBIAN_DIR})"),
+        ("loader", f"mlcourse.data.load_fashion_mnist (lookup order in its docstring; Debian dir {data.DEBIAN_DIR})"),
     ]
     return pd.DataFrame(rows, columns=["field", "value"]).set_index("field")
 

@@ -457,12 +457,18 @@ def rewrite(build) -> Path:
 PUBLISHED = ("report.md", "report.html", "runs.json", "environment.json", "figures", "notebooks", "results")
 
 
-def publish(build, dest=None) -> Path:
+def publish(build, dest=None, add: bool = False) -> Path:
     """Copy the report of a **full** course run in ``build`` into ``dest`` (default ``reference/`` in the
     checkout): ``report.md``, ``report.html``, ``figures/``, the executed notebooks as HTML, the recorded
     ``results/``, ``environment.json`` and ``runs.json`` (with paths made relative). A smoke run, or one with a
     failed notebook, is refused; notebooks the run left out are named in its report. A previous ``dest`` is
-    replaced (git keeps its history)."""
+    replaced (git keeps its history).
+
+    ``add=True`` publishes ``build``'s notebooks *into* the existing ``dest`` instead (a notebook run again, or a
+    new one): their HTML and results replace those of the same notebooks, the other notebooks stay, each added
+    run gets a note naming the commit and machine it ran on (from ``build/environment.json``), and the report is
+    rendered again from the merged results. Either way ``dest`` is swapped in whole at the end: a failure leaves
+    it as it was."""
     import json
     import shutil
 
@@ -482,6 +488,14 @@ def publish(build, dest=None) -> Path:
                          "end (run them again, or `mlcourse course --only` the others into a new build).")
     staging = dest.with_name(dest.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
+    if add:
+        try:
+            _merged_into(build, runs, dest, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _swap_in(staging, dest)
+        return dest
     staging.mkdir(parents=True)
     for name in PUBLISHED:
         src = build / name
@@ -492,14 +506,56 @@ def publish(build, dest=None) -> Path:
     for r in runs:
         r["output"] = f"notebooks/{r['notebook']}.html"
     (staging / "runs.json").write_text(json.dumps(runs, indent=2) + "\n")
-    if dest.exists():
-        shutil.rmtree(dest)
-    staging.rename(dest)
+    _swap_in(staging, dest)
     return dest
 
 
+def _swap_in(staging: Path, dest: Path) -> None:
+    import shutil
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    staging.rename(dest)
+
+
+def _merged_into(build: Path, runs: list[dict], dest: Path, staging: Path) -> list[dict]:
+    """:func:`publish` with ``add``: a copy of ``dest`` in ``staging`` with ``build``'s notebooks merged in and
+    the report rendered again; returns the merged runs (course order)."""
+    import json
+    import shutil
+
+    if not (dest / "runs.json").is_file():
+        raise FileNotFoundError(f"{dest} holds no published report to add to: publish a full run there first "
+                                "(without --add).")
+    kept = [r for r in load_runs(dest) if r["notebook"] not in {r["notebook"] for r in runs}]
+    shutil.copytree(dest, staging)
+    saved = build / "environment.json"
+    env = json.loads(saved.read_text()) if saved.is_file() else {}
+    where = (f"{env.get('course version', 'an unrecorded commit')} on {env.get('cpu', 'an unrecorded machine')}"
+             f"{'; ' + env['cpu features'] if env.get('cpu features') else ''}")
+    for r in runs:
+        nb = r["notebook"]
+        html, result = build / "notebooks" / f"{nb}.html", build / "results" / f"{nb}.json"
+        if not html.is_file() or not result.is_file():
+            raise FileNotFoundError(f"{build} lacks {html.name} or results/{result.name}: write its report first "
+                                    f"(python -m mlcourse.report rewrite {build}).")
+        shutil.copy2(html, staging / "notebooks" / html.name)
+        shutil.copy2(result, staging / "results" / result.name)
+        r["note"] = f"added later (mlcourse report publish --add) from a run at {where}"
+    order = {w.stem: i for i, w in enumerate(weeks.WEEKS)}
+    merged = sorted(kept + runs, key=lambda r: order.get(r["notebook"], len(order)))
+    for r in merged:
+        r.update(output="", html=(staging / "notebooks" / f"{r['notebook']}.html").is_file())
+    write(merged, staging / "results", staging, "full")
+    for r in merged:
+        r["output"] = f"notebooks/{r['notebook']}.html"
+        del r["html"]
+    (staging / "runs.json").write_text(json.dumps(merged, indent=2) + "\n")
+    return merged
+
+
 def main(argv=None) -> int:
-    """``python -m mlcourse.report rewrite BUILD`` | ``publish BUILD [--to DEST]``."""
+    """``python -m mlcourse.report rewrite BUILD`` | ``publish BUILD [--to DEST] [--add]``."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m mlcourse.report", description=__doc__,
@@ -509,9 +565,11 @@ def main(argv=None) -> int:
     pub = sub.add_parser("publish", help="copy a full run's report into reference/")
     pub.add_argument("build", type=Path)
     pub.add_argument("--to", type=Path, default=None, help="destination (default: reference/ in the checkout)")
+    pub.add_argument("--add", action="store_true",
+                     help="add the build's notebooks to the published report instead of replacing it")
     args = p.parse_args(argv)
     try:
-        out = rewrite(args.build) if args.command == "rewrite" else publish(args.build, args.to)
+        out = rewrite(args.build) if args.command == "rewrite" else publish(args.build, args.to, args.add)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}")
         return 2

@@ -352,3 +352,44 @@ def test_every_week_figure_is_drawn_from_what_its_notebook_records(tmp_path):
     assert report.figures({"02_tuning": {specs[0][1].key: [{"tuner": "x"}]}}, [], tmp_path / "none") == []
     with pytest.raises(ValueError, match="kind"):
         Figure("k", "f.png", "c", "t", "pie")
+
+
+def test_publish_add_merges_a_run_into_the_reference_and_keeps_the_others(built, tmp_path):
+    """`mlcourse report publish BUILD --add`: the build's notebooks replace theirs in the reference, every other
+    notebook stays, the added runs say where they ran, and a refused add leaves the reference as it was."""
+    out, _ = built
+
+    def full_build(folder, nb, seconds, commit):
+        folder.mkdir()
+        (folder / "results").mkdir()
+        (folder / "results" / f"{nb}.json").write_text(json.dumps(RESULTS.get(nb, {"x": 1})))
+        (folder / "environment.json").write_text(json.dumps({"course version": commit, "cpu": "Test CPU",
+                                                            "cpu features": "avx2"}))
+        executed = tmp_path / f"{folder.name}.ipynb"
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"ran {commit}")]), executed)
+        runs = [{"notebook": nb, "status": "ok", "seconds": seconds, "error": "", "size": "full",
+                 "output": str(executed)}]
+        report.write(runs, folder / "results", folder, "full")
+        (folder / "runs.json").write_text(json.dumps(runs))
+        return folder
+
+    dest = report.publish(full_build(tmp_path / "first", "02_tuning", 100.0, "commit aaa"), tmp_path / "ref")
+    with pytest.raises(FileNotFoundError, match="no published report to add to"):
+        report.publish(tmp_path / "first", tmp_path / "elsewhere", add=True)
+    report.publish(full_build(tmp_path / "second", "00_workflow", 60.0, "commit bbb"), dest, add=True)
+    runs = json.loads((dest / "runs.json").read_text())
+    assert [r["notebook"] for r in runs] == ["00_workflow", "02_tuning"]  # course order
+    assert "commit bbb on Test CPU; avx2" in runs[0]["note"] and "note" not in runs[1]
+    assert all(r["output"] == f"notebooks/{r['notebook']}.html" and (dest / r["output"]).is_file() for r in runs)
+    assert {p.name for p in (dest / "results").iterdir()} == {"00_workflow.json", "02_tuning.json"}
+    assert "ran commit aaa" in (dest / "notebooks" / "02_tuning.html").read_text()
+    page = (dest / "report.md").read_text()
+    assert "00_workflow" in page and "02_tuning" in page and "notebooks/00_workflow.html" in page
+    # a run of a notebook again replaces only that notebook; a build without its HTML is refused, dest unchanged
+    report.publish(full_build(tmp_path / "third", "02_tuning", 90.0, "commit ccc"), dest, add=True)
+    assert "ran commit ccc" in (dest / "notebooks" / "02_tuning.html").read_text()
+    assert [r["seconds"] for r in json.loads((dest / "runs.json").read_text())] == [60.0, 90.0]
+    (tmp_path / "third" / "notebooks" / "02_tuning.html").unlink()
+    before = (dest / "runs.json").read_text()
+    assert report.main(["publish", str(tmp_path / "third"), "--to", str(dest), "--add"]) == 2
+    assert (dest / "runs.json").read_text() == before and not (tmp_path / "ref.new").exists()
