@@ -39,6 +39,7 @@ lint: setup
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mlcourse.notebooks generate --check
 	$(PYTHON) -m mlcourse.catalog check
+	$(PYTHON) -m mlcourse.lessons check
 	$(PYTHON) tools/lock.py --check
 
 PYTEST := MLCOURSE_SIZE=smoke TQDM_DISABLE=1 $(PYTHON) -m pytest -p no:randomly -rs --durations=10 -n 2 --dist loadfile

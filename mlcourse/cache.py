@@ -187,6 +187,8 @@ def trained_model(name: str, x, y, hp: dict | None, epochs: int, seed: int = 0, 
 
     The one way the course's weeks get their slow, plainly trained models (05's baselines, 07's teachers,
     08's deployed model, 09's two models); ``make workshop`` fills the same entries ahead of a session.
+
+    Lesson: 03_nas § 3 · Performance estimation: how good are cheap estimates?
     """
 
     hp = dict(hp or {})

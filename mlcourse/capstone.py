@@ -91,7 +91,10 @@ def make_data(n_samples: int = 5000, seed: int = 42, **knobs) -> Data:
     ``seed`` and any of :data:`DATASET_ARGS` set. The defaults give the published dataset (4000 train, 1000 test).
 
     The generator seeds NumPy's *global* random state; it is put back afterwards, so generating data never changes
-    the notebook's other random draws. Nothing here downloads (``get_dataset`` would: it is never called)."""
+    the notebook's other random draws. Nothing here downloads (``get_dataset`` would: it is never called).
+
+    Lesson: 10_capstone § 1 · The use case, the one metric, the split, the baselines.
+    """
     from mnist1d.data import get_dataset_args, make_dataset
 
     unknown = set(knobs) - set(DATASET_ARGS)
@@ -116,7 +119,10 @@ def make_data(n_samples: int = 5000, seed: int = 42, **knobs) -> Data:
 
 def sample(n: int, seed: int, **knobs):
     """``(x, y)``: ``n`` fresh signals from the generator (train and test parts together), with any knobs changed:
-    a batch of "production" traffic for the monitoring stage."""
+    a batch of "production" traffic for the monitoring stage.
+
+    Lesson: 10_capstone § ✏️ Exercise 10.5: the predictor and the drift alarm.
+    """
     d = make_data(max(20, int(np.ceil(n / 0.8)) + 1), seed=seed, **knobs)
     x, y = np.concatenate([d.x_train, d.x_test]), np.concatenate([d.y_train, d.y_test])
     return x[:n], y[:n]
@@ -125,7 +131,10 @@ def sample(n: int, seed: int, **knobs):
 def unlabelled(n: int, seed: int, data_seed: int = 42, **knobs) -> np.ndarray:
     """``n`` new signals ``(n, 40, 1)`` from the generator with the same settings and another seed, **labels
     dropped**: a transfer set for distillation (the teacher labels it). ``seed`` must differ from ``data_seed``, the
-    seed of the dataset whose test signals the transfer set must never contain."""
+    seed of the dataset whose test signals the transfer set must never contain.
+
+    Lesson: 10_capstone § ✏️ Exercise 10.4: the distillation loss and the student.
+    """
     if int(seed) == int(data_seed):
         raise ValueError(f"seed={seed} is the dataset's own seed: the transfer set would repeat its (test) signals; "
                          "draw it with another seed.")
@@ -133,7 +142,10 @@ def unlabelled(n: int, seed: int, data_seed: int = 42, **knobs) -> np.ndarray:
 
 
 def split_val(x, y, n_val: int, seed: int = 0):
-    """``(x_train, y_train, x_val, y_val)``: ``n_val`` signals held out, stratified by class, deterministic."""
+    """``(x_train, y_train, x_val, y_val)``: ``n_val`` signals held out, stratified by class, deterministic.
+
+    Lesson: 10_capstone § 1 · The use case, the one metric, the split, the baselines.
+    """
     from sklearn.model_selection import train_test_split
 
     x_tr, x_val, y_tr, y_val = train_test_split(x, y, test_size=n_val, stratify=y, random_state=seed)
@@ -141,7 +153,10 @@ def split_val(x, y, n_val: int, seed: int = 0):
 
 
 def paper_row(name: str) -> float:
-    """The published test accuracy of ``name`` (a key of :data:`PAPER`)."""
+    """The published test accuracy of ``name`` (a key of :data:`PAPER`).
+
+    Lesson: 10_capstone § ✏️ Exercise 10.1: the baselines.
+    """
     if name not in PAPER:
         raise KeyError(f"the paper reports {sorted(PAPER)}, not {name!r}.")
     return PAPER[name]
@@ -150,7 +165,10 @@ def paper_row(name: str) -> float:
 # ---- the course's copy of the exercises' solutions (the notebook's later cells run these) -------------------------
 
 def fit_baselines(x, y, seed: int = 0, mlp_iter: int = 200) -> dict:
-    """Exercise 10.1: ``{"logistic regression": fitted, "MLP": fitted}``, scikit-learn, on ``(N, 40)`` signals."""
+    """Exercise 10.1: ``{"logistic regression": fitted, "MLP": fitted}``, scikit-learn, on ``(N, 40)`` signals.
+
+    Lesson: 10_capstone § ✏️ Exercise 10.1: the baselines.
+    """
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -167,7 +185,10 @@ def fit_baselines(x, y, seed: int = 0, mlp_iter: int = 200) -> dict:
 
 def hypermodel(hp):
     """Exercise 10.2: a keras-tuner hypermodel over a Conv1D space (``conv_layers``, ``filters``, ``kernel_size``,
-    ``dense_units``, ``dropout``, ``learning_rate``): a compiled Keras 3 model, (40, 1) signals in, 10 logits out."""
+    ``dense_units``, ``dropout``, ``learning_rate``): a compiled Keras 3 model, (40, 1) signals in, 10 logits out.
+
+    Lesson: 10_capstone § ✏️ Exercise 10.2: the hypermodel.
+    """
     keras = quiet_import("keras")
 
     conv_layers = hp.Int("conv_layers", 2, 3)
@@ -191,7 +212,10 @@ def hypermodel(hp):
 def to_int8(model, representative) -> bytes:
     """Exercise 10.3's answer: full-integer int8 (int8 in and out, calibrated on ``representative`` signals, one
     per yield). The notebook writes the ``tf.lite.TFLiteConverter`` calls; the tested converter behind this is
-    :func:`mlcourse.litert.to_tflite`, which also refuses calibration data that cannot calibrate."""
+    :func:`mlcourse.litert.to_tflite`, which also refuses calibration data that cannot calibrate.
+
+    Lesson: 10_capstone § ✏️ Exercise 10.3: the int8 converter and magnitude pruning.
+    """
     return litert.to_tflite(model, "int8", representative, io_type="int8")
 
 
@@ -201,7 +225,10 @@ def _prunable(layer) -> bool:
 
 def magnitude_prune(model, sparsity: float):
     """Exercise 10.3: a Keras 3 copy of ``model`` in which each Conv1D / Dense kernel has its ``sparsity`` share of
-    smallest-magnitude weights set to 0 (one-shot, per layer; biases kept). The input model is left as it is."""
+    smallest-magnitude weights set to 0 (one-shot, per layer; biases kept). The input model is left as it is.
+
+    Lesson: 10_capstone § ✏️ Exercise 10.3: the int8 converter and magnitude pruning.
+    """
     keras = quiet_import("keras")
 
     if not 0 <= sparsity < 1:
@@ -222,7 +249,10 @@ def magnitude_prune(model, sparsity: float):
 
 
 def kernel_sparsity(model) -> float:
-    """Share of exactly-zero weights among the Conv1D / Dense kernels of a Keras model."""
+    """Share of exactly-zero weights among the Conv1D / Dense kernels of a Keras model.
+
+    Lesson: 10_capstone § ✏️ Exercise 10.3: the int8 converter and magnitude pruning.
+    """
     kernels = [layer.get_weights()[0] for layer in model.layers if _prunable(layer)]
     if not kernels:
         raise ValueError("the model has no Conv1D or Dense layer: nothing to measure.")
@@ -232,7 +262,10 @@ def kernel_sparsity(model) -> float:
 def kd_loss(labels, teacher_logits, student_logits, temperature: float, alpha: float):
     """Exercise 10.4: per-example ``(1 - alpha) * CE(labels, student) + alpha * T**2 * KL(softmax(teacher / T) ||
     softmax(student / T))``, in ``keras.ops`` (NumPy arrays and tensors alike). ``alpha`` may also be one value per
-    example: 1 for an unlabelled transfer signal (soft targets only), 0 for a hard (pseudo-)label."""
+    example: 1 for an unlabelled transfer signal (soft targets only), 0 for a hard (pseudo-)label.
+
+    Lesson: 10_capstone § ✏️ Exercise 10.4: the distillation loss and the student.
+    """
     ops = quiet_import("keras").ops
 
     s = ops.convert_to_tensor(student_logits, dtype="float32")
@@ -248,7 +281,10 @@ def kd_loss(labels, teacher_logits, student_logits, temperature: float, alpha: f
 
 def build_student(seed: int = 0):
     """Exercise 10.4: a Conv1D student for a microcontroller: under :data:`STUDENT_MAX_PARAMS` parameters, (40, 1)
-    signals in, 10 logits out (not compiled: its loss is chosen by the caller)."""
+    signals in, 10 logits out (not compiled: its loss is chosen by the caller).
+
+    Lesson: 10_capstone § ✏️ Exercise 10.4: the distillation loss and the student.
+    """
     keras = quiet_import("keras")
 
     keras.utils.set_random_seed(seed)
@@ -288,7 +324,10 @@ def validate_signals(x, length: int = 40) -> np.ndarray:
 
 def make_predictor(tflite: bytes):
     """Exercise 10.5: ``predict(signals) -> int labels``, one LiteRT interpreter (``ai_edge_litert``) behind
-    :func:`validate_signals`, quantizing the input and reading the argmax of the output."""
+    :func:`validate_signals`, quantizing the input and reading the argmax of the output.
+
+    Lesson: 10_capstone § ✏️ Exercise 10.5: the predictor and the drift alarm.
+    """
     from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_content=bytes(tflite), num_threads=1)
@@ -315,7 +354,10 @@ def make_predictor(tflite: bytes):
 def signal_features(x) -> pd.DataFrame:
     """Per-signal statistics worth monitoring, one row per signal of ``(N, 40)`` or ``(N, 40, 1)``: ``roughness``
     (mean absolute step: noise), ``peak position`` (where the largest absolute value sits: translation) and
-    ``peak height`` (the largest absolute value: scale)."""
+    ``peak height`` (the largest absolute value: scale).
+
+    Lesson: 10_capstone § ✏️ Exercise 10.5: the predictor and the drift alarm.
+    """
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     return pd.DataFrame({"roughness": np.abs(np.diff(x, axis=1)).mean(axis=1),
                          "peak position": np.abs(x).argmax(axis=1).astype(np.float64),
@@ -324,7 +366,10 @@ def signal_features(x) -> pd.DataFrame:
 
 def drift_pvalues(reference, current) -> pd.Series:
     """Two-sample Kolmogorov-Smirnov p-value of each :func:`signal_features` column, ``current`` against
-    ``reference`` (signals as ``(N, 40)`` or ``(N, 40, 1)`` arrays)."""
+    ``reference`` (signals as ``(N, 40)`` or ``(N, 40, 1)`` arrays).
+
+    Lesson: 10_capstone § ✏️ Exercise 10.5: the predictor and the drift alarm.
+    """
     from scipy.stats import ks_2samp
 
     ref, cur = signal_features(reference), signal_features(current)
@@ -333,7 +378,10 @@ def drift_pvalues(reference, current) -> pd.Series:
 
 def drift_alarm(reference, current, alpha: float = 0.001) -> bool:
     """Exercise 10.5: True when any of :func:`drift_pvalues` is below ``alpha`` divided by the number of tests
-    (Bonferroni: several tests at ``alpha`` each raise more false alarms than ``alpha`` says)."""
+    (Bonferroni: several tests at ``alpha`` each raise more false alarms than ``alpha`` says).
+
+    Lesson: 10_capstone § ✏️ Exercise 10.5: the predictor and the drift alarm.
+    """
     p = drift_pvalues(reference, current)
     return bool((p < alpha / len(p)).any())
 
@@ -342,14 +390,20 @@ def drift_alarm(reference, current, alpha: float = 0.001) -> bool:
 
 def size_row(name: str, blob: bytes, accuracy: float, nonzero: int | None = None) -> dict:
     """One row of the compression table: file bytes, gzipped bytes (pruning's zeros only show compressed),
-    non-zero kernel weights and test accuracy."""
+    non-zero kernel weights and test accuracy.
+
+    Lesson: 10_capstone § ✏️ Exercise 10.3: the int8 converter and magnitude pruning.
+    """
     return {"variant": name, "bytes": len(blob), "gzipped bytes": len(gzip.compress(bytes(blob), 9)),
             "nonzero kernel weights": nonzero, "test accuracy": float(accuracy)}
 
 
 def summary(ours: dict, size: str) -> pd.DataFrame:
     """The end-to-end table: one row per model this run measured (``{name: test accuracy}``; names of
-    :data:`PAPER` are set beside the paper's number, others get none), with the difference in points."""
+    :data:`PAPER` are set beside the paper's number, others get none), with the difference in points.
+
+    Lesson: 10_capstone § End to end: this run beside the paper.
+    """
     rows = []
     for name, acc in ours.items():
         paper = next((v for k, v in PAPER.items() if name == k or name.startswith(k + " ")), None)

@@ -52,7 +52,10 @@ __all__ = ["headlines", "FIGURES", "REFERENCES",
 
 # ------------------------------------------------------------------------------------------------ pruning
 def sparsity(model) -> float:
-    """Share of exactly-zero weights among the kernels (the weights that pruning targets)."""
+    """Share of exactly-zero weights among the kernels (the weights that pruning targets).
+
+    Lesson: 05_compression § ✏️ Exercise 5.3: write the pruning loop.
+    """
     kernels = [w.numpy() for w in model.weights if "kernel" in w.name]
     total = sum(k.size for k in kernels)
     return float(sum((k == 0).sum() for k in kernels) / total) if total else 0.0
@@ -61,7 +64,10 @@ def sparsity(model) -> float:
 # ------------------------------------------------------------------------------------------ training
 def fit(model, x, y, epochs: int = 1, batch_size: int = 128, callbacks=None, validation_split: float = 0.0):
     """``model.fit`` with the course's defaults: quiet, with :func:`mlcourse.models.epoch_bar` over the epochs.
-    Returns the history dict (``{"loss": [...], "accuracy": [...]}``)."""
+    Returns the history dict (``{"loss": [...], "accuracy": [...]}``).
+
+    Lesson: 05_compression § 5 · Quantization-aware training: fake quantization, and when it pays.
+    """
     h = model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, validation_split=validation_split,
                   callbacks=[*(callbacks or []), models.epoch_bar(model, epochs)])
     return dict(h.history)
@@ -91,6 +97,8 @@ def prunable(model, target_sparsity: float = 0.8, schedule: str = "polynomial", 
     For when you train yourself: ``fit`` it with ``tfmot.sparsity.keras.UpdatePruningStep()`` among the
     callbacks, then ``tfmot.sparsity.keras.strip_pruning`` it. :func:`prune` does all three.
     ``steps`` is the number of training steps over which the schedule runs.
+
+    Lesson: 05_compression § ✏️ Exercise 5.3: write the pruning loop.
     """
     import tensorflow_model_optimization as tfmot
 
@@ -117,6 +125,8 @@ def prune(model, x, y, target_sparsity: float = 0.8, schedule: str = "polynomial
     ``"polynomial"`` (PolynomialDecay: from 0 to the target over the fine-tuning steps, gentler).
     The ``UpdatePruningStep`` callback is added for you: without it tfmot's masks never update.
     Rescaling, pooling and flatten layers have no weights and are left alone.
+
+    Lesson: 05_compression § Structured pruning: fewer filters, less compute.
     """
     import tensorflow_model_optimization as tfmot
 
@@ -149,6 +159,8 @@ def quantization_aware(model, x, y, epochs: int = 1, batch_size: int = 128, lear
 
     Convert the result with ``to_tflite(qat_model, "dynamic")``: its quantization ranges are learned,
     so no calibration data is needed.
+
+    Lesson: 05_compression § 5 · Quantization-aware training: fake quantization, and when it pays.
     """
     import tensorflow_model_optimization as tfmot
 
@@ -162,7 +174,10 @@ def quantization_aware(model, x, y, epochs: int = 1, batch_size: int = 128, lear
 
 def cluster(model, x, y, n_clusters: int = 16, epochs: int = 1, batch_size: int = 128,
             learning_rate: float = 1e-4):
-    """Weight clustering: each kernel keeps only ``n_clusters`` distinct values (fine-tuned, stripped)."""
+    """Weight clustering: each kernel keeps only ``n_clusters`` distinct values (fine-tuned, stripped).
+
+    Lesson: 05_compression § 8 · Low-rank factorization.
+    """
     import tensorflow_model_optimization as tfmot
 
     if n_clusters < 2:
@@ -185,6 +200,8 @@ def low_rank(model, rank: int):
     ``r*(n+m)``. Returns a new Keras 3 model (no fine-tuning: measure what the approximation costs).
     Layers with ``r*(n+m) >= n*m`` are kept as they are (with a warning). A ``rank`` above a layer's full
     rank ``min(n, m)`` is refused: it would leave the layer as it is and the result would not be rank ``r``.
+
+    Lesson: 05_compression § 8 · Low-rank factorization.
     """
     keras = quiet_import("keras")
 
@@ -229,7 +246,10 @@ def low_rank(model, rank: int):
 
 
 def macs(model) -> pd.DataFrame:
-    """Multiply-accumulates per image for each Conv2D, SeparableConv2D and Dense layer, and their total."""
+    """Multiply-accumulates per image for each Conv2D, SeparableConv2D and Dense layer, and their total.
+
+    Lesson: 05_compression § Structured pruning: fewer filters, less compute.
+    """
     rows = []
     for layer in model.layers:
         kind = type(layer).__name__
@@ -287,7 +307,10 @@ BinaryWeightDense = None  # set lazily (needs Keras): use build_binary_mlp or _b
 
 def build_binary_mlp(hidden_units=(512, 256), learning_rate: float = 1e-3, num_classes: int = 10):
     """An MLP whose hidden layers are :class:`BinaryWeightDense` (binary weights, float activations; input
-    scaling and the output layer stay float, the usual practice). Keras 3, compiled."""
+    scaling and the output layer stay float, the usual practice). Keras 3, compiled.
+
+    Lesson: 05_compression § 10 · Binary-weight networks.
+    """
     keras = quiet_import("keras")
 
     global BinaryWeightDense
@@ -306,7 +329,10 @@ def build_binary_mlp(hidden_units=(512, 256), learning_rate: float = 1e-3, num_c
 
 
 def binary_weight_bytes(model) -> tuple[int, int]:
-    """``(float32 bytes, 1-bit bytes)`` of the binarized layers' kernels: the theoretical 32x saving."""
+    """``(float32 bytes, 1-bit bytes)`` of the binarized layers' kernels: the theoretical 32x saving.
+
+    Lesson: 05_compression § 10 · Binary-weight networks.
+    """
     n = sum(int(np.prod(layer.kernel.shape)) for layer in model.layers if type(layer).__name__ == "BinaryWeightDense")
     return 4 * n, int(np.ceil(n / 8))
 
@@ -314,7 +340,10 @@ def binary_weight_bytes(model) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------- sweeps
 def sparsity_sweep(model, x, y, x_test, y_test, sparsities=(0.5, 0.75, 0.9, 0.95),
                    schedules=("constant", "polynomial"), epochs: int = 1) -> pd.DataFrame:
-    """Prune ``model`` to each sparsity with each schedule; test accuracy and gzipped int8 size of each."""
+    """Prune ``model`` to each sparsity with each schedule; test accuracy and gzipped int8 size of each.
+
+    Lesson: 05_compression § ✏️ Exercise 5.3: write the pruning loop.
+    """
     from tqdm.auto import tqdm
 
     rows = []
@@ -332,6 +361,8 @@ def calibration_sweep(model, calibration_sets: dict, x_test, y_test) -> pd.DataF
 
     Compare sizes (1, 10, 500 random training images) *and* representativeness (images of one class
     only, darker images than production sees): the ranges come from these images alone.
+
+    Lesson: 05_compression § 4 · Calibration: how many images, and which.
     """
     rows = []
     for name, images in calibration_sets.items():
@@ -343,7 +374,10 @@ def calibration_sweep(model, calibration_sets: dict, x_test, y_test) -> pd.DataF
 
 
 def low_rank_sweep(model, x_test, y_test, ranks=(2, 4, 8, 16, 32, 64, 128)) -> pd.DataFrame:
-    """Accuracy and parameters after replacing hidden Dense layers by rank-``r`` factors (no fine-tuning)."""
+    """Accuracy and parameters after replacing hidden Dense layers by rank-``r`` factors (no fine-tuning).
+
+    Lesson: 05_compression § 8 · Low-rank factorization.
+    """
     rows = [{"rank": "full", "params": models.count_params(model),
              "accuracy": float(model.evaluate(x_test, y_test, verbose=0)[1])}]
     for r in ranks:
@@ -382,7 +416,10 @@ def check_targets(table: pd.DataFrame, latency: pd.DataFrame | None = None) -> p
 
     Give ``latency`` (the benchmark's interleaved table, ``extras["latency"]``) and the speed target is met only
     when :func:`mlcourse.timing.compare` says int8 is faster (medians *and* rounds agree; its verdict is in the
-    ``verdict`` column); without it, only the ratio of medians is shown and ``met`` is None (not judged)."""
+    ``verdict`` column); without it, only the ratio of medians is shown and ``met`` is None (not judged).
+
+    Lesson: 05_compression § Where int8 pays on any CPU: batch-1 layers whose weights do not fit in the cache.
+    """
 
     t = table.set_index("variant")
     base = t.loc["float32 baseline"]
@@ -413,6 +450,8 @@ def latency_table(blobs: dict, image, rounds: int = 9, number: int = 50, threads
     shared machine); the image is quantized once per model to that model's input type. Returns
     :func:`mlcourse.timing.interleaved`'s table (``median_ms``, ``p95_ms``, ``min_ms``, ``spread``,
     ``rounds_ms``); :func:`mlcourse.timing.compare` gives a verdict from it.
+
+    Lesson: 05_compression § The Keras 3 path: `model.quantize("int8")` and `model.export(format="litert")`.
     """
 
     if not blobs:
@@ -433,7 +472,10 @@ def latency_table(blobs: dict, image, rounds: int = 9, number: int = 50, threads
 
 def baseline_model(x_train, y_train, hp=None, epochs: int = 4, seed: int = 0):
     """The trained baseline (default :data:`BASELINE_HP`), from the workshop cache when the same recipe was
-    trained before (see :mod:`mlcourse.workshop`)."""
+    trained before (see :mod:`mlcourse.workshop`).
+
+    Lesson: 05_compression § 1 · The model to compress, and where its parameters live.
+    """
 
     return trained_model("compression-baseline", x_train, y_train, hp or BASELINE_HP, epochs, seed=seed)
 
@@ -450,6 +492,8 @@ def benchmark(x_train, y_train, x_test, y_test, hp=None, epochs: int = 4, finetu
     float model fine-tuned for QAT's epochs at QAT's learning rate (:func:`float_finetune`), then converted to
     int8 the same way, so a fine-tuned row is judged against the same extra training. Returns ``(table, baseline_model,
     extras)``, where ``extras`` holds the intermediate models, the ``"blobs"`` and the ``"latency"`` table.
+
+    Lesson: 05_compression § 3 · Every variant side by side.
     """
     from tqdm.auto import tqdm
 
@@ -501,7 +545,10 @@ def wide_mlp(units: int = 2048, layers: int = 2, seed: int = 0):
     its weights once per call, so with ``units`` = 2048 the float32 weights (about 20 MB) do not fit in a laptop
     CPU's caches and every call streams them from memory; int8's weights are a quarter of that, so int8 pays
     here even on a CPU without int8 dot-product instructions (the small CNN's case is compute- and
-    overhead-bound instead)."""
+    overhead-bound instead).
+
+    Lesson: 05_compression § Where int8 pays on any CPU: batch-1 layers whose weights do not fit in the cache.
+    """
     keras = quiet_import("keras")
 
     keras.utils.set_random_seed(seed)
@@ -514,7 +561,10 @@ def wide_mlp(units: int = 2048, layers: int = 2, seed: int = 0):
 
 
 def weight_bytes(model) -> int:
-    """Bytes of every weight of a Keras model as it holds them in memory (int8 kernels count 1 byte each)."""
+    """Bytes of every weight of a Keras model as it holds them in memory (int8 kernels count 1 byte each).
+
+    Lesson: 05_compression § The Keras 3 path: `model.quantize("int8")` and `model.export(format="litert")`.
+    """
     return int(sum(np.dtype(w.dtype).itemsize * int(np.prod(w.shape)) for w in model.weights))
 
 
@@ -569,7 +619,10 @@ def litert_int8(float_tflite: bytes, images) -> bytes:
 
 # ------------------------------------------------------------------------------------- adaptive sparsity
 def prunable_layers(model) -> dict:
-    """``{layer name: number of kernel weights}`` of every Dense and Conv2D layer (what magnitude pruning prunes)."""
+    """``{layer name: number of kernel weights}`` of every Dense and Conv2D layer (what magnitude pruning prunes).
+
+    Lesson: 05_compression § ✏️ Exercise 5.5: the sensitivity scan, and the sparsities it chooses.
+    """
     return {layer.name: int(np.prod(layer.kernel.shape)) for layer in model.layers
             if type(layer).__name__ in ("Dense", "Conv2D") and hasattr(layer, "kernel")}
 
@@ -584,7 +637,10 @@ def _zero_smallest(kernel: np.ndarray, share: float) -> np.ndarray:
 
 def magnitude_prune(model, per_layer: dict):
     """A Keras 3 copy of ``model`` in which each layer named in ``per_layer`` ({name: sparsity}) has the given
-    share of its kernel, the smallest |w|, set to zero: one-shot pruning, no fine-tuning (what a scan measures)."""
+    share of its kernel, the smallest |w|, set to zero: one-shot pruning, no fine-tuning (what a scan measures).
+
+    Lesson: 05_compression § ✏️ Exercise 5.5: the sensitivity scan, and the sparsities it chooses.
+    """
     src = models.convert(model, "keras3")
     out = models.build_model({k: v for k, v in models.get_hp(src).items() if k in models.DEFAULTS},
                              name=f"{src.name}_pruned")
@@ -602,7 +658,10 @@ def magnitude_prune(model, per_layer: dict):
 
 
 def keras_accuracy(model, x, y) -> float:
-    """Test accuracy of a Keras classifier (either flavor) on ``(x, y)``, from ``predict`` (no compile needed)."""
+    """Test accuracy of a Keras classifier (either flavor) on ``(x, y)``, from ``predict`` (no compile needed).
+
+    Lesson: 05_compression § The Keras 3 path: `model.quantize("int8")` and `model.export(format="litert")`.
+    """
     return float((model.predict(x, batch_size=512, verbose=0).argmax(1) == np.asarray(y)).mean())
 
 
@@ -611,7 +670,10 @@ def sensitivity_scan(model, x_val, y_val, sparsities=(0.5, 0.8, 0.9, 0.95, 0.98)
     each sparsity (one-shot magnitude pruning, the other layers untouched; ``model`` itself is left as it was).
 
     Returns one row per (layer, sparsity), plus each layer's sparsity-0 row (the unpruned accuracy): columns
-    ``layer``, ``weights`` (its kernel size), ``sparsity``, ``accuracy``. :func:`allocate_sparsity` reads it."""
+    ``layer``, ``weights`` (its kernel size), ``sparsity``, ``accuracy``. :func:`allocate_sparsity` reads it.
+
+    Lesson: 05_compression § ✏️ Exercise 5.5: the sensitivity scan, and the sparsities it chooses.
+    """
     from tqdm.auto import tqdm
 
     work = magnitude_prune(model, {})
@@ -633,7 +695,10 @@ def sensitivity_scan(model, x_val, y_val, sparsities=(0.5, 0.8, 0.9, 0.95, 0.98)
 
 def nonzero_weights(weights: dict, per_layer: dict) -> int:
     """Kernel weights left after pruning each layer of ``weights`` ({name: size}) to ``per_layer`` ({name: sparsity},
-    0 for a layer not named)."""
+    0 for a layer not named).
+
+    Lesson: 05_compression § ✏️ Exercise 5.5: the sensitivity scan, and the sparsities it chooses.
+    """
     return int(sum(round(n * (1 - per_layer.get(name, 0.0))) for name, n in weights.items()))
 
 
@@ -646,7 +711,10 @@ def allocate_sparsity(scan: pd.DataFrame, target_nonzero: int) -> dict:
     sparsity; stop as soon as the target is met, so nothing is pruned that the target does not ask for. A layer's
     predicted loss at a sparsity is the worst loss the scan saw at or below it (the scan's noise does not make a
     higher sparsity look free). Robust, big layers end up sparse, sensitive ones (the first convolution, the output
-    layer) dense. ValueError when even the highest scanned sparsities cannot reach the target."""
+    layer) dense. ValueError when even the highest scanned sparsities cannot reach the target.
+
+    Lesson: 05_compression § ✏️ Exercise 5.5: the sensitivity scan, and the sparsities it chooses.
+    """
     weights = scan.groupby("layer", sort=False).weights.first().to_dict()
     base = scan[scan.sparsity == 0].groupby("layer").accuracy.first()
     loss = {name: (base[name] - g.groupby("sparsity").accuracy.mean().sort_index()).cummax()
@@ -670,7 +738,10 @@ def allocate_sparsity(scan: pd.DataFrame, target_nonzero: int) -> dict:
 
 def uniform_sparsity(weights: dict, nonzero: int) -> dict:
     """The same sparsity for every layer, keeping ``nonzero`` kernel weights in total: the control of
-    :func:`allocate_sparsity`."""
+    :func:`allocate_sparsity`.
+
+    Lesson: 05_compression § ✏️ Exercise 5.5: the sensitivity scan, and the sparsities it chooses.
+    """
     share = 1 - nonzero / sum(weights.values())
     return {name: share for name in weights}
 
@@ -679,7 +750,10 @@ def prune_per_layer(model, x, y, per_layer: dict, epochs: int = 1, batch_size: i
                     learning_rate: float = 5e-4, seed: int = 0):
     """tfmot magnitude pruning (legacy track: tf_keras) with each layer's own ``ConstantSparsity`` target from
     ``per_layer`` ({name: sparsity}; layers not named, or at 0, are left unwrapped), fine-tuned for ``epochs``
-    with ``UpdatePruningStep``, stripped. Returns the tf_keras model."""
+    with ``UpdatePruningStep``, stripped. Returns the tf_keras model.
+
+    Lesson: 05_compression § ✏️ Exercise 5.5: the sensitivity scan, and the sparsities it chooses.
+    """
     import tensorflow_model_optimization as tfmot
     tf_keras = quiet_import("tf_keras")
 
@@ -711,6 +785,8 @@ def prune_filters(model, keep: float):
     conv layers have fewer output channels, the next layer fewer inputs, so every runtime does less work.
     ``model`` must come from :func:`mlcourse.models.build_model` with standard (not separable) convolutions.
     Returns a new Keras 3 model, weights copied (fine-tune it: :func:`structured_prune` does).
+
+    Lesson: 05_compression § Structured pruning: fewer filters, less compute.
     """
     if not 0 < keep <= 1:
         raise ValueError(f"keep must be in (0, 1] (the share of filters kept), got {keep}.")
@@ -751,7 +827,10 @@ def prune_filters(model, keep: float):
 
 def structured_prune(model, x, y, keep: float = 0.5, epochs: int = 1, seed: int = 0, learning_rate: float = 1e-3):
     """:func:`prune_filters`, then fine-tuned for ``epochs`` on ``(x, y)``; from the workshop cache when the
-    same base model, data and recipe were pruned before."""
+    same base model, data and recipe were pruned before.
+
+    Lesson: 05_compression § Structured pruning: fewer filters, less compute.
+    """
 
     def train():
         set_seed(seed)
@@ -774,6 +853,8 @@ def with_outlier_unit(model, layer: str = "conv1", unit: int = 0, factor: float 
     layer's activation range grows ``factor``-fold. Full-int8 quantizes each activation tensor with *one*
     scale, so the other channels then share a few int8 levels: the case where post-training quantization
     loses accuracy (real networks grow such outlier channels by themselves).
+
+    Lesson: 05_compression § 5 · Quantization-aware training: fake quantization, and when it pays.
     """
     if factor <= 0:
         raise ValueError(f"factor must be positive, got {factor}.")
@@ -803,7 +884,10 @@ def with_outlier_unit(model, layer: str = "conv1", unit: int = 0, factor: float 
 
 
 def float_mlp(x, y, hidden_units=(512, 256), epochs: int = 1, seed: int = 0):
-    """A float MLP (the binary-weight MLP's reference and QAT's hard case), from the workshop cache."""
+    """A float MLP (the binary-weight MLP's reference and QAT's hard case), from the workshop cache.
+
+    Lesson: 05_compression § 10 · Binary-weight networks.
+    """
 
     hp = {"arch": "mlp", "hidden_units": list(hidden_units), "dropout": 0.0}
     return trained_model("compression-mlp", x, y, hp, epochs, seed=seed)
@@ -840,7 +924,11 @@ def split(ds, n_train: int, n_val: int, n_test: int, seed: int = 0):
     """05's data: ``(x_train, y_train, x_val, y_val, x_test, y_test)``. ``n_train + n_val`` training images drawn
     stratified, the first ``n_train`` to train on and the rest held out (the sensitivity scan's validation data,
     never seen in training), and ``n_test`` test images. The notebook and :func:`warm_cache` both use it, so a
-    prepared room's cached models were trained on exactly the notebook's images."""
+    prepared room's cached models were trained on exactly the notebook's images.
+
+    Lesson: 05_compression § 05 · Compression: quantization, pruning, clustering, low rank, compact and binary
+    networks.
+    """
 
     x_pool, y_pool = data.stratified_subset(ds.x_train, ds.y_train, n_train + n_val, seed=seed)
     x_test, y_test = data.stratified_subset(ds.x_test, ds.y_test, n_test, seed=seed)

@@ -273,6 +273,9 @@ def load_fashion_mnist(source: str = "auto", data_dir=None, download: bool | Non
     download : allow a download when the files are nowhere on disk (default: ``MLCOURSE_ALLOW_DOWNLOAD``
         1/true/yes). If it fails, ``"auto"`` warns and uses the embedded subset; ``"full"`` raises.
     verify : check each file's SHA-256 (about 0.2 s for the full set).
+
+    Lesson: 00_workflow § 1 · Use case and model interface; also used in 01_training, 02_tuning, 03_nas,
+    04_dimensionality_reduction, 05_compression, 06_distributed_training, 07_distillation_ensembles, 08_deployment.
     """
     if source not in ("auto", "full", "embedded"):
         raise DataError(f"Unknown source {source!r}: use 'auto', 'full' or 'embedded'.")
@@ -332,7 +335,11 @@ def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0):
     """Return ``n`` examples of ``(x, y)`` with the same class proportions as ``y`` (deterministic).
 
     ``x`` and ``y`` must have one label per example. Asking for more examples than there are returns all of
-    them, with a warning that says how many that is (never silently)."""
+    them, with a warning that says how many that is (never silently).
+
+    Lesson: 00_workflow § 1 · Use case and model interface; also used in 01_training, 02_tuning,
+    04_dimensionality_reduction, 06_distributed_training, 08_deployment.
+    """
     from sklearn.model_selection import train_test_split
 
     if len(x) != len(y):
@@ -357,6 +364,8 @@ def load_tabular(name: str):
     """One of scikit-learn's bundled real datasets (no download): returns ``(X, y, feature_names)``.
 
     Names: ``breast_cancer``, ``digits``, ``wine``, ``iris``, ``diabetes`` (regression).
+
+    Lesson: 04_dimensionality_reduction § 1 · The curse of dimensionality.
     """
     from sklearn import datasets as skd
 
@@ -375,6 +384,8 @@ def load_text_corpus(path=None):
 
     Returns ``(texts, y, label_names)``: a list of strings, integer labels, and the package names
     (asyncio, email, ...). Made by ``tools/make_text_corpus.py``; the text is the PSF's (PSF licence).
+
+    Lesson: 04_dimensionality_reduction § 7 · Truncated SVD on sparse text (latent semantic analysis).
     """
     import csv
 
@@ -395,7 +406,10 @@ def load_text_corpus(path=None):
 # ---------------------------------------------------------------------------------------------- synthetic
 def make_imbalanced(n_samples: int = 20000, positive_rate: float = 0.01, n_features: int = 20,
                     class_sep: float = 1.0, seed: int = 0):
-    """A binary problem with a chosen share of positives (e.g. fraud, defects): returns ``(X, y)``."""
+    """A binary problem with a chosen share of positives (e.g. fraud, defects): returns ``(X, y)``.
+
+    Lesson: 00_workflow § 2 · The one metric.
+    """
     from sklearn.datasets import make_classification
 
     if not 0 < positive_rate < 1:
@@ -411,6 +425,8 @@ def make_drifting_time_series(n_samples: int = 3000, n_features: int = 5, drift:
 
     Returns ``(X, y, t)`` sorted by time ``t`` in ``[0, 1)``: the relation between features and target
     changes with ``t``, so a model validated on shuffled data looks better than it will be on the future.
+
+    Lesson: 00_workflow § 3 · Splitting data: never a blind random split.
     """
     rng = np.random.default_rng(seed)
     t = np.sort(rng.random(n_samples))
@@ -427,6 +443,8 @@ def make_grouped_images(x: np.ndarray, y: np.ndarray, per_group: int = 5, noise:
 
     Like several photos of the same product or several visits of the same patient. Returns
     ``(x_aug, y_aug, groups)``; a split that puts one group on both sides leaks.
+
+    Lesson: 00_workflow § 3 · Splitting data: never a blind random split.
     """
     rng = np.random.default_rng(seed)
     x = np.asarray(x)

@@ -93,7 +93,10 @@ SIZES = {
 
 def sizes(size: str, **given) -> dict:
     """07's defaults at ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``, :data:`SIZES`), with every value in
-    ``given`` that is not None put over them; sequences come back as tuples."""
+    ``given`` that is not None put over them; sequences come back as tuples.
+
+    Lesson: 07_distillation_ensembles § 07 · Knowledge distillation and ensembles.
+    """
     table = settings.pick_sizes(SIZES, size, given)
     for k in ("SEEDS", "TEMPERATURES", "ALPHAS"):
         table[k] = tuple(table[k])
@@ -103,14 +106,20 @@ def sizes(size: str, **given) -> dict:
 def teacher_hp(work_dir=None) -> tuple[dict, str]:
     """The teacher to distil from: the model your own earlier weeks chose (:func:`mlcourse.results.chosen_hp`:
     03_nas's choice, else 02_tuning's best model) when there is one, else :data:`TEACHER`.
-    Returns ``(hp, where it came from)``."""
+    Returns ``(hp, where it came from)``.
+
+    Lesson: 07_distillation_ensembles § 1 · Teacher and student.
+    """
     return results.chosen_hp(work_dir, TEACHER, "mlcourse.distillation.TEACHER (the course's fixed teacher)")
 
 
 class logits_output:
     """Context manager: inside it, a course model outputs its *logits* (its last layer's softmax is switched
     off); on leaving, the softmax is back. The course's models end in a ``Dense(..., activation="softmax")``
-    named ``probs``."""
+    named ``probs``.
+
+    Lesson: 07_distillation_ensembles § 2 · The Keras pattern: a `Distiller` model.
+    """
 
     def __init__(self, model):
         self.model, self.layer = model, model.get_layer("probs")
@@ -130,7 +139,10 @@ class logits_output:
 
 def split(ds, n_train: int, n_val: int, n_transfer: int = 0, seed: int = 0):
     """Disjoint random parts of a dataset's training images: labelled training, validation, and a transfer
-    set whose labels are thrown away. Returns ``(x, y), (x_val, y_val), x_transfer``."""
+    set whose labels are thrown away. Returns ``(x, y), (x_val, y_val), x_transfer``.
+
+    Lesson: 07_distillation_ensembles § 07 · Knowledge distillation and ensembles.
+    """
     n = n_train + n_val + n_transfer
     if n > len(ds.x_train):
         raise ValueError(f"{n_train} + {n_val} + {n_transfer} images requested, the dataset has {len(ds.x_train)}.")
@@ -140,7 +152,10 @@ def split(ds, n_train: int, n_val: int, n_transfer: int = 0, seed: int = 0):
 
 
 def teacher_logits(model, x, batch_size: int = 1024) -> np.ndarray:
-    """The logits of a course model for ``x`` (the input of its final softmax), float32 N x classes."""
+    """The logits of a course model for ``x`` (the input of its final softmax), float32 N x classes.
+
+    Lesson: 07_distillation_ensembles § 1 · Teacher and student.
+    """
     x = np.asarray(x)
     with logits_output(model):
         out = [np.asarray(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
@@ -148,7 +163,10 @@ def teacher_logits(model, x, batch_size: int = 1024) -> np.ndarray:
 
 
 def ensemble_logits(models, x, batch_size: int = 1024) -> np.ndarray:
-    """The logits of an ensemble: the log of its members' *average probability* (computed in float64)."""
+    """The logits of an ensemble: the log of its members' *average probability* (computed in float64).
+
+    Lesson: 07_distillation_ensembles § 6 · Distilling an ensemble into one small model.
+    """
     if not models:
         raise ValueError("ensemble_logits needs at least one model.")
     p = np.mean([soften(teacher_logits(m, x, batch_size), 1.0) for m in models], axis=0)
@@ -156,7 +174,10 @@ def ensemble_logits(models, x, batch_size: int = 1024) -> np.ndarray:
 
 
 def soften(logits, temperature: float) -> np.ndarray:
-    """``softmax(logits / T)``: the higher ``T``, the more the small probabilities show."""
+    """``softmax(logits / T)``: the higher ``T``, the more the small probabilities show.
+
+    Lesson: 07_distillation_ensembles § 1 · Teacher and student.
+    """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}.")
     z = np.asarray(logits, dtype="float64") / temperature
@@ -166,7 +187,10 @@ def soften(logits, temperature: float) -> np.ndarray:
 
 
 def pack(y, logits) -> np.ndarray:
-    """Labels and teacher logits side by side (N x (1 + classes)), the ``y`` that :func:`distillation_loss` reads."""
+    """Labels and teacher logits side by side (N x (1 + classes)), the ``y`` that :func:`distillation_loss` reads.
+
+    Lesson: 07_distillation_ensembles § Keras 3's own `keras.distillation.Distiller`.
+    """
     y, logits = np.asarray(y), np.asarray(logits)
     if logits.ndim != 2 or len(y) != len(logits):
         raise ValueError(f"need one row of teacher logits per label: got {len(y)} labels and logits of shape "
@@ -180,6 +204,8 @@ def distillation_loss(temperature: float = 4.0, alpha: float = 0.9):
     Its ``y_true`` is :func:`pack` (labels, teacher logits); ``y_pred`` is the student's *logits* (see
     :class:`logits_output`). A label of -1 marks an *unlabelled* example (a transfer-set image that only
     the teacher has seen an answer for): its hard term is dropped and it learns from the soft term alone.
+
+    Lesson: 07_distillation_ensembles § Keras 3's own `keras.distillation.Distiller`.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}.")
@@ -255,7 +281,10 @@ def __getattr__(name):  # the Distiller class is built on first use, so importin
 
 def equal_steps(epochs: int, n_labelled: int, n_transfer: int) -> int:
     """Epochs on the labelled images alone that take as many gradient steps as ``epochs`` over labelled +
-    transfer images: the students of the labelled set get the same training budget as those of the transfer set."""
+    transfer images: the students of the labelled set get the same training budget as those of the transfer set.
+
+    Lesson: 07_distillation_ensembles § 07 · Knowledge distillation and ensembles.
+    """
     if n_labelled <= 0:
         raise ValueError(f"n_labelled must be positive, got {n_labelled}.")
     return max(1, round(epochs * (n_labelled + n_transfer) / n_labelled))
@@ -284,6 +313,8 @@ def distill(x, y, logits, student_hp: dict | None = None, temperature: float = 4
     ``alpha=0`` trains on the labels alone: the student-from-scratch baseline, with the same code path.
     ``transfer=(x_unlabelled, teacher_logits_unlabelled)`` adds a *transfer set*: images without labels
     that the student learns about from the teacher's soft targets only.
+
+    Lesson: 07_distillation_ensembles § Keras 3's own `keras.distillation.Distiller`.
     """
     if transfer is not None:
         if alpha == 0:
@@ -324,13 +355,19 @@ def cached_distill(teacher, x, y, logits, transfer=None, control: bool = False, 
 
 
 def accuracy(model, x, y, batch_size: int = 512) -> float:
-    """Test accuracy of a softmax classifier."""
+    """Test accuracy of a softmax classifier.
+
+    Lesson: 07_distillation_ensembles § 1 · Teacher and student.
+    """
     return float(np.mean(np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=1) == np.asarray(y)))
 
 
 def gap_closed(distilled: float, scratch: float, teacher: float) -> float:
     """The share of the teacher-student gap that distillation closes:
-    ``(distilled - scratch) / (teacher - scratch)``."""
+    ``(distilled - scratch) / (teacher - scratch)``.
+
+    Lesson: 07_distillation_ensembles § 5 · Distillation across architectures.
+    """
     if teacher <= scratch:
         return float("nan")  # no gap to close
     return (distilled - scratch) / (teacher - scratch)
@@ -338,7 +375,10 @@ def gap_closed(distilled: float, scratch: float, teacher: float) -> float:
 
 def augmenter(seed: int = 0):
     """The teacher's data augmentation (:data:`AUGMENT`) as Keras 3 preprocessing layers: ``RandomFlip`` and
-    ``RandomTranslation``, applied to batches of ``(N, 28, 28)`` images (a channel is added and removed)."""
+    ``RandomTranslation``, applied to batches of ``(N, 28, 28)`` images (a channel is added and removed).
+
+    Lesson: 07_distillation_ensembles § 1 · Teacher and student.
+    """
     keras = quiet_import("keras")
     ops = keras.ops
     flip_shift = keras.Sequential([keras.layers.RandomFlip(AUGMENT["flip"], seed=seed),
@@ -363,6 +403,8 @@ def train_teacher(x, y, hp: dict | None = None, epochs: int = 5, batch_size: int
         lr = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=epochs * len(data))
         model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
         model.fit(data, epochs=epochs)
+
+    Lesson: 07_distillation_ensembles § 1 · Teacher and student.
     """
     if not augment:
         return models.train({**TEACHER, **(hp or {})}, x, y, epochs, batch_size=batch_size, seed=seed,
@@ -404,7 +446,10 @@ def prepared_teachers(ds, size: dict, hp: dict | None = None) -> tuple[list, str
     """The ``N_TEACHERS`` teachers of a size table (:func:`sizes`), trained on the first ``N_TEACHER`` training
     images, and a sentence that says which recipe they are. With ``QUICK_EPOCHS`` > 0 (lesson size) the full
     recipe is taken only from a cache (a room prepared by ``make workshop``, or an earlier run); otherwise
-    teachers of ``QUICK_EPOCHS`` epochs are trained (and cached) instead, and the sentence says so."""
+    teachers of ``QUICK_EPOCHS`` epochs are trained (and cached) instead, and the sentence says so.
+
+    Lesson: 07_distillation_ensembles § 1 · Teacher and student.
+    """
     n, full, quick = size["N_TEACHER"], size["TEACHER_EPOCHS"], size["QUICK_EPOCHS"]
     x, y = ds.x_train[:n], ds.y_train[:n]
     seeds = range(size["N_TEACHERS"])
@@ -429,6 +474,8 @@ def sweep(x, y, logits, x_val, y_val, temperatures=(1, 2, 4, 8), alphas=(0.5, 0.
     With ``teacher`` (the model that gave ``logits``) the students go through the model cache
     (:func:`cached_distill`): a room prepared by ``make workshop`` has them all; one line says how many were
     loaded and how many trained.
+
+    Lesson: 07_distillation_ensembles § 3 · Temperature and alpha, chosen on validation data.
     """
     from tqdm.auto import tqdm
 
@@ -482,6 +529,8 @@ def seed_study(ds, teacher, x_test, y_test, seeds=(0, 1, 2), n_labelled: int = 1
 
     The teacher is the same for every seed. ``keep`` (a dict) receives the first seed's students by name.
     Returns one row per seed: test accuracies, the gaps closed, and the seconds each student took to train.
+
+    Lesson: 07_distillation_ensembles § 4 · The headline: soft targets or hard pseudo-labels?
     """
     from tqdm.auto import tqdm
 
@@ -514,7 +563,10 @@ def seed_study(ds, teacher, x_test, y_test, seeds=(0, 1, 2), n_labelled: int = 1
 def verdict(study: pd.DataFrame, a: str, b: str) -> str:
     """A sentence built from a :func:`seed_study` table: does column ``a`` beat column ``b`` (test accuracy), by
     how many points on average, in how many seeds, and does the 95 % t-interval of the per-seed differences
-    exclude 0 (:func:`mlcourse.stats.difference_verdict`)? With one seed it says that no spread was measured."""
+    exclude 0 (:func:`mlcourse.stats.difference_verdict`)? With one seed it says that no spread was measured.
+
+    Lesson: 07_distillation_ensembles § 4 · The headline: soft targets or hard pseudo-labels?
+    """
     for c in (a, b):
         if c not in study.columns:
             raise KeyError(f"{c!r} is not a column of the study; columns: {list(study.columns)}.")

@@ -75,7 +75,10 @@ SIZES = {
 
 def sizes(size: str, **given) -> dict:
     """Notebook 06's sizes for ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``; see :data:`SIZES`), with every
-    value in ``given`` that is not None put over them."""
+    value in ``given`` that is not None put over them.
+
+    Lesson: 06_distributed_training § 06 · Distributed training and fast input pipelines, run for real.
+    """
     return pick_sizes(SIZES, size, given)
 
 
@@ -87,6 +90,8 @@ def logical_cpus(n: int = 2) -> list[str]:
     as it would place one on each GPU. If TensorFlow already ran something, this cannot change any more: the
     devices already configured are returned when there are enough, otherwise the error says to restart the
     kernel.
+
+    Lesson: 06_distributed_training § 06 · Distributed training and fast input pipelines, run for real.
     """
     tf = quiet_import("tensorflow")
 
@@ -110,6 +115,8 @@ def train_mirrored(x, y, x_test, y_test, hp: dict | None = None, devices: list[s
     The global batch is split evenly over the replicas; each replica computes gradients on its share and
     they are summed (all-reduce) before one synchronous update. Returns replicas, global batch size, epoch
     time, images per second, final training loss and test accuracy.
+
+    Lesson: 06_distributed_training § ✏️ Exercise 6.2: a model in a strategy's scope.
     """
     tf = quiet_import("tensorflow")
 
@@ -144,6 +151,8 @@ def batch_size_sweep(x, y, x_test, y_test, batch_sizes=(32, 128, 512, 2048), epo
     """:func:`train_mirrored` for each global batch size: throughput rises, updates per epoch fall.
 
     ``scale_learning_rate=True`` applies the linear scaling rule (learning rate proportional to the batch).
+
+    Lesson: 06_distributed_training § The global batch size.
     """
     from tqdm.auto import tqdm
 
@@ -226,7 +235,10 @@ def strategy_step(strategy, x, y, hp: dict, seed: int = 0):
     no-argument ``step()`` for :func:`mlcourse.timing.interleaved`. A custom loop: the model and its optimizer are
     created in ``strategy.scope()``; each step, ``strategy.run`` gives every replica its share of the batch, the
     loss is averaged over the *global* batch (``tf.nn.compute_average_loss``) and the optimizer sums the replicas'
-    gradients (all-reduce) before one update."""
+    gradients (all-reduce) before one update.
+
+    Lesson: 06_distributed_training § ✏️ Exercise 6.2: a model in a strategy's scope.
+    """
     tf = quiet_import("tensorflow")
     keras = quiet_import("keras")
     keras.utils.set_random_seed(seed)
@@ -262,7 +274,10 @@ def one_core_per_device(directory, global_batch: int = 128, width: int = 1024, b
     worked all the time; on a machine busy with other work, less). Data parallel: one training step of the small
     CNN on ``global_batch`` images under ``OneDeviceStrategy`` and under ``MirroredStrategy`` over two devices
     (half the batch each). Model parallel: :func:`split_model`'s three steps on ``batch`` images of
-    ``width``-wide layers. A progress bar follows the two phases."""
+    ``width``-wide layers. A progress bar follows the two phases.
+
+    Lesson: 06_distributed_training § Where it pays: each device gets its own core.
+    """
     from tqdm.auto import tqdm
 
     directory = Path(directory)
@@ -353,7 +368,10 @@ def activation_bytes(model, x) -> pd.DataFrame:
     """Per layer of the Keras 3 ``model``: its compute dtype, the bytes of its output (activation) for the batch
     ``x``, the bytes of its stored variables, and the bytes of the weights it computes with (its variables cast to
     its compute dtype). Under a mixed policy the stored (master) weights stay float32 while the activations and
-    the computing copy of the weights are 16-bit: half the bytes to move through memory."""
+    the computing copy of the weights are 16-bit: half the bytes to move through memory.
+
+    Lesson: 06_distributed_training § What mixed precision is for, measured.
+    """
     keras = quiet_import("keras")
     tf = quiet_import("tensorflow")
     probe = keras.Model(model.inputs[0], [layer.output for layer in model.layers])
@@ -375,7 +393,10 @@ def gradient_underflow(reference, grads) -> dict:
     variable, the same variables), e.g. a float32 model's and the same weights' under ``mixed_float16``. Returns
     the number of values, the fraction that is zero in each, the fraction **lost to underflow** (non-zero in
     ``reference``, exactly zero in ``grads``), and the fraction of ``reference`` values smaller than float16's
-    smallest positive number (2**-24, about 6e-8), which float16 cannot hold."""
+    smallest positive number (2**-24, about 6e-8), which float16 cannot hold.
+
+    Lesson: 06_distributed_training § What mixed precision is for, measured.
+    """
     if len(reference) != len(grads):
         raise ValueError(f"{len(reference)} reference gradients but {len(grads)} to compare: use the same variables.")
     ref = np.concatenate([np.asarray(g, dtype=np.float64).ravel() for g in reference])
@@ -389,7 +410,10 @@ def gradient_underflow(reference, grads) -> dict:
 
 # ------------------------------------------------------------------------------------------- processes
 def tf_config(cluster: dict[str, list[str]], task_type: str, index: int) -> dict:
-    """The ``TF_CONFIG`` of one task: the whole cluster plus who this task is."""
+    """The ``TF_CONFIG`` of one task: the whole cluster plus who this task is.
+
+    Lesson: 06_distributed_training § The worker script.
+    """
     if task_type not in cluster or not 0 <= index < len(cluster[task_type]):
         raise ValueError(f"No task {task_type}:{index} in cluster {cluster}.")
     return {"cluster": cluster, "task": {"type": task_type, "index": index}}
@@ -413,6 +437,8 @@ class LocalCluster:
     they are sent, unauthenticated. So by default (``private_network=True``) the tasks run in a private
     network namespace that holds only loopback (Linux); where that is impossible a warning is printed at
     start. :attr:`isolated` says which; :meth:`listening` shows what each task listens on.
+
+    Lesson: 06_distributed_training § The worker script.
     """
 
     def __init__(self, tasks: dict[str, int], directory, config: dict, threads_per_task: int = 1,
@@ -524,6 +550,8 @@ def train_multi_worker(directory, n_workers: int = 2, epochs: int = 3, n_train: 
     cluster manager would, and the whole cluster is restarted with the same command: training resumes from
     the backup. Returns a dict with the epochs each attempt ran, the epoch the restart resumed at, seconds,
     images per second, test accuracy, whether all weights are finite, and the log folder.
+
+    Lesson: 06_distributed_training § 3b · Fault tolerance: kill a worker, restart, resume.
     """
     _check_common(n_workers, epochs, n_train, batch_size)
     if kill_after_epoch is not None and not 1 <= kill_after_epoch < epochs:
@@ -624,6 +652,8 @@ def train_parameter_server(directory, n_workers: int = 2, n_ps: int = 1, epochs:
 
     ``batch_size`` is the batch of one step on one worker. Returns the same kind of dict as
     :func:`train_multi_worker`.
+
+    Lesson: 06_distributed_training § 4 · ParameterServerStrategy: asynchronous updates.
     """
     _check_common(n_workers, epochs, n_train, batch_size)
     if n_ps < 1:

@@ -62,6 +62,8 @@ def drift_report(reference, current, feature_names=None, psi_threshold: float = 
 
     KS p-values shrink with sample size (any tiny shift is "significant" on big data), so the alarm uses
     PSI, an effect size; the KS columns are reported alongside.
+
+    Lesson: 00_workflow § 6 · Monitoring, rehearsed before deployment.
     """
     ref, cur = np.asarray(reference, float), np.asarray(current, float)
     if ref.ndim == 1:
@@ -81,7 +83,10 @@ def drift_report(reference, current, feature_names=None, psi_threshold: float = 
 
 
 def image_features(x) -> pd.DataFrame:
-    """Cheap per-image statistics worth monitoring: brightness, contrast, ink share, centre of mass."""
+    """Cheap per-image statistics worth monitoring: brightness, contrast, ink share, centre of mass.
+
+    Lesson: 00_workflow § ✏️ Exercise 0.3: a leak-free pipeline, evaluated by group; also used in 08_deployment.
+    """
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 3:
         raise ValueError(f"Expected images (n, height, width), got shape {x.shape}.")
@@ -98,7 +103,10 @@ def image_features(x) -> pd.DataFrame:
 
 def shift_images(x, brightness: float = 0.0, contrast: float = 1.0, noise: float = 0.0,
                  shift: int = 0, seed: int = 0) -> np.ndarray:
-    """A shifted copy of uint8 images: scale contrast, add brightness and Gaussian noise, translate right."""
+    """A shifted copy of uint8 images: scale contrast, add brightness and Gaussian noise, translate right.
+
+    Lesson: 00_workflow § 6 · Monitoring, rehearsed before deployment; also used in 08_deployment.
+    """
     rng = np.random.default_rng(seed)
     y = np.asarray(x, dtype=np.float32) * contrast + brightness
     if noise:
@@ -124,7 +132,10 @@ def _labels(a, name):
 
 
 def prediction_drift(pred_ref, pred_cur, n_classes: int | None = None) -> float:
-    """PSI between two distributions of predicted classes (integer labels); needs no ground truth."""
+    """PSI between two distributions of predicted classes (integer labels); needs no ground truth.
+
+    Lesson: 00_workflow § 6 · Monitoring, rehearsed before deployment; also used in 08_deployment.
+    """
     a, b = _labels(pred_ref, "pred_ref"), _labels(pred_cur, "pred_cur")
     top = int(max(a.max(), b.max()))
     if n_classes is not None and top >= n_classes:

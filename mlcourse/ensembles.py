@@ -51,7 +51,10 @@ def xgboost_model(seed: int = 0, n_estimators: int = 100, n_jobs: int | None = 1
 def default_models(seed: int = 0, n_estimators: int = 100, n_jobs: int | None = None) -> dict:
     """The course's line-up: a single tree, bagging, random forest, AdaBoost, gradient boosting
     (classic and histogram-based), XGBoost (:func:`xgboost_model`, no early stopping here: :func:`compare` with
-    ``fit_params`` adds it) and stacking (forest + logistic regression, combined by logistic regression)."""
+    ``fit_params`` adds it) and stacking (forest + logistic regression, combined by logistic regression).
+
+    Lesson: 07_distillation_ensembles § 7 · Ensembles with scikit-learn and XGBoost: bagging, boosting, stacking.
+    """
     from sklearn.ensemble import (
         AdaBoostClassifier,
         BaggingClassifier,
@@ -85,7 +88,10 @@ def default_models(seed: int = 0, n_estimators: int = 100, n_jobs: int | None = 
 
 def base_learners(seed: int = 0) -> dict:
     """One tree of each base learner of the boosted models (names of :data:`BASE_LEARNER`): depth 3 (AdaBoost and
-    gradient boosting here) and 31 leaves (``HistGradientBoostingClassifier``'s default ``max_leaf_nodes``)."""
+    gradient boosting here) and 31 leaves (``HistGradientBoostingClassifier``'s default ``max_leaf_nodes``).
+
+    Lesson: 07_distillation_ensembles § 7 · Ensembles with scikit-learn and XGBoost: bagging, boosting, stacking.
+    """
     from sklearn.tree import DecisionTreeClassifier
 
     return {"decision tree (depth 3)": DecisionTreeClassifier(max_depth=3, random_state=seed),
@@ -119,7 +125,10 @@ def compare(models: dict, X_train, y_train, X_test, y_test, threads: int | None 
 
     ``threads``: OpenMP threads during the fits (1 by default, see :func:`_threads`; None: scikit-learn's).
     ``fit_params``: ``{model name: keyword arguments of its fit}``, e.g. ``{"XGBoost": {"eval_set": [(X_val,
-    y_val)], "verbose": False}}`` for early stopping on a validation set (never the test set)."""
+    y_val)], "verbose": False}}`` for early stopping on a validation set (never the test set).
+
+    Lesson: 07_distillation_ensembles § 7 · Ensembles with scikit-learn and XGBoost: bagging, boosting, stacking.
+    """
     from tqdm.auto import tqdm
 
     if len(X_train) != len(y_train) or len(X_test) != len(y_test):
@@ -150,6 +159,8 @@ def bias_variance(models: dict, X_train, y_train, X_test, y_test, rounds: int = 
     of test points whose main prediction is wrong, **variance** the average share of rounds that disagree
     with the main prediction. Bagging should cut variance; boosting should cut bias. ``threads`` as in
     :func:`compare`.
+
+    Lesson: 07_distillation_ensembles § 7 · Ensembles with scikit-learn and XGBoost: bagging, boosting, stacking.
     """
     from sklearn.base import clone
     from tqdm.auto import tqdm
@@ -177,6 +188,8 @@ def check_claims(table: pd.DataFrame, bv: pd.DataFrame | None = None, single: st
 
     Models are found by name (the names of :func:`default_models`); a claim whose models were not measured
     is left out. A claim that does not hold is reported, not hidden: on small data some do not.
+
+    Lesson: 07_distillation_ensembles § 7 · Ensembles with scikit-learn and XGBoost: bagging, boosting, stacking.
     """
     singles = set(BASE_LEARNER.values())
     table = table[~table.model.isin(singles)]  # the base learners are measured for the bias claim only

@@ -71,7 +71,10 @@ def precision_recall_f1(y_true, y_pred) -> tuple[float, float, float]:
 
 
 def threshold_report(y_true, scores, thresholds=(0.1, 0.3, 0.5, 0.7, 0.9)) -> pd.DataFrame:
-    """Precision, recall, F1 and the share flagged, at each decision threshold on ``scores``."""
+    """Precision, recall, F1 and the share flagged, at each decision threshold on ``scores``.
+
+    Lesson: 00_workflow § ✏️ Exercise 0.1: precision, recall and F1 from scratch.
+    """
     scores = np.asarray(scores, dtype=float)
     rows = []
     for t in thresholds:
@@ -88,6 +91,8 @@ def roc_vs_pr(positive_rates=(0.5, 0.1, 0.01), n_samples: int = 20000, seed: int
     fits a logistic regression, and scores it and a random scorer on the test set. ROC-AUC hardly moves;
     PR-AUC (average precision) falls with the rate, as does precision at a fixed recall: the share of
     alarms that are real, which is what the people who act on alarms live with.
+
+    Lesson: 00_workflow § 2 · The one metric.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
@@ -119,6 +124,8 @@ def group_split_leakage(X, y, groups, model, n_splits: int = 5, seed: int = 0) -
     ``groups`` marks near-duplicates (same product, same patient). A random KFold puts one group on both
     sides, so it rewards memorising the group: its score is higher than what new groups will see.
     The last row is the truth: train on 80 % of the groups, test on the other 20 %.
+
+    Lesson: 00_workflow § 3 · Splitting data: never a blind random split.
     """
     from sklearn.base import clone
     from sklearn.model_selection import GroupKFold, GroupShuffleSplit, KFold, cross_val_score
@@ -142,6 +149,8 @@ def time_split_leakage(X, y, t, model, n_splits: int = 5, seed: int = 0) -> pd.D
 
     With drifting data, shuffling lets the model see the future while it is validated; TimeSeriesSplit
     always validates on what comes after training, as deployment will.
+
+    Lesson: 00_workflow § 3 · Splitting data: never a blind random split.
     """
     from sklearn.base import clone
     from sklearn.model_selection import KFold, TimeSeriesSplit, cross_val_score
@@ -163,6 +172,8 @@ def fold_prevalence_spread(y, n_splits: int = 5, repeats: int = 20, seed: int = 
     """How much the positive rate varies between validation folds: KFold vs StratifiedKFold.
 
     With rare positives, a plain KFold can give folds with almost none, so per-fold metrics swing wildly.
+
+    Lesson: 00_workflow § 3 · Splitting data: never a blind random split.
     """
     from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -181,7 +192,10 @@ def fold_prevalence_spread(y, n_splits: int = 5, repeats: int = 20, seed: int = 
 
 
 def baseline_table(models: dict, X_train, y_train, X_test, y_test) -> pd.DataFrame:
-    """Fit each ``{name: estimator}`` and report test accuracy and fit/predict time (a dummy goes first)."""
+    """Fit each ``{name: estimator}`` and report test accuracy and fit/predict time (a dummy goes first).
+
+    Lesson: 00_workflow § 4 · A baseline first.
+    """
     rows = []
     for name, est in models.items():
         t0 = time.perf_counter()
@@ -201,6 +215,8 @@ def diagnose_fit(train_score: float, val_score: float, target: float | None = No
     * ``"underfitting"``: the gap is small but the train score itself is below ``target`` (the score the
       use case needs; without a target, nothing is called underfitting);
     * ``"good fit"`` otherwise.
+
+    Lesson: 00_workflow § 5 · Under- vs over-fitting.
     """
     for name, v in (("train_score", train_score), ("val_score", val_score)):
         if not np.isfinite(v):
@@ -214,7 +230,10 @@ def diagnose_fit(train_score: float, val_score: float, target: float | None = No
 
 def complexity_curve(model, param_name: str, param_range, X, y, cv: int = 5, target=None,
                      gap: float = 0.05) -> pd.DataFrame:
-    """Train and validation scores as one hyperparameter varies, with :func:`diagnose_fit` for each."""
+    """Train and validation scores as one hyperparameter varies, with :func:`diagnose_fit` for each.
+
+    Lesson: 00_workflow § 5 · Under- vs over-fitting.
+    """
     from sklearn.model_selection import StratifiedKFold, validation_curve
 
     tr, va = validation_curve(model, X, y, param_name=param_name, param_range=list(param_range),
@@ -230,6 +249,8 @@ def most_confused(y_true, y_pred, class_names=None, top: int = 5) -> pd.DataFram
     Columns: ``true``, ``predicted`` (names when ``class_names`` is given), ``count``, ``share_of_true``
     (the fraction of that true class sent to that prediction) and ``share_of_errors`` (of all mistakes).
     Built on :func:`sklearn.metrics.confusion_matrix`; ties are broken by class index, so it is deterministic.
+
+    Lesson: 00_workflow § ✏️ Exercise 0.4: the most-confused pairs.
     """
     from sklearn.metrics import confusion_matrix
 
@@ -267,6 +288,8 @@ def what_to_fix_next(y_true, y_pred, class_names=None, train_score: float | None
     3. how concentrated the errors are: the share of all mistakes in the ``top`` most-confused pairs, and
        the pair to look at first. Concentrated errors point at data (more or cleaner examples of those
        classes, better features); spread-out errors point at the model's capacity or training.
+
+    Lesson: 00_workflow § ✏️ Exercise 0.4: the most-confused pairs.
     """
     from sklearn.metrics import recall_score
 
@@ -314,6 +337,8 @@ def data_card(ds, name: str = "Fashion-MNIST") -> pd.DataFrame:
     Records where the files came from (``ds.source``), whether their SHA-256 were verified, sizes, image
     format and pixel range, the class balance of each split, exact duplicates between train and test, and
     the provenance facts published with Fashion-MNIST (who made it, how labels were assigned, licence).
+
+    Lesson: 00_workflow § Where the data comes from: provenance and a data card.
     """
 
     for split in ("x_train", "y_train", "x_test", "y_test"):

@@ -55,6 +55,9 @@ def to_tflite(model, mode: str = "float32", representative=None, io_type: str = 
     scale per tensor instead of per output channel). ``io_type`` (int8 modes only): the input/output type,
     ``"uint8"`` (raw camera pixels in, scale 1 zero point 0) or ``"int8"`` (what integer-only accelerators
     such as the Edge TPU expect).
+
+    Lesson: 02_tuning § 7 · The winner against the baseline, on the test set, over seeds; also used in
+    05_compression, 07_distillation_ensembles, 08_deployment, 09_runtimes.
     """
     tf = quiet_import("tensorflow")
     if mode not in MODES:
@@ -116,7 +119,11 @@ def _calibration_images(model, representative) -> np.ndarray:
 
 def interpreter(tflite: bytes, threads: int = 1):
     """A LiteRT interpreter for the model bytes, tensors allocated (create it once; run it with
-    :func:`run_interpreter`)."""
+    :func:`run_interpreter`).
+
+    Lesson: 02_tuning § 7 · The winner against the baseline, on the test set, over seeds; also used in
+    05_compression, 07_distillation_ensembles, 08_deployment.
+    """
     from ai_edge_litert.interpreter import Interpreter
 
     with silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr, natively, on first use
@@ -126,12 +133,19 @@ def interpreter(tflite: bytes, threads: int = 1):
 
 
 def tflite_predict(tflite: bytes, x, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (float) from a TFLite model, quantizing inputs / dequantizing outputs as needed."""
+    """Class probabilities (float) from a TFLite model, quantizing inputs / dequantizing outputs as needed.
+
+    Lesson: 05_compression § The Keras 3 path: `model.quantize("int8")` and `model.export(format="litert")`.
+    """
     return run_interpreter(interpreter(tflite, threads=os.cpu_count() or 1), x, batch_size)
 
 
 def run_interpreter(it, x, batch_size: int = 256) -> np.ndarray:
-    """Run a LiteRT interpreter on ``x`` in batches (see :func:`tflite_predict`); reusable across calls."""
+    """Run a LiteRT interpreter on ``x`` in batches (see :func:`tflite_predict`); reusable across calls.
+
+    Lesson: 02_tuning § 7 · The winner against the baseline, on the test set, over seeds; also used in
+    07_distillation_ensembles.
+    """
     x = np.asarray(x)
     if x.ndim == 0 or len(x) == 0:
         raise ValueError("got an empty batch (0 images) to predict: pass at least one image, e.g. x_test[:1].")
@@ -157,7 +171,11 @@ def run_interpreter(it, x, batch_size: int = 256) -> np.ndarray:
 
 
 def evaluate_tflite(tflite: bytes, x, y) -> float:
-    """Accuracy of a TFLite classifier on ``(x, y)``."""
+    """Accuracy of a TFLite classifier on ``(x, y)``.
+
+    Lesson: 05_compression § The Keras 3 path: `model.quantize("int8")` and `model.export(format="litert")`; also
+    used in 07_distillation_ensembles, 08_deployment, 10_capstone.
+    """
     y = np.asarray(y)
     if len(x) != len(y):
         raise ValueError(f"evaluate_tflite got {len(x)} images but {len(y)} labels: pass matching x and y "
@@ -182,5 +200,8 @@ def tflite_latency_ms(tflite: bytes, image, runs: int = 200, warmup: int = 20) -
 
 
 def sizes(blob: bytes) -> tuple[int, int]:
-    """``(bytes, gzipped bytes)``: pruning's zeros only show after compression, so always report both."""
+    """``(bytes, gzipped bytes)``: pruning's zeros only show after compression, so always report both.
+
+    Lesson: 05_compression § ✏️ Exercise 5.3: write the pruning loop; also used in 07_distillation_ensembles.
+    """
     return len(blob), len(gzip.compress(blob, compresslevel=9))

@@ -176,6 +176,9 @@ def build_model(hp: dict | None = None, flavor: str = "keras3", compile: bool = 
     NAS macro architecture needs). The full hyperparameter dict (defaults filled in) is kept on the model:
     :func:`get_hp` returns it, and :func:`convert` / :func:`save` use it. Types are strict (see
     :data:`DEFAULTS`): nonsense such as ``filters="3264"`` or ``batch_norm="false"`` is a ValueError.
+
+    Lesson: 00_workflow § Trainable parameters vs hyperparameters; also used in 02_tuning, 03_nas, 05_compression,
+    07_distillation_ensembles.
     """
     hp = _validate(hp or {})
     K = get_keras(flavor)
@@ -223,6 +226,8 @@ def compile_model(model, hp: dict | None = None, jit_compile: bool | None = None
     ``jit_compile=True`` asks ``model.compile`` to compile each training step with XLA, ``False`` forbids it;
     ``None`` (the default) leaves Keras' own default: off for tf_keras, and for Keras 3 ``"auto"``, which is
     off on a machine without a GPU.
+
+    Lesson: 05_compression § 5 · Quantization-aware training: fake quantization, and when it pays.
     """
     if jit_compile is not None and not isinstance(jit_compile, (bool, np.bool_)):
         raise ValueError(f"jit_compile must be True, False or None (Keras' default), got {jit_compile!r}.")
@@ -238,7 +243,11 @@ def compile_model(model, hp: dict | None = None, jit_compile: bool | None = None
 
 
 def get_hp(model) -> dict:
-    """The hyperparameter dict a model was built from (raises if it was not built by :func:`build_model`)."""
+    """The hyperparameter dict a model was built from (raises if it was not built by :func:`build_model`).
+
+    Lesson: 02_tuning § 7 · The winner against the baseline, on the test set, over seeds; also used in
+    05_compression.
+    """
     raw = getattr(model, _HP_ATTR, None)
     if raw is None:
         raise ValueError(f"Model {model.name!r} was not built by mlcourse.models.build_model, so its "
@@ -273,7 +282,11 @@ def copy_weights(src, dst):
 
 
 def convert(model, flavor: str):
-    """The same network, with the same weights, in Keras ``flavor`` (returns ``model`` if it already is)."""
+    """The same network, with the same weights, in Keras ``flavor`` (returns ``model`` if it already is).
+
+    Lesson: 05_compression § 5 · Quantization-aware training: fake quantization, and when it pays; also used in
+    06_distributed_training.
+    """
     if flavor_of(model) == flavor:
         return model
     twin = build_model(get_hp(model), flavor=flavor, name=model.name.replace(flavor_of(model), flavor))
@@ -283,7 +296,11 @@ def convert(model, flavor: str):
 def epoch_bar(model, epochs: int, desc: str | None = None):
     """A Keras callback that shows a tqdm bar over the epochs of ``model.fit`` (with ``verbose=0``), in the
     flavor of ``model``: ``model.fit(x, y, epochs=8, verbose=0, callbacks=[epoch_bar(model, 8)])``.
-    The training itself is untouched (unlike calling ``fit`` one epoch at a time)."""
+    The training itself is untouched (unlike calling ``fit`` one epoch at a time).
+
+    Lesson: 01_training § 0 · Data: one training set, one validation set; also used in 02_tuning,
+    07_distillation_ensembles, 08_deployment, 10_capstone.
+    """
     from tqdm.auto import tqdm
 
     class EpochBar(get_keras(flavor_of(model)).callbacks.Callback):
@@ -353,7 +370,11 @@ def train(hp: dict | None, x, y, epochs: int, batch_size: int = 128, seed: int =
 
 
 def count_params(model) -> int:
-    """The number of weights (trainable and not) of a model."""
+    """The number of weights (trainable and not) of a model.
+
+    Lesson: 00_workflow § Trainable parameters vs hyperparameters; also used in 02_tuning, 03_nas, 05_compression,
+    07_distillation_ensembles, 08_deployment.
+    """
     return int(sum(int(np.prod(w.shape)) for w in model.get_weights()))
 
 
@@ -361,6 +382,8 @@ def save(model, directory, overwrite: bool = False) -> Path:
     """Save ``model`` as ``spec.json`` (its hp) + ``weights.npz``, readable from either Keras.
 
     Refuses to overwrite an existing save unless ``overwrite=True``: your trained models are not lost.
+
+    Lesson: 02_tuning § 7 · The winner against the baseline, on the test set, over seeds.
     """
     directory = Path(directory)
     if (directory / "spec.json").exists() and not overwrite:

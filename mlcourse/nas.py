@@ -81,7 +81,10 @@ RL_LR, BASELINE_DECAY = 4.0, 0.8
 
 def sizes(size: str | None = None, **given) -> dict:
     """03's defaults for ``size`` (:data:`SIZES`; None follows ``MLCOURSE_SIZE``), with every value in ``given``
-    that is not None put over them."""
+    that is not None put over them.
+
+    Lesson: 03_nas § 03 · Neural architecture search (NAS).
+    """
     table = settings.pick_sizes(SIZES, settings.size(size), given)
     if not 3 <= table["FIT_EPOCHS"] < table["RANK_EPOCHS"]:
         raise ValueError("a learning-curve fit needs FIT_EPOCHS >= 3 and FIT_EPOCHS < RANK_EPOCHS; got "
@@ -91,7 +94,10 @@ def sizes(size: str | None = None, **given) -> dict:
 
 def split(ds, n_train: int, n_val: int, seed: int = 0):
     """03's data: ``n_val`` validation images held out of the training set (stratified), and a stratified
-    training subset of ``n_train`` from the rest: ``(x_train, y_train, x_val, y_val)``. The test set is not used."""
+    training subset of ``n_train`` from the rest: ``(x_train, y_train, x_val, y_val)``. The test set is not used.
+
+    Lesson: 03_nas § 03 · Neural architecture search (NAS).
+    """
     from sklearn.model_selection import train_test_split
 
     x_rest, x_val, y_rest, y_val = train_test_split(ds.x_train, ds.y_train, test_size=n_val, stratify=ds.y_train,
@@ -127,7 +133,10 @@ def _draw(space: str, rng: np.random.Generator) -> dict:
 
 def sample(space: str, rng: np.random.Generator, max_params: int | None = None) -> dict:
     """A random architecture of the ``"macro"`` or ``"micro"`` space; with ``max_params``, one of at most that
-    many parameters (:func:`param_count`; drawn again until it fits, so both spaces meet one budget)."""
+    many parameters (:func:`param_count`; drawn again until it fits, so both spaces meet one budget).
+
+    Lesson: 03_nas § 1 · Two search spaces, encoded as dicts.
+    """
     for _ in range(1000):
         arch = _draw(space, rng)
         if max_params is None or param_count(arch) <= max_params:
@@ -142,7 +151,10 @@ def _pool(size: int) -> int:
 
 def param_count(arch: dict, image_size: int = 28) -> int:
     """The number of weights of :func:`build` ``(arch, image_size)``, counted without building it (a parameter
-    budget is checked in microseconds); batch norm counts its 4 vectors, as Keras' ``count_params`` does."""
+    budget is checked in microseconds); batch norm counts its 4 vectors, as Keras' ``count_params`` does.
+
+    Lesson: 03_nas § 2.5 Micro vs macro, on equal footing.
+    """
     size = image_size
     if arch["space"] == "macro":
         cin, n = 1, 0
@@ -171,7 +183,10 @@ def _other(options, current, rng):
 
 def mutate(arch: dict, rng: np.random.Generator) -> dict:
     """A copy of ``arch`` with exactly one change: one choice set to another value, or (macro) a block added
-    or removed. ``arch`` itself is left as it was."""
+    or removed. ``arch`` itself is left as it was.
+
+    Lesson: 03_nas § 2.2 Regularized evolution (Real et al., 2019).
+    """
     if arch.get("space") not in ("macro", "micro"):
         raise ValueError(f"Cannot mutate {arch!r}: an architecture has space 'macro' or 'micro'.")
     a = copy.deepcopy(arch)
@@ -206,6 +221,8 @@ def build(arch: dict, image_size: int = 28, learning_rate: float = 1e-3):
     what is scored is exactly what is handed on; at lower fidelity the same layers (same names) follow a
     ``downsample`` layer, and a block only pools while the feature map is at least 4 pixels wide. A micro
     network is a stem convolution, its cells (each followed by a max-pool), then the macro networks' head.
+
+    Lesson: 03_nas § 1 · Two search spaces, encoded as dicts.
     """
     keras = quiet_import("keras")
     L = quiet_import("keras").layers
@@ -245,7 +262,10 @@ def build(arch: dict, image_size: int = 28, learning_rate: float = 1e-3):
 
 def stack(arch: dict, n_cells: int) -> dict:
     """The micro architecture ``arch`` with its cell stacked ``n_cells`` times (the searched cell transferred to
-    a deeper network, as NASNet searched on small images and stacked deeper for large ones)."""
+    a deeper network, as NASNet searched on small images and stacked deeper for large ones).
+
+    Lesson: 03_nas § 2.5 Micro vs macro, on equal footing.
+    """
     if arch.get("space") != "micro" or not 1 <= n_cells <= 3:
         raise ValueError("stack needs a micro architecture and 1 <= n_cells <= 3 (28 pixels pool 3 times).")
     return dict(copy.deepcopy(arch), n_cells=int(n_cells))
@@ -303,6 +323,8 @@ class Evaluator:
     architecture, the fidelity, the seed and a fingerprint of the data: asked again, it is loaded (its entry
     says ``"loaded": True`` and keeps the seconds it took when trained), not trained. :func:`warm_cache` fills
     that file ahead of a workshop.
+
+    Lesson: 03_nas § 03 · Neural architecture search (NAS).
     """
 
     def __init__(self, x_train, y_train, x_val, y_val, seed: int = 0, batch_size: int = 128, store=None):
@@ -375,7 +397,10 @@ def _progress(total, desc):
 def random_search(space: str, budget: int, evaluate_fn, seed: int = 0, max_params: int | None = None
                   ) -> pd.DataFrame:
     """Evaluate ``budget`` random architectures (each of at most ``max_params`` parameters, if given); returns one
-    row per evaluation (with best so far)."""
+    row per evaluation (with best so far).
+
+    Lesson: 03_nas § 2.5 Micro vs macro, on equal footing.
+    """
     rng = np.random.default_rng(seed)
     rows, bar = [], _progress(budget, f"random search ({space})")
     for i in range(budget):
@@ -389,7 +414,10 @@ def random_search(space: str, budget: int, evaluate_fn, seed: int = 0, max_param
 def regularized_evolution(space: str, budget: int, evaluate_fn, population: int = 6, sample_size: int = 3,
                           seed: int = 0) -> pd.DataFrame:
     """Regularized (aging) evolution: a random population, then repeatedly mutate the best of a random
-    sample and drop the *oldest* member (not the worst), which keeps the search from stalling."""
+    sample and drop the *oldest* member (not the worst), which keeps the search from stalling.
+
+    Lesson: 03_nas § 03 · Neural architecture search (NAS).
+    """
     if population < 2 or sample_size < 1 or budget < population:
         raise ValueError("need population >= 2, sample_size >= 1 and budget >= population.")
     rng = np.random.default_rng(seed)
@@ -437,6 +465,8 @@ def macro_hypermodel(hp):
     Block ``i``'s choices are declared inside ``hp.conditional_scope("depth", [i + 1, ..., 3])``: they are active
     only in networks deep enough to have that block, so a trial's values hold no meaningless ``filters2`` for a
     one-block network, and the tuner's oracle does not spend its statistics on them.
+
+    Lesson: 03_nas § ✏️ Exercise 3.4: the macro space as a keras-tuner hypermodel.
     """
     depth = hp.Int("depth", 1, 3)
     blocks = []
@@ -453,6 +483,8 @@ def bayesian_search(budget: int, evaluate_fn, directory, project: str = "nas_bay
     with ``seed + 1``: keras-tuner takes ``seed=0`` for "no seed" (``seed or random.randint(...)``).
 
     The oracle's state goes to ``directory/project``; an existing one is renamed ``...-previous-<time>``.
+
+    Lesson: 03_nas § 03 · Neural architecture search (NAS).
     """
     import keras_tuner as kt
 
@@ -493,6 +525,8 @@ def reinforce_update(logits: dict, actions: dict, advantage: float, lr: float) -
     ``log softmax(logits[name])[a]`` is ``onehot(a) - softmax(logits[name])``; the step is
     ``lr * advantage * gradient`` (ascent: a better-than-baseline reward makes its choices more likely).
     Decisions not in ``actions`` (the blocks a shallow network does not have) are left unchanged.
+
+    Lesson: 03_nas § ✏️ Exercise 3.2: the REINFORCE update.
     """
     new = {name: np.array(z, dtype=float, copy=True) for name, z in logits.items()}
     for name, a in actions.items():
@@ -510,6 +544,8 @@ class Controller:
 
     ``sample()`` returns ``(arch, actions)``; ``update(actions, reward)`` moves the baseline, takes one step and
     returns the advantage used. ``probabilities()`` shows the policy; ``most_likely()`` its favourite arch.
+
+    Lesson: 03_nas § ✏️ Exercise 3.2: the REINFORCE update.
     """
 
     def __init__(self, seed: int = 0, lr: float = 0.5, baseline_decay: float = 0.8, decisions: dict | None = None):
@@ -556,6 +592,8 @@ def rl_search(budget: int, evaluate_fn, seed: int = 0, lr: float = RL_LR, baseli
 
     One row per evaluation, with the reward, the baseline after the update and the advantage; the trained
     controller is in ``df.attrs["controller"]``.
+
+    Lesson: 03_nas § 03 · Neural architecture search (NAS).
     """
     controller = Controller(seed=seed, lr=lr, baseline_decay=baseline_decay)
     rows, bar = [], _progress(budget, "RL controller")
@@ -579,7 +617,10 @@ def _finish(rows) -> pd.DataFrame:
 
 
 def rank_agreement(cheap, full) -> float:
-    """Spearman rank correlation between cheap estimates and full scores (1: same ranking)."""
+    """Spearman rank correlation between cheap estimates and full scores (1: same ranking).
+
+    Lesson: 03_nas § 3 · Performance estimation: how good are cheap estimates?
+    """
     from scipy.stats import spearmanr
 
     cheap, full = np.asarray(cheap, float), np.asarray(full, float)
@@ -597,6 +638,8 @@ def fit_learning_curve(curve) -> tuple[tuple | None, str]:
 
     Returns ``((a, b, c), "fitted")``, or ``(None, reason)`` when there is nothing to fit (fewer than three
     points: three parameters need three points) or the least-squares fit fails.
+
+    Lesson: 03_nas § 3 · Performance estimation: how good are cheap estimates?
     """
     from scipy.optimize import curve_fit
 
@@ -620,6 +663,8 @@ def extrapolate(curve, target_epoch: int, info: bool = False):
     Fits :func:`fit_learning_curve`; when it cannot (fewer than three points, or a failed fit) it falls back
     to the last value observed. Clipped to [0, 1]. With ``info=True`` returns ``(prediction, how)``, where
     ``how`` is ``"fitted"`` or the reason for the fallback, so a caller can say how often it fell back.
+
+    Lesson: 03_nas § 3 · Performance estimation: how good are cheap estimates?
     """
     params, how = fit_learning_curve(curve)
     pred = float(np.clip(_power_law(target_epoch, *params), 0, 1)) if params else float(np.asarray(curve, float)[-1])
@@ -633,6 +678,8 @@ def early_stopping_by_extrapolation(curves, k: int, margin: float = 0.0) -> dict
     ``curves`` are full learning curves (one per candidate, all the same length). Returns the epochs
     trained with and without stopping, how many candidates were stopped, and whether the truly best
     candidate was kept: everything needed to judge the rule, measured on real curves.
+
+    Lesson: 03_nas § 3 · Performance estimation: how good are cheap estimates?
     """
     curves = [list(c) for c in curves]
     if not curves or len({len(c) for c in curves}) != 1 or not 1 <= k < len(curves[0]):
@@ -681,7 +728,10 @@ def _widen_map(old: int, new: int, rng) -> tuple[np.ndarray, np.ndarray]:
 def preserving_mutation(arch: dict, rng: np.random.Generator) -> tuple[dict | None, str]:
     """A **function-preserving** mutation of a macro architecture: ``(child, what)`` where ``what`` says the edit;
     ``(None, reason)`` when none is possible. Edits: widen one block (more filters: Net2Net's copies) or the dense
-    layer, or insert a dense layer where there is none. :func:`morph` gives the child the parent's function."""
+    layer, or insert a dense layer where there is none. :func:`morph` gives the child the parent's function.
+
+    Lesson: 03_nas § 3 · Performance estimation: how good are cheap estimates?
+    """
     if arch.get("space") != "macro":
         raise ValueError("preserving_mutation works on macro architectures (the family of models.build_model).")
     options = [("widen", i, f) for i, b in enumerate(arch["blocks"]) for f in MACRO_CHOICES["filters"]
@@ -721,6 +771,8 @@ def morph(parent, child_arch: dict, rng: np.random.Generator):
     * **widen** the dense layer the same way (the output layer's rows divided);
     * **insert** a dense layer of ``d >= 20`` units: units 0-9 compute the parent's logits z, units 10-19 -z,
       and the output layer adds relu(z) - relu(-z) = z; the other units start random with zero outgoing weights.
+
+    Lesson: 03_nas § 3 · Performance estimation: how good are cheap estimates?
     """
 
     parent_arch, child = from_hp(models.get_hp(parent)), build(child_arch)
@@ -754,7 +806,10 @@ def morph(parent, child_arch: dict, rng: np.random.Generator):
 
 def at_chance(score, n_val: int, n_classes: int = 10) -> bool:
     """True when ``score`` (an accuracy on ``n_val`` balanced examples) is within 3 binomial standard deviations
-    of guessing (1 / ``n_classes``): such a network learned nothing, and has no place on a Pareto front."""
+    of guessing (1 / ``n_classes``): such a network learned nothing, and has no place on a Pareto front.
+
+    Lesson: 03_nas § ✏️ Exercise 3.3: hand the architecture on, exactly.
+    """
     p = 1 / n_classes
     return bool(score <= p + 3 * np.sqrt(p * (1 - p) / n_val))
 
@@ -762,7 +817,10 @@ def at_chance(score, n_val: int, n_classes: int = 10) -> bool:
 def pareto_front(df: pd.DataFrame, score: str = "score", cost: str = "params", floor: float | None = None
                  ) -> pd.DataFrame:
     """The rows no other row beats on both higher ``score`` and lower ``cost``, sorted by cost; rows whose
-    score is at most ``floor`` (e.g. chance level, :func:`at_chance`) are left out: they teach nothing."""
+    score is at most ``floor`` (e.g. chance level, :func:`at_chance`) are left out: they teach nothing.
+
+    Lesson: 03_nas § ✏️ Exercise 3.3: hand the architecture on, exactly.
+    """
     d = df if floor is None else df[df[score] > floor]
     d = d.sort_values([cost, score], ascending=[True, False])
     keep, best = [], -np.inf
@@ -780,6 +838,8 @@ def to_hp(arch: dict) -> dict | None:
     search trained without it), ReLU, Adam at 1e-3: ``models.build_model(to_hp(arch))`` has the same layers
     and parameters as :func:`build` ``(arch)``. Returns None for micro architectures (cells are not in that
     model family).
+
+    Lesson: 03_nas § 3 · Performance estimation: how good are cheap estimates?
     """
     if not isinstance(arch, dict) or arch.get("space") not in ("macro", "micro"):
         raise ValueError(f"to_hp needs an architecture dict with space 'macro' or 'micro', got {arch!r}.")
@@ -857,7 +917,10 @@ def _warm_searches(evaluator: Evaluator, size: dict, folder: Path, seed: int) ->
 def hand_on_candidates(work_dir, nas_hp: dict) -> dict:
     """The two networks 03 compares before handing one on: ``{"03_nas": its winner, "02_tuning": 02's tuned CNN
     (best_model/spec.json)}``, or the fixed recipe ``models.DEFAULTS`` under ``"fixed recipe"`` when 02 has not
-    been run in ``work_dir``."""
+    been run in ``work_dir``.
+
+    Lesson: 03_nas § Which model goes on: measured, at one fidelity.
+    """
 
     spec = Path(work_dir) / "best_model" / "spec.json"
     try:
@@ -892,7 +955,10 @@ def warm_cache(ds, size: str, seed: int = 0) -> None:
 
 def inheritance_parents(size: dict, seed: int = 0) -> list[dict]:
     """The parents of 03's inheritance study: ``N_PARENTS`` macro draws of ``rng(seed + 2)`` that can be widened
-    (at most 32 filters per block)."""
+    (at most 32 filters per block).
+
+    Lesson: 03_nas § 3 · Performance estimation: how good are cheap estimates?
+    """
     rng = np.random.default_rng(seed + 2)
     parents = []
     while len(parents) < size["N_PARENTS"]:

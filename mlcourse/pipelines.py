@@ -59,7 +59,10 @@ STEPS = ("interleave", "parallel_map", "cache", "prefetch")
 class Latency:
     """Simulated storage latency: ``open_s`` seconds to open each shard and ``record_s`` seconds to fetch each
     record (network storage, an object store). The waits are ``time.sleep`` calls inside ``tf.numpy_function``:
-    they take time but no core, as real I/O does, so overlapping them pays even where the cores are busy."""
+    they take time but no core, as real I/O does, so overlapping them pays even where the cores are busy.
+
+    Lesson: 06_distributed_training § 7 · Fast input pipelines with tf.data.
+    """
 
     open_s: float = 0.0
     record_s: float = 0.0
@@ -85,6 +88,8 @@ def write_shards(x: np.ndarray, y: np.ndarray, directory, n_shards: int = 8) -> 
 
     Returns the shard paths. If ``directory`` already holds shards written from the same data, they are
     reused; shards of other data are never overwritten (choose another directory).
+
+    Lesson: 06_distributed_training § 7 · Fast input pipelines with tf.data.
     """
     tf = quiet_import("tensorflow")
     x, y = np.asarray(x), np.asarray(y)
@@ -119,7 +124,10 @@ _SPEC = None
 
 
 def decode_example(record):
-    """Parse one TFRecord of :func:`write_shards` and decode its PNG: ``(image float32 28 x 28 x 1, label int64)``."""
+    """Parse one TFRecord of :func:`write_shards` and decode its PNG: ``(image float32 28 x 28 x 1, label int64)``.
+
+    Lesson: 06_distributed_training § ✏️ Exercise 6.3: write the fast pipeline.
+    """
     global _SPEC
     tf = quiet_import("tensorflow")
     if _SPEC is None:
@@ -130,7 +138,10 @@ def decode_example(record):
 
 
 def augment(img, label, seed: int = 0):
-    """Random horizontal flip and a random shift of up to 2 pixels; returns ``(image 28 x 28, label)``."""
+    """Random horizontal flip and a random shift of up to 2 pixels; returns ``(image 28 x 28, label)``.
+
+    Lesson: 06_distributed_training § ✏️ Exercise 6.3: write the fast pipeline.
+    """
     tf = quiet_import("tensorflow")
     img = tf.image.random_flip_left_right(img, seed=seed)
     img = tf.image.resize_with_crop_or_pad(img, 32, 32)
@@ -141,7 +152,10 @@ def augment(img, label, seed: int = 0):
 def plain_options():
     """``tf.data.Options`` that switch off tf.data's default rewrites ``map_parallelization`` (a stateless map
     becomes parallel) and ``inject_prefetch`` (a prefetch is added at the end): with them on, a "sequential"
-    pipeline is not sequential and a comparison of the steps measures nothing."""
+    pipeline is not sequential and a comparison of the steps measures nothing.
+
+    Lesson: 06_distributed_training § 7 · Fast input pipelines with tf.data.
+    """
     tf = quiet_import("tensorflow")
     opts = tf.data.Options()
     opts.experimental_optimization.map_parallelization = False
@@ -165,6 +179,8 @@ def make_dataset(files, steps=(), batch_size: int = 128, shuffle: int = 2048, se
     interleave overlaps them) and when each record is fetched (inside the decoding map, so the parallel map
     overlaps them, and cache skips them after the first epoch). tf.data's own rewrites are off
     (:func:`plain_options`): each pipeline runs exactly the steps asked for.
+
+    Lesson: 06_distributed_training § ✏️ Exercise 6.3: write the fast pipeline.
     """
     tf = quiet_import("tensorflow")
     unknown = set(steps) - set(STEPS)
@@ -260,6 +276,8 @@ def epoch_time_table(files, hp: dict | None = None, batch_size: int = 128, round
     Columns: pipeline, epoch time (s) (median over rounds), min (s), p95 (s), spread, pipeline alone (s),
     speed-up (vs the first row), faster in (rounds won against the first row). ``table.attrs["timing"]`` holds
     the raw interleaved timing, for :func:`mlcourse.timing.compare`.
+
+    Lesson: 06_distributed_training § ✏️ Exercise 6.3: write the fast pipeline.
     """
     tf = quiet_import("tensorflow")
     hp = {"arch": "cnn", "filters": [16, 32], "dense_units": 64, "dropout": 0.1, **(hp or {})}
@@ -320,7 +338,10 @@ def where_time_goes(table: pd.DataFrame, cores: int | None = None, goal: float =
     """A sentence from :func:`epoch_time_table`'s numbers: how the sequential epoch splits into input work and
     model work, the best speed-up the pipeline steps can give here (sequential epoch / model alone), how much of
     it they reached, whether all four steps met ``goal`` (a speed-up) by :func:`mlcourse.timing.compare`'s rule
-    (medians and rounds agree), and whether the bounds are consistent (no pipeline can beat the model alone)."""
+    (medians and rounds agree), and whether the bounds are consistent (no pipeline can beat the model alone).
+
+    Lesson: 06_distributed_training § ✏️ Exercise 6.3: write the fast pipeline.
+    """
     rows = table.set_index("pipeline")
     seq = float(rows.loc["baseline (sequential)", "epoch time (s)"])
     best = float(rows.loc[f"+ {STEPS[-1]}", "epoch time (s)"])

@@ -21,7 +21,10 @@ def _axes(ax, **kw):
 
 
 def plot_images(x, y=None, class_names=None, n: int = 10, title: str = "Examples"):
-    """A row of images with their labels."""
+    """A row of images with their labels.
+
+    Lesson: 00_workflow § 1 · Use case and model interface.
+    """
     import matplotlib.pyplot as plt
 
     n = min(n, len(x))
@@ -36,7 +39,10 @@ def plot_images(x, y=None, class_names=None, n: int = 10, title: str = "Examples
 
 
 def plot_pr_roc(y_true, scores: dict, title: str = ""):
-    """ROC and precision-recall curves side by side, for ``{name: scores}``; prevalence drawn as a line."""
+    """ROC and precision-recall curves side by side, for ``{name: scores}``; prevalence drawn as a line.
+
+    Lesson: 00_workflow § 2 · The one metric.
+    """
     import matplotlib.pyplot as plt
     from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
@@ -57,7 +63,10 @@ def plot_pr_roc(y_true, scores: dict, title: str = ""):
 
 
 def plot_complexity_curve(df, param: str, ylabel: str = "accuracy", ax=None, logx: bool = False):
-    """Train and validation score against model complexity (from :func:`evaluation.complexity_curve`)."""
+    """Train and validation score against model complexity (from :func:`evaluation.complexity_curve`).
+
+    Lesson: 00_workflow § 5 · Under- vs over-fitting.
+    """
     ax = _axes(ax)
     ax.plot(df[param], df["train"], "o-", label="train")
     ax.plot(df[param], df["validation"], "s-", label="validation")
@@ -69,7 +78,10 @@ def plot_complexity_curve(df, param: str, ylabel: str = "accuracy", ax=None, log
 
 
 def plot_drift(reference: dict, current: dict, title: str = "Reference vs shifted data"):
-    """Histograms of each monitored quantity, reference against current: ``{name: values}`` dicts."""
+    """Histograms of each monitored quantity, reference against current: ``{name: values}`` dicts.
+
+    Lesson: 00_workflow § 6 · Monitoring, rehearsed before deployment; also used in 08_deployment.
+    """
     import matplotlib.pyplot as plt
 
     names = list(reference)

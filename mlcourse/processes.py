@@ -22,7 +22,10 @@ __all__ = ["free_port", "child_env", "ProcessGroup", "exit_with_parent", "privat
 
 
 def free_port() -> int:
-    """A TCP port on localhost that is free right now."""
+    """A TCP port on localhost that is free right now.
+
+    Lesson: 06_distributed_training § The worker script.
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -94,7 +97,10 @@ _PRIVATE_NET: bool | None = None
 def private_network_available() -> bool:
     """True if child processes can be put in a private network namespace here (Linux ``unshare -rn`` with
     ``ip``): the only interface inside is loopback, so whatever they listen on cannot be reached from outside.
-    Measured once per process (a 50 ms probe)."""
+    Measured once per process (a 50 ms probe).
+
+    Lesson: 06_distributed_training § 06 · Distributed training and fast input pipelines, run for real.
+    """
     global _PRIVATE_NET
     if _PRIVATE_NET is None:
         import shutil as _sh
@@ -160,6 +166,8 @@ class ProcessGroup:
         with ProcessGroup(log_dir, private_network=True) as group:
             group.start("worker-0", [sys.executable, "-m", "mlcourse.distributed", "task"], env={...})
             group.wait(["worker-0"], timeout=600)
+
+    Lesson: 06_distributed_training § The worker script.
     """
 
     def __init__(self, log_dir, private_network: bool = False, grace: float = 3.0):

@@ -50,7 +50,10 @@ def relative_contrast(points: np.ndarray, query: np.ndarray) -> float:
 
 def distance_concentration(dims=(1, 2, 5, 10, 50, 100, 500, 1000), n_points: int = 1000,
                            n_queries: int = 20, seed: int = 0) -> pd.DataFrame:
-    """Mean relative contrast of uniform random points in ``[0, 1]^d`` for each dimension ``d``."""
+    """Mean relative contrast of uniform random points in ``[0, 1]^d`` for each dimension ``d``.
+
+    Lesson: 04_dimensionality_reduction § 1 · The curse of dimensionality.
+    """
     rng = np.random.default_rng(seed)
     rows = []
     for d in dims:
@@ -88,6 +91,8 @@ def hughes_curve(feature_counts=(1, 2, 4, 8, 16, 32, 64, 128, 256), n_train: int
 
     The features come in order of usefulness: the first ``n_informative`` carry signal (each a little),
     the rest are noise. Default model: linear discriminant analysis (a classic victim).
+
+    Lesson: 04_dimensionality_reduction § 1 · The curse of dimensionality.
     """
     from sklearn.datasets import make_classification
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -106,7 +111,10 @@ def hughes_curve(feature_counts=(1, 2, 4, 8, 16, 32, 64, 128, 256), n_train: int
 
 def noise_feature_curve(X, y, noise_counts=(0, 10, 30, 100, 300), n_train: int = 100, model=None,
                         repeats: int = 5, seed: int = 0) -> pd.DataFrame:
-    """Accuracy of ``model`` on real data as pure-noise features are added (fixed training size)."""
+    """Accuracy of ``model`` on real data as pure-noise features are added (fixed training size).
+
+    Lesson: 04_dimensionality_reduction § 1 · The curse of dimensionality.
+    """
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -123,6 +131,8 @@ def compare_reducers(reducers: dict, model, X_train, y_train, X_test, y_test) ->
     faster" are separate claims: ``reduce_fit_s`` is the reducer's own ``fit_transform`` on the training set
     (0 without a reducer), ``model_fit_s`` the classifier's ``fit`` on the reduced data, ``fit_s`` their sum.
     ``predict_s`` covers transforming and scoring the test set.
+
+    Lesson: 04_dimensionality_reduction § 3 · A model before and after reduction.
     """
     from sklearn.base import clone
 
@@ -152,6 +162,8 @@ def training_time_verdict(table: pd.DataFrame, baseline: str | None = None) -> l
     model without reduction) on two separate claims: the *classifier alone* trains faster on the reduced
     data, and the *whole pipeline* (reducer's fit included) trains faster. Each sentence says whether the
     claim holds or does not hold in this run, with the measured seconds and the accuracy change.
+
+    Lesson: 04_dimensionality_reduction § 3 · A model before and after reduction.
     """
     need = {"reduction", "accuracy", "reduce_fit_s", "model_fit_s", "fit_s"}
     if not need <= set(table.columns):
@@ -176,7 +188,10 @@ def training_time_verdict(table: pd.DataFrame, baseline: str | None = None) -> l
 
 
 def pca_reconstruction(X, components=(2, 10, 50, 100, 200)) -> pd.DataFrame:
-    """Explained variance and relative reconstruction error of PCA with each number of components."""
+    """Explained variance and relative reconstruction error of PCA with each number of components.
+
+    Lesson: 04_dimensionality_reduction § 2 · PCA on Fashion-MNIST.
+    """
     from sklearn.decomposition import PCA
 
     X = np.asarray(X, dtype=float)
@@ -196,6 +211,8 @@ def pls_vs_pcr(X, y, components=(1, 2, 3, 5, 8), cv: int = 5) -> pd.DataFrame:
 
     PCA picks directions of large *input* variance, blind to the target; PLS picks directions that
     covary with the target, so it needs fewer components.
+
+    Lesson: 04_dimensionality_reduction § 6 · PLS: reduction for regression.
     """
     from sklearn.cross_decomposition import PLSRegression
     from sklearn.decomposition import PCA
@@ -218,6 +235,8 @@ def make_mixed_signals(n_samples: int = 2000, seed: int = 0):
     """Three independent sources (sine, square, sawtooth) mixed by a random matrix, plus a little noise.
 
     Returns ``(S, X, A)``: sources ``(n, 3)``, observed mixtures ``X = S A^T`` ``(n, 3)``, mixing ``A``.
+
+    Lesson: 04_dimensionality_reduction § 8 · ICA: unmixing independent sources, where PCA fails.
     """
     from scipy import signal
 
@@ -234,6 +253,8 @@ def match_sources(S, S_hat) -> np.ndarray:
     """For each true source, the |correlation| with the recovered component matched to it (best pairing).
 
     1.0 means perfectly recovered (up to sign and scale, which unmixing cannot know).
+
+    Lesson: 04_dimensionality_reduction § 8 · ICA: unmixing independent sources, where PCA fails.
     """
     from scipy.optimize import linear_sum_assignment
 

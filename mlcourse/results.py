@@ -47,7 +47,12 @@ def _jsonable(value):
 
 
 def record(key: str, value, notebook: str) -> None:
-    """Record one headline result of ``notebook`` under ``key`` (overwrites the same key of this run)."""
+    """Record one headline result of ``notebook`` under ``key`` (overwrites the same key of this run).
+
+    Lesson: 00_workflow § 2 · The one metric; also used in 01_training, 02_tuning, 03_nas,
+    04_dimensionality_reduction, 05_compression, 06_distributed_training, 07_distillation_ensembles, 08_deployment,
+    10_capstone.
+    """
     if not key or not isinstance(key, str):
         raise ValueError("key must be a non-empty string.")
     _MEMORY.setdefault(notebook, {})[key] = _jsonable(value)
@@ -61,7 +66,10 @@ def record(key: str, value, notebook: str) -> None:
 
 
 def recorded(notebook: str | None = None) -> dict:
-    """What this kernel recorded (for one notebook, or all)."""
+    """What this kernel recorded (for one notebook, or all).
+
+    Lesson: 00_workflow § Summary.
+    """
     return dict(_MEMORY.get(notebook, {})) if notebook else {k: dict(v) for k, v in _MEMORY.items()}
 
 
@@ -128,6 +136,9 @@ def chosen_hp(work_dir, fallback: dict, fallback_name: str) -> tuple[dict, str]:
     * with only one of the two files, that one; with neither, ``(fallback, fallback_name)``.
 
     A file that is there but cannot be read is reported in the returned source and skipped, never silently.
+
+    Lesson: 02_tuning § 7 · The winner against the baseline, on the test set, over seeds; also used in 03_nas,
+    05_compression, 08_deployment.
     """
     problems: list[str] = []
     nas_hp = tuned_hp = None

@@ -131,7 +131,10 @@ def warm_cache(ds, size: str, seed: int = 0) -> None:
 def export_onnx(model, path, batch: int | None = None) -> Path:
     """Write ``model`` as ONNX. Keras 3 models with a free batch size go through ``model.export(path,
     format="onnx")`` (which calls tf2onnx); tf_keras models, or a fixed ``batch`` (what TVM wants), through
-    tf2onnx directly (:func:`_tf2onnx`). Never overwrites an existing file."""
+    tf2onnx directly (:func:`_tf2onnx`). Never overwrites an existing file.
+
+    Lesson: 09_runtimes § 7 · TVM: a compiler.
+    """
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists: choose a new path (nothing was overwritten).")
@@ -170,6 +173,8 @@ class CalibrationReader:
 
     ``quantize_static`` calls ``get_next()`` until it returns ``None``; each call returns ``{input name: batch}``.
     (A subclass of ``onnxruntime.quantization.CalibrationDataReader`` in spirit; duck typing is all it needs.)
+
+    Lesson: 09_runtimes § ✏️ Exercise 9.2: static int8 quantization with a calibration reader.
     """
 
     def __init__(self, images, input_name: str = "image", batch_size: int = 1):
@@ -190,7 +195,10 @@ class CalibrationReader:
 
 def quantize_onnx(src, dst, calibration, per_channel: bool = True) -> Path:
     """int8 ONNX model from a float one by static post-training quantization (QDQ format, int8 weights per
-    channel, uint8 activations calibrated with min-max ranges on ``calibration`` images)."""
+    channel, uint8 activations calibrated with min-max ranges on ``calibration`` images).
+
+    Lesson: 09_runtimes § ✏️ Exercise 9.2: static int8 quantization with a calibration reader.
+    """
     import onnxruntime as ort
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -263,7 +271,10 @@ def tvm_tune(mod, work_dir, trials: int, per_task: int | None = None) -> tuple[o
     """``mod`` tuned by MetaSchedule (``relax.pipeline.static_shape_tuning_pipeline``) for :func:`tvm_target`
     with ``trials`` measured candidates in all (``per_task`` at most per kernel), logs in ``work_dir``. Returns the
     tuned module and the seconds spent: ``import_s`` (MetaSchedule and its tensor intrinsics, once per process)
-    and ``tune_s`` (the search: build and time each candidate on this CPU)."""
+    and ``tune_s`` (the search: build and time each candidate on this CPU).
+
+    Lesson: 09_runtimes § 7 · TVM: a compiler.
+    """
     from tvm import relax
 
     t0 = time.perf_counter()
@@ -301,7 +312,10 @@ def tvm_tune_child(onnx_path, work_dir, trials: int, per_task: int | None = None
     code to print, not a dead kernel; a progress bar shows the elapsed time meanwhile. Returns ``returncode``,
     ``log`` (the child's last lines) and, when it finished, what it measured on one image: ``import_s``,
     ``tune_s``, ``compile_s``, ``untuned_ms``, ``tuned_ms`` (medians, interleaved), ``max_abs_diff`` (tuned vs
-    untuned output) and ``verdict`` (:func:`mlcourse.timing.compare`, tuned vs untuned)."""
+    untuned output) and ``verdict`` (:func:`mlcourse.timing.compare`, tuned vs untuned).
+
+    Lesson: 09_runtimes § 7 · TVM: a compiler.
+    """
     import json
 
     work_dir = Path(work_dir)
@@ -361,6 +375,8 @@ def export_all(model, folder, calibration, tvm: bool | None = None) -> dict:
 
     ``calibration``: a few hundred training images (raw 0-255 pixels) for the int8 variants.
     ``tvm``: also a TVM variant (``None``: when :func:`tvm_status` says TVM works).
+
+    Lesson: 09_runtimes § 8 · Everything, measured side by side.
     """
     import openvino as ov
 
@@ -499,7 +515,10 @@ def benchmark(keras_model, paths: dict, x_test, y_test, rounds: int = 7, number:
               threads=(1, None), progress: bool = True) -> pd.DataFrame:
     """One row per variant: size on disk, accuracy and top-1 agreement with the Keras model on ``(x_test,
     y_test)``, first-call seconds, median / p95 latency at batch 1 and images/s at batch 64, for each thread
-    count in ``threads`` (``None`` = every core). Variants are timed interleaved on the same inputs."""
+    count in ``threads`` (``None`` = every core). Variants are timed interleaved on the same inputs.
+
+    Lesson: 09_runtimes § 8 · Everything, measured side by side.
+    """
     x_test = np.asarray(x_test, dtype=np.float32)
     keras_top1 = keras_model.predict(x_test, batch_size=512, verbose=0).argmax(1)
     all_cores = os.cpu_count() or 1
@@ -657,7 +676,10 @@ def convert_explicitly(model, fmt: str, path) -> Path:
     """Write ``model`` in format ``fmt`` with the converter that ``model.export(format=fmt)`` wraps, called
     directly, on the model traced as a ``tf.function`` (whichever Keras built it): ``tf2onnx.convert.from_function``
     (onnx, opset 17, free batch size), ``ov.convert_model`` then ``ov.save_model(..., compress_to_fp16=False)``
-    (openvino) or ``tf.lite.TFLiteConverter.from_keras_model`` (litert, no optimisation)."""
+    (openvino) or ``tf.lite.TFLiteConverter.from_keras_model`` (litert, no optimisation).
+
+    Lesson: 09_runtimes § 4 · Keras 3 exports itself, and the converters it wraps.
+    """
     path = Path(path)
     if fmt not in EXPORTS:
         raise ValueError(f"Unknown format {fmt!r}: use one of {list(EXPORTS)}.")
@@ -792,7 +814,10 @@ def resolver_code(tflite: bytes) -> str:
 def graph_of(tflite: bytes) -> tuple[list[tuple[list[int], list[int]]], dict[int, int]]:
     """The model as ``(ops, activation_bytes)``: ``ops`` in execution order, each ``(input tensor ids, output
     tensor ids)``; ``activation_bytes`` the bytes of every tensor that lives in RAM (the graph's inputs and every
-    op's outputs). Tensors not in ``activation_bytes`` are constants (weights, biases): they stay in flash."""
+    op's outputs). Tensors not in ``activation_bytes`` are constants (weights, biases): they stay in flash.
+
+    Lesson: 09_runtimes § ✏️ Exercise 9.4: the smallest arena the activations need.
+    """
     it = _plain_interpreter(tflite)
     details = {d["index"]: d for d in it.get_tensor_details()}
     ops = [([int(i) for i in op["inputs"] if i >= 0], [int(o) for o in op["outputs"]]) for op in it._get_ops_details()]
@@ -804,7 +829,10 @@ def graph_of(tflite: bytes) -> tuple[list[tuple[list[int], list[int]]], dict[int
 def arena_estimate(ops, activation_bytes: dict) -> int:
     """Peak bytes of activations alive at once (a lower bound of a tensor arena): a tensor is alive from the op
     that writes it (the graph's inputs: from the start) to the last op that reads it (the graph's outputs, never
-    read: to the end). Weights (tensors not in ``activation_bytes``) are not counted."""
+    read: to the end). Weights (tensors not in ``activation_bytes``) are not counted.
+
+    Lesson: 09_runtimes § ✏️ Exercise 9.4: the smallest arena the activations need.
+    """
     last = {}
     for k, (ins, outs) in enumerate(ops):
         for t in ins + outs:
@@ -878,7 +906,10 @@ def mcu_fit(model_bytes: int, arena_bytes: int, sram: int = MCU["sram"], flash: 
 # ------------------------------------------------------------------------------------------ decisions
 def pick(table: pd.DataFrame, max_latency_ms: float, max_size_kb: float, latency_col: str = "p50_ms_1t"):
     """The most accurate row of ``table`` whose ``latency_col`` is at most ``max_latency_ms`` and whose
-    ``size_kb`` is at most ``max_size_kb`` (ties: the faster); ``None`` when no row fits."""
+    ``size_kb`` is at most ``max_size_kb`` (ties: the faster); ``None`` when no row fits.
+
+    Lesson: 09_runtimes § ✏️ Exercise 9.3: pick the runtime for a budget.
+    """
     for col in (latency_col, "size_kb", "accuracy"):
         if col not in table:
             raise KeyError(f"the table needs a {col!r} column; it has {list(table.columns)}.")

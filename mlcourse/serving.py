@@ -74,19 +74,28 @@ SIZES = {
 
 def sizes(size: str, **given) -> dict:
     """08's sizes for ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``; :data:`SIZES`), with every value in
-    ``given`` that is not None put over them."""
+    ``given`` that is not None put over them.
+
+    Lesson: 08_deployment § 08 · Deployment and monitoring: the whole path, end to end.
+    """
     return settings.pick_sizes(SIZES, size, given)
 
 
 def deployment_hp(work_dir=None) -> tuple[dict, str]:
     """The hyperparameters to deploy: your own earlier weeks' choice (:func:`mlcourse.results.chosen_hp`:
-    03_nas's, else 02_tuning's) when there is one, else :data:`TUNED_HP`. Returns ``(hp, where it came from)``."""
+    03_nas's, else 02_tuning's) when there is one, else :data:`TUNED_HP`. Returns ``(hp, where it came from)``.
+
+    Lesson: 08_deployment § 1 · Tuned and trained.
+    """
     return results.chosen_hp(work_dir, TUNED_HP,
                      "mlcourse.serving.TUNED_HP (a fixed fallback CNN: no 03_nas or 02_tuning choice found)")
 
 
 def deployment_model(x, y, hp: dict | None = None, epochs: int = 6, seed: int = 0):
-    """The model to deploy, trained on ``(x, y)`` (Keras 3), from the workshop cache when trained before."""
+    """The model to deploy, trained on ``(x, y)`` (Keras 3), from the workshop cache when trained before.
+
+    Lesson: 08_deployment § 1 · Tuned and trained.
+    """
     return cache.trained_model("deployment", x, y, hp or TUNED_HP, epochs, seed=seed, model_name="deployed")
 
 
@@ -95,6 +104,8 @@ class Predictor:
 
         >>> p = Predictor(tflite_bytes, class_names=data.CLASS_NAMES)
         >>> p.predict(images)          # DataFrame: label, class, confidence
+
+    Lesson: 08_deployment § ✏️ Exercise 8.2: the serving function (converter + interpreter + validated predict).
     """
 
     def __init__(self, tflite: bytes, class_names=None, input_shape=(28, 28), threads: int = 1):
@@ -261,7 +272,10 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 def sha256(data) -> str:
     """The SHA-256 of ``data`` (bytes, or a path to a file read in 1 MiB blocks) as 64 lower-case hex digits: the
-    same as ``sha256sum FILE`` prints."""
+    same as ``sha256sum FILE`` prints.
+
+    Lesson: 08_deployment § ✏️ Exercise 8.4: serve only the released model.
+    """
     if isinstance(data, (bytes, bytearray, memoryview)):
         return hashlib.sha256(data).hexdigest()
     h = hashlib.sha256()
@@ -288,6 +302,8 @@ def verified_bytes(source, expected_sha256: str | None = None, key: bytes | None
     Fail closed: nothing to check against (no digest, no signature), a digest that is not 64 hex digits (a
     truncated one would match too much), or any mismatch is an :class:`IntegrityError`. The file is read once and
     the checked bytes are returned, so what is served is what was checked (a second read could differ).
+
+    Lesson: 08_deployment § ✏️ Exercise 8.4: serve only the released model.
     """
     if expected_sha256 is None and (key is None or signature is None):
         raise IntegrityError("nothing to verify against: pass the expected SHA-256 (from the release, not from the "
@@ -319,7 +335,10 @@ def load_artifact(path, expected_sha256: str | None = None):
     which refuses a ``Lambda`` layer's pickled Python code). Anything else is refused before a byte of it is
     interpreted: above all a pickle (``.pkl``, ``.joblib``, ... or a file that starts with a pickle opcode),
     because unpickling runs whatever code the file names. With ``expected_sha256`` the file is verified first
-    (:func:`verified_bytes`)."""
+    (:func:`verified_bytes`).
+
+    Lesson: 08_deployment § 7 · Secured: what the server loads, and what it accepts.
+    """
     path = Path(path)
     blob = verified_bytes(path, expected_sha256) if expected_sha256 is not None else path.read_bytes()
     suffix = path.suffix.lower()
@@ -346,7 +365,10 @@ def load_artifact(path, expected_sha256: str | None = None):
 class Limits:
     """What a request may cost before it is refused: ``max_body_bytes`` of JSON (checked against the declared
     ``Content-Length`` before a byte is read), ``max_batch`` images, ``max_depth`` of nested brackets, and the
-    shape of one image. The default body limit fits ``max_batch`` images of 0..255 pixels written as JSON."""
+    shape of one image. The default body limit fits ``max_batch`` images of 0..255 pixels written as JSON.
+
+    Lesson: 08_deployment § ✏️ Exercise 8.4: serve only the released model.
+    """
 
     max_batch: int = 64
     image_shape: tuple = (28, 28)
@@ -359,7 +381,10 @@ class Limits:
 
 
 class RequestRejected(ValueError):
-    """A request refused by :func:`parse_request`; ``status`` is the HTTP status to answer with (400 or 413)."""
+    """A request refused by :func:`parse_request`; ``status`` is the HTTP status to answer with (400 or 413).
+
+    Lesson: 08_deployment § ✏️ Exercise 8.4: serve only the released model.
+    """
 
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
@@ -374,7 +399,10 @@ def parse_request(body: bytes, limits: Limits = Limits()) -> np.ndarray:
     """A JSON request ``{"images": [...]}`` (one image, or a list of them) as a float32 batch, or a
     :class:`RequestRejected` that says why, raised as early (as cheaply) as possible: a body over the limit before
     it is parsed; ``NaN`` / ``Infinity`` while parsing; brackets nested deeper than an image before the arrays are
-    built; more than ``max_batch`` images before anything is allocated for them; then shape and range."""
+    built; more than ``max_batch`` images before anything is allocated for them; then shape and range.
+
+    Lesson: 08_deployment § ✏️ Exercise 8.4: serve only the released model.
+    """
     if len(body) > limits.body_limit():
         raise RequestRejected(f"the body is {len(body):,} bytes; the limit is {limits.body_limit():,}.", 413)
     raw = np.frombuffer(body, dtype=np.uint8)  # brackets only: numbers cannot hold '[' in a valid request
@@ -419,7 +447,10 @@ def serve_http(predictor: Predictor, port: int = 0, limits: Limits = Limits()):
     ``{"labels", "classes", "confidence"}``; ``GET /health`` answers the model's SHA-256. A body whose declared
     ``Content-Length`` is over the limit is refused with 413 **before it is read**; every other bad request gets
     400 and the reason (:func:`parse_request`). Requests are served one at a time (one interpreter). Returns the
-    server: ``server.url``, and ``server.shutdown(); server.server_close()`` (or use it in a ``with`` block)."""
+    server: ``server.url``, and ``server.shutdown(); server.server_close()`` (or use it in a ``with`` block).
+
+    Lesson: 08_deployment § ✏️ Exercise 8.4: serve only the released model.
+    """
     digest = sha256(predictor.tflite)
 
     class Handler(BaseHTTPRequestHandler):
@@ -466,7 +497,10 @@ def serve_http(predictor: Predictor, port: int = 0, limits: Limits = Limits()):
 
 
 def benchmark(predictor: Predictor, x, batch_sizes=(1, 8, 64, 256), repeats: int = 20) -> pd.DataFrame:
-    """Median latency of one ``predict_proba`` call at each batch size, and the throughput it gives."""
+    """Median latency of one ``predict_proba`` call at each batch size, and the throughput it gives.
+
+    Lesson: 08_deployment § 4 · Benchmarked.
+    """
     rows = []
     for b in tqdm(batch_sizes, desc="batch sizes"):
         batch = np.asarray(x[:b])
@@ -489,6 +523,8 @@ class Monitor:
     number of input features in alarm (PSI above ``psi_threshold``; KS is reported in ``reports[window]``),
     the PSI of the predicted-class distribution and whether it is in alarm, and the accuracy when labels
     are given (usually they arrive later, or never).
+
+    Lesson: 08_deployment § ✏️ Exercise 8.3: the prediction-drift alarm.
     """
 
     def __init__(self, predictor: Predictor, reference_images, psi_threshold: float = 0.2,
@@ -553,7 +589,10 @@ class Monitor:
 def retrain(model, x_new, y_new, epochs: int = 2, learning_rate: float = 3e-4, batch_size: int = 128, seed: int = 0):
     """A candidate: a copy of the serving ``model`` (same architecture and weights; the serving one is left as it
     is) fine-tuned on the new days' labelled images ``(x_new, y_new)`` at a small ``learning_rate``. Trained on the
-    new days alone, as a sliding-window retraining job does: :func:`shadow` then shows whether that was wise."""
+    new days alone, as a sliding-window retraining job does: :func:`shadow` then shows whether that was wise.
+
+    Lesson: 08_deployment § 6 · Retrained, shadowed, promoted (or not).
+    """
     if len(x_new) != len(y_new) or len(x_new) == 0:
         raise ValueError(f"x_new and y_new must be non-empty and of the same length, got {len(x_new)} and "
                          f"{len(y_new)}.")
@@ -568,7 +607,10 @@ def retrain(model, x_new, y_new, epochs: int = 2, learning_rate: float = 3e-4, b
 def shadow(serving: Predictor, candidate: Predictor, days: dict) -> pd.DataFrame:
     """Shadow deployment: on each day's traffic (``{day: (images, labels)}``; the labels arrive later) the serving
     model answers and the candidate answers the same requests, logged only. One row per day: the accuracy of each,
-    the candidate's lead in points, and how often the two agree."""
+    the candidate's lead in points, and how often the two agree.
+
+    Lesson: 08_deployment § 6 · Retrained, shadowed, promoted (or not).
+    """
     if not days:
         raise ValueError("give at least one day of traffic: {day: (images, labels)}.")
     rows = []
@@ -587,7 +629,10 @@ def promotion(table: pd.DataFrame, margin_points: float = 0.5, confidence: float
     """Promote the candidate only when its lead over the serving model (per shadow day, :func:`shadow`) is more than
     ``margin_points`` with ``confidence``: the lower end of the t-interval over days is above the margin. Returns
     ``(promote, sentence)``; the sentence carries the mean lead, the interval and the decision (from the numbers,
-    never assumed). Fewer than two days measure no spread, so they never promote."""
+    never assumed). Fewer than two days measure no spread, so they never promote.
+
+    Lesson: 08_deployment § 6 · Retrained, shadowed, promoted (or not).
+    """
     diffs = np.asarray(table["candidate lead (points)"], dtype=float) / 100
     iv = stats.seed_interval(diffs, confidence)
     said = stats.difference_verdict(diffs, "candidate", "serving", confidence=confidence, over="day")

@@ -39,6 +39,9 @@ class silenced:
     TensorFlow's C++ start-up lines and the TFLite converter's chatter bypass Python's ``sys.stdout``
     (and some ignore ``TF_CPP_MIN_LOG_LEVEL``), so both the file descriptors and the Python streams are
     redirected. Errors still propagate as exceptions.
+
+    Lesson: 03_nas § 2.3 Bayesian optimisation with keras-tuner's oracle; also used in 05_compression,
+    08_deployment, 10_capstone.
     """
 
     def __enter__(self):
@@ -92,7 +95,11 @@ def quiet_import(name: str):
 
 
 def set_seed(seed: int = 0, tensorflow: bool = True) -> None:
-    """Seed Python, NumPy and (if it is importable and ``tensorflow=True``) TensorFlow and both Kerases."""
+    """Seed Python, NumPy and (if it is importable and ``tensorflow=True``) TensorFlow and both Kerases.
+
+    Lesson: 02_tuning § 7 · The winner against the baseline, on the test set, over seeds; also used in
+    07_distillation_ensembles, 08_deployment.
+    """
     random.seed(seed)
     import numpy as np
 
@@ -164,6 +171,9 @@ def work_dir(size: str | None = None, base=None) -> Path:
     ``base``, else ``MLCOURSE_WORK_DIR``, else ``runs/`` in the checkout; then ``smoke/``, ``lesson/`` or
     ``full/`` (``size``: None follows :func:`mlcourse.settings.size`). The same folder whichever directory a
     notebook runs in, so 05, 07 and 08 find what 02 and 03 left there.
+
+    Lesson: 02_tuning § 02 · Hyperparameter tuning with keras-tuner, and AutoML; also used in 03_nas,
+    05_compression, 06_distributed_training, 07_distillation_ensembles, 08_deployment, 10_capstone.
     """
     if isinstance(size, bool):
         raise TypeError("work_dir takes a size ('smoke', 'lesson' or 'full'), not True/False.")
@@ -176,6 +186,8 @@ def keep_aside(path) -> Path:
     """Rename ``path`` to ``<name>-previous-<time>`` (so a fresh start loses nothing); returns the new path.
 
     The name carries microseconds and, should two calls still collide, a counter: nothing is overwritten.
+
+    Lesson: 02_tuning § 5 · Three tuners, one space, one epoch budget; also used in 03_nas.
     """
     path = Path(path)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")

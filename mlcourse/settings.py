@@ -123,7 +123,11 @@ def current() -> Settings:
 def pick_sizes(table: dict, size_: str, given: dict | None = None) -> dict:
     """A week's defaults for ``size_`` (``table["smoke"]``, ``table["lesson"]`` or ``table["full"]``), with every
     value in ``given`` that is not None put over them. An unknown name is an error that lists the known ones; a
-    table that lacks a size, or whose sizes name different parameters, is an error too."""
+    table that lacks a size, or whose sizes name different parameters, is an error too.
+
+    Lesson: 00_workflow § 00 · The workflow: use case, data, one metric, honest splits, a baseline, error analysis,
+    monitoring; also used in 01_training, 04_dimensionality_reduction, 05_compression, 10_capstone.
+    """
     size_ = _check_size(size_, "size")
     missing = [s for s in SIZES if s not in table]
     if missing:

@@ -46,7 +46,10 @@ def seed_interval(diffs: Sequence[float], confidence: float = 0.95, test_train_r
 
     Scores from the folds of a (repeated) cross-validation share training rows, so they are not independent and
     the plain interval is too narrow: pass ``test_train_ratio`` (0.25 for 5-fold) for Nadeau and Bengio's
-    corrected resampled t-interval, whose variance is ``(1/n + test_train_ratio) * sd**2``."""
+    corrected resampled t-interval, whose variance is ``(1/n + test_train_ratio) * sd**2``.
+
+    Lesson: 08_deployment § 6 · Retrained, shadowed, promoted (or not); also used in 10_capstone.
+    """
     from scipy import stats as st
 
     d = np.asarray(diffs, dtype=float).ravel()
@@ -71,7 +74,11 @@ def difference_verdict(diffs: Sequence[float], a: str, b: str, scale: float = 10
     """A sentence from per-seed differences ``a - b``: the mean, how many seeds ``a`` was ahead in, the
     t-interval with its n, and whether the interval excludes 0 (more than the seed noise) or not.
     ``scale`` turns the values into ``unit`` (100: accuracy fractions into percentage points); ``over`` names
-    what was repeated ("fold" for cross-validation folds, with ``test_train_ratio`` as in :func:`seed_interval`)."""
+    what was repeated ("fold" for cross-validation folds, with ``test_train_ratio`` as in :func:`seed_interval`).
+
+    Lesson: 01_training § 1 · Batch normalization: where it pays, where it does not, and free at inference once
+    folded; also used in 03_nas, 05_compression, 08_deployment, 10_capstone.
+    """
     iv = seed_interval(diffs, confidence, test_train_ratio)
     d = np.asarray(diffs, dtype=float).ravel()
     wins = int((d > 0).sum())

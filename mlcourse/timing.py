@@ -33,6 +33,9 @@ def interleaved(candidates: dict[str, Callable[[], object]], rounds: int = 7, nu
     round to round. Returns one row per candidate: ``median_ms`` (of the per-round means per call),
     ``p95_ms`` (95th percentile over rounds), ``min_ms``, ``spread`` ((p95 - min) / median) and the raw
     per-round times in ``rounds_ms`` (a list), so a verdict can count rounds.
+
+    Lesson: 01_training § Folding BN into the convolution before it; also used in 02_tuning, 05_compression,
+    06_distributed_training, 07_distillation_ensembles, 08_deployment, 09_runtimes, 10_capstone.
     """
     if not candidates:
         raise ValueError("Give at least one candidate: {name: callable}.")
@@ -64,7 +67,10 @@ def interleaved(candidates: dict[str, Callable[[], object]], rounds: int = 7, nu
 
 
 def per_round(table: pd.DataFrame) -> pd.DataFrame:
-    """The per-round times of :func:`interleaved` as a rounds x candidates frame (for a plot)."""
+    """The per-round times of :func:`interleaved` as a rounds x candidates frame (for a plot).
+
+    Lesson: 05_compression § 3 · Every variant side by side.
+    """
     return pd.DataFrame({name: table.loc[name, "rounds_ms"] for name in table.index})
 
 
@@ -75,7 +81,11 @@ def compare(table: pd.DataFrame, a: str, b: str, unit: str = "ms") -> str:
     One rule, which never contradicts the numbers it prints: ``a`` is *faster* only when its median is lower
     **and** it was faster in at least 80 % of the rounds; *slower* only when its median is higher and it was
     faster in at most 20 % of the rounds; anything else (the medians and the rounds disagree, or the rounds
-    are split) is *too close to call*."""
+    are split) is *too close to call*.
+
+    Lesson: 01_training § Folding BN into the convolution before it; also used in 02_tuning, 05_compression,
+    06_distributed_training, 07_distillation_ensembles, 08_deployment, 10_capstone.
+    """
     for name in (a, b):
         if name not in table.index:
             raise KeyError(f"{name!r} is not in the table; candidates: {list(table.index)}.")

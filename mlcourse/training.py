@@ -68,7 +68,10 @@ def fold_batchnorm(kernel, bias, gamma, beta, moving_mean, moving_variance, epsi
     ``s = gamma / sqrt(var + eps)`` the folded kernel is ``kernel * s`` (over the **last** axis, the output
     channels of a Conv2D ``(kh, kw, in, out)`` or Dense ``(in, out)`` kernel) and the folded bias
     ``(bias - mean) * s + beta``. ``bias`` None means the layer had none (``use_bias=False``). ``gamma`` /
-    ``beta`` None mean BN had ``scale=False`` / ``center=False``."""
+    ``beta`` None mean BN had ``scale=False`` / ``center=False``.
+
+    Lesson: 01_training § Folding BN into the convolution before it.
+    """
     kernel = np.asarray(kernel, dtype=np.float64)
     out = kernel.shape[-1]
     bias = np.zeros(out) if bias is None else np.asarray(bias, dtype=np.float64)
@@ -95,7 +98,10 @@ def fold_bn_model(model):
     """A new ``keras.Sequential`` with every BatchNormalization that follows a Conv2D or Dense folded into it
     (:func:`fold_batchnorm`); every other layer is copied with its weights. Its outputs equal ``model``'s at
     inference (``training=False``) up to float rounding. A BatchNormalization after anything else is a
-    ValueError that names it."""
+    ValueError that names it.
+
+    Lesson: 01_training § Folding BN into the convolution before it.
+    """
     keras = quiet_import("keras")
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     new, weights, i = [keras.Input(model.input_shape[1:])], [], 0
@@ -129,7 +135,10 @@ def fold_bn_model(model):
 
 def count_graph_ops(model, input_shape=None) -> int:
     """The number of operations in the traced inference graph of ``model`` (``training=False``), one batch of
-    ``input_shape`` (default: the model's own, batch 1)."""
+    ``input_shape`` (default: the model's own, batch 1).
+
+    Lesson: 01_training § Folding BN into the convolution before it.
+    """
     tf = quiet_import("tensorflow")
     shape = tuple(input_shape) if input_shape is not None else (1,) + tuple(model.input_shape[1:])
     fn = tf.function(lambda x: model(x, training=False))
@@ -158,7 +167,10 @@ class LRRangeTest:
     ``stop_factor`` times the best loss so far (divergence). ``lrs_used`` and ``losses`` hold what was run.
 
     Built lazily (``LRRangeTest(...)`` returns an instance of a ``keras.callbacks.Callback`` subclass), so that
-    importing this module does not import Keras."""
+    importing this module does not import Keras.
+
+    Lesson: 01_training § The learning-rate range test.
+    """
 
     def __new__(cls, start_lr: float = 1e-5, end_lr: float = 1.0, steps: int = 100, stop_factor: float = 4.0):
         base = _lr_callback_base()
@@ -195,6 +207,8 @@ def lr_range_test(model, x, y, start_lr: float = 1e-5, end_lr: float = 1.0, step
         for lr, (xb, yb) in zip(lrs, batches):
             model.optimizer.learning_rate.assign(lr)
             loss = float(model.train_on_batch(xb, yb)[0])   # this batch's loss (not a running mean)
+
+    Lesson: 01_training § The learning-rate range test.
     """
     lrs = geometric_lrs(start_lr, end_lr, steps)
     rng = np.random.default_rng(seed)
@@ -215,7 +229,10 @@ def lr_range_test(model, x, y, start_lr: float = 1e-5, end_lr: float = 1.0, step
 def suggest_lr(table: pd.DataFrame, smooth: float = 0.9, divide: float = 10.0) -> float:
     """The learning rate the range test suggests: where the smoothed loss (an exponential moving average with
     weight ``smooth``, bias-corrected) is lowest, divided by ``divide`` (the loss is lowest just before it
-    diverges; a tenth of that is a safe rate, Smith 2017)."""
+    diverges; a tenth of that is a safe rate, Smith 2017).
+
+    Lesson: 01_training § The learning-rate range test.
+    """
     loss = np.asarray(table["loss"], dtype=float)
     if len(loss) < 2:
         raise ValueError("the range test ran fewer than 2 steps: nothing to read.")
@@ -236,7 +253,11 @@ def diagnose_fit(train_loss, val_loss, high_loss: float = 0.5, rise: float = 0.1
     * ``"under-fitting"`` when not, and the final training loss is still above ``high_loss``: the model cannot
       even fit the training set (10-class Fashion-MNIST: a model that fits reaches 0.3 or less);
     * ``"a good fit"`` otherwise.
-    The thresholds are rules of thumb for cross-entropy on this data, printed with the verdicts."""
+    The thresholds are rules of thumb for cross-entropy on this data, printed with the verdicts.
+
+    Lesson: 01_training § 3 · Under-fitting and over-fitting, diagnosed from learning curves, and the remedies
+    measured.
+    """
     tr, va = np.asarray(train_loss, dtype=float), np.asarray(val_loss, dtype=float)
     if len(tr) == 0 or len(tr) != len(va):
         raise ValueError(f"give one train and one validation loss per epoch; got {len(tr)} and {len(va)}.")
@@ -253,7 +274,11 @@ def remedy_verdicts(table: pd.DataFrame, baseline: str, metric: str = "val_accur
     mean ``metric``, the mean paired difference to ``baseline`` (same seed) with its 95 % t-interval, and a
     ``verdict``: ``"helped"`` / ``"hurt"`` when the interval excludes 0, ``"within the noise"`` when it does not,
     ``"one seed: helped?"`` / ``"one seed: hurt?"`` when there is a single seed (no spread measured).
-    ``higher_is_better=False`` for a metric such as a loss: a negative difference then helped."""
+    ``higher_is_better=False`` for a metric such as a loss: a negative difference then helped.
+
+    Lesson: 01_training § 3 · Under-fitting and over-fitting, diagnosed from learning curves, and the remedies
+    measured.
+    """
     from mlcourse import stats
 
     base = table[table.remedy == baseline].set_index("seed")[metric]
@@ -299,7 +324,10 @@ def overfit_one_batch(model, x, y, steps: int = 100, target: float = 0.05) -> tu
     steps; ``(True, loss)`` as soon as its loss on that batch is below ``target``, else ``(False, last loss)``.
 
     A healthy network memorises a handful of examples, whatever their labels; one that cannot has a bug in the
-    model, the loss or the optimisation (not in the data)."""
+    model, the loss or the optimisation (not in the data).
+
+    Lesson: 01_training § 4 · Debugging a network that does not train.
+    """
     loss = math.inf
     for _ in range(steps):
         loss = float(np.ravel(model.train_on_batch(x, y))[0])
@@ -312,7 +340,10 @@ def gradient_norms(model, x, y, loss_fn=None) -> pd.DataFrame:
     """The L2 norm of the loss gradient of each trainable weight of ``model`` on ``(x, y)`` (``tf.GradientTape``),
     one row per weight: ``layer``, ``weight``, ``norm``. A layer whose norms are 0 learns nothing (dead ReLUs);
     norms that grow by orders of magnitude from layer to layer explode. ``loss_fn`` default: sparse cross-entropy
-    on probabilities."""
+    on probabilities.
+
+    Lesson: 01_training § 4 · Debugging a network that does not train.
+    """
     tf = quiet_import("tensorflow")
     keras = quiet_import("keras")
     loss_fn = loss_fn or keras.losses.SparseCategoricalCrossentropy()
@@ -343,7 +374,10 @@ def train_broken(x_train, y_train, x_val, y_val, epochs: int = 3, seed: int = 0)
         model.compile(keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         history = model.fit(x_train, y_train, epochs=epochs, batch_size=64, validation_data=(x_val, y_val))
 
-    ``x_*`` are raw uint8 images (0..255). Returns ``(model, history)``."""
+    ``x_*`` are raw uint8 images (0..255). Returns ``(model, history)``.
+
+    Lesson: 01_training § Find and fix the planted bugs.
+    """
     keras = quiet_import("keras")
     keras.utils.set_random_seed(seed)
     model = _mlp(keras, scale=False, softmax=False)

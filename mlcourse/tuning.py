@@ -87,7 +87,10 @@ SIZES = {
 def sizes(size: str | None = None, **given) -> dict:
     """02's defaults at ``size`` (``"smoke"``, ``"lesson"`` or ``"full"``; None follows ``MLCOURSE_SIZE``), from
     :data:`SIZES`, with every value in ``given`` that is not None put over them. ``N_FINAL`` and ``N_TEST`` of 0
-    mean "all": every training image left after validation, the whole test set."""
+    mean "all": every training image left after validation, the whole test set.
+
+    Lesson: 02_tuning § 02 · Hyperparameter tuning with keras-tuner, and AutoML.
+    """
     table = settings.pick_sizes(SIZES, settings.size(size), given)
     table["DIST_WORKERS"] = tuple(table["DIST_WORKERS"])
     return table
@@ -121,7 +124,10 @@ def hp_from_trial(hp) -> dict:
 
 
 def build_hypermodel(hp):
-    """keras-tuner's build function: a compiled Keras 3 model for one point of :data:`SPACE`."""
+    """keras-tuner's build function: a compiled Keras 3 model for one point of :data:`SPACE`.
+
+    Lesson: 02_tuning § 5 · Three tuners, one space, one epoch budget.
+    """
 
     return models.build_model(hp_from_trial(hp), flavor="keras3")
 
@@ -205,7 +211,10 @@ def _save_timing(tuner, trial_id: str, seconds: float, epochs: int) -> None:
 def expected_trials(tuner) -> int | None:
     """How many trials ``tuner.search`` runs in all: ``max_trials`` for random search and Bayesian optimisation,
     the sum of the brackets' trials (:func:`hyperband_brackets`, times ``hyperband_iterations``) for Hyperband;
-    None when the tuner sets no bound."""
+    None when the tuner sets no bound.
+
+    Lesson: 02_tuning § 5 · Three tuners, one space, one epoch budget.
+    """
     oracle = tuner.oracle
     if hasattr(oracle, "hyperband_iterations"):
         iterations = oracle.hyperband_iterations
@@ -226,7 +235,10 @@ def trial_progress(tuner, desc: str | None = None):
     (elapsed time, expected time left, the best score so far). Trials already on disk (a resumed project) are
     counted as done from the start; the bar's expected time is measured on the trials run now.
 
-    ``with tuning.trial_progress(tuner): tuner.search(...)`` works on any keras-tuner tuner."""
+    ``with tuning.trial_progress(tuner): tuner.search(...)`` works on any keras-tuner tuner.
+
+    Lesson: 02_tuning § 2 · keras-tuner by hand.
+    """
     total = expected_trials(tuner)
     bar = tqdm(total=total, initial=min(_finished(tuner), total or 10**9), unit="trial",
                desc=desc or f"{tuner.project_name} trials")
@@ -265,7 +277,10 @@ def _lock_path(directory, project) -> Path:
 def project_lock(directory, project: str, wait: float = 0.0):
     """Hold the lock of tuning project ``directory/project`` for this process (until it exits or
     :func:`release_project`); return the open lock file. Already held by this process: returned again.
-    Held by another process: wait up to ``wait`` seconds, then :class:`ProjectInUseError`."""
+    Held by another process: wait up to ``wait`` seconds, then :class:`ProjectInUseError`.
+
+    Lesson: 02_tuning § 2 · keras-tuner by hand.
+    """
     import fcntl
 
     path = _lock_path(directory, project)
@@ -323,6 +338,8 @@ def make_tuner(kind: str, directory, project: str, max_trials: int = 10, max_epo
 
     This process holds the project's lock (:func:`project_lock`) from here on: another process that makes a
     tuner on the same project waits ``wait`` seconds, then gets :class:`ProjectInUseError`.
+
+    Lesson: 02_tuning § 6 · Resuming: tuning results are never silently lost.
     """
     kt = quiet_import("keras_tuner")
     if kind not in TUNERS:
@@ -362,6 +379,8 @@ def search(tuner, x, y, x_val, y_val, epochs: int = 4, batch_size: int = 128, ve
     process died is redone now and is timed like any other. ``callbacks`` (e.g. EarlyStopping) are passed
     to every trial's ``fit``. The project is held for this process first (:func:`project_lock`): a search
     on a project that another kernel is searching is refused (:class:`ProjectInUseError`), never interleaved.
+
+    Lesson: 02_tuning § 2 · keras-tuner by hand.
     """
 
     project_lock(tuner.directory, tuner.project_name)
@@ -398,7 +417,10 @@ def trial_table(trials) -> pd.DataFrame:
 
 
 def best_hp(tuner) -> dict:
-    """The best trial's hyperparameters as a model hp dict (for :func:`mlcourse.models.build_model`)."""
+    """The best trial's hyperparameters as a model hp dict (for :func:`mlcourse.models.build_model`).
+
+    Lesson: 02_tuning § 7 · The winner against the baseline, on the test set, over seeds.
+    """
     best = tuner.get_best_hyperparameters(1)
     if not best:
         raise RuntimeError("The tuner has no finished trial yet: run search() first.")
@@ -422,6 +444,8 @@ def split_for_tuning(x_train, y_train, n_tune: int, n_val: int, seed: int = 0):
 
     Returns ``(x_tune, y_tune, x_val, y_val, x_rest, y_rest)``: ``n_val`` stratified validation images,
     ``n_tune`` stratified tuning images from the rest, and the whole rest (for retraining the winner).
+
+    Lesson: 02_tuning § 02 · Hyperparameter tuning with keras-tuner, and AutoML.
     """
     from sklearn.model_selection import train_test_split
 
@@ -438,7 +462,10 @@ def split_for_tuning(x_train, y_train, n_tune: int, n_val: int, seed: int = 0):
 
 def score_hp(hp: dict, x, y, x_val, y_val, epochs: int, batch_size: int = 128, seed: int = 0) -> float:
     """Score one point of the space **as a trial is scored**: train ``epochs`` epochs on ``(x, y)`` and
-    return the best ``val_accuracy`` over the epochs (keras-tuner's objective). Used for a fair baseline."""
+    return the best ``val_accuracy`` over the epochs (keras-tuner's objective). Used for a fair baseline.
+
+    Lesson: 02_tuning § 1 · The baseline, scored as a trial.
+    """
 
     set_seed(seed)
     model = models.build_model(hp, flavor="keras3")
@@ -455,6 +482,8 @@ def hyperband_brackets(max_epochs: int, factor: int = 3) -> pd.DataFrame:
     ``ceil(ceil(1 + log_f(max_epochs)) / (s+1) * f**s)`` models at ``ceil(max_epochs / f**s)`` epochs and keeps
     the best ``1/f`` each round; the most aggressive bracket runs first.
     Same formulas as ``keras_tuner``'s ``HyperbandOracle``.
+
+    Lesson: 02_tuning § 3 · Hyperband: brackets of successive halving.
     """
     if int(max_epochs) != max_epochs or max_epochs < 1 or int(factor) != factor or factor < 2:
         raise ValueError(f"max_epochs must be an integer >= 1 and factor an integer >= 2 (got {max_epochs}, "
@@ -478,7 +507,10 @@ def hyperband_brackets(max_epochs: int, factor: int = 3) -> pd.DataFrame:
 def equal_epoch_trials(max_epochs: int, factor: int = 3) -> int:
     """How many trials of ``max_epochs`` epochs each fit in the epochs ``Hyperband(max_epochs, factor)`` trains
     (its :func:`hyperband_brackets`' ``epochs_trained``, rounded, at least 1): random search's trials at an equal
-    epoch budget."""
+    epoch budget.
+
+    Lesson: 02_tuning § 3 · Hyperband: brackets of successive halving.
+    """
     return max(1, round(int(hyperband_brackets(max_epochs, factor).epochs_trained.sum()) / max_epochs))
 
 
@@ -487,7 +519,10 @@ def hyperband_table(tuner) -> pd.DataFrame:
     round), ``epochs_each`` (the epoch each was trained up to), ``epochs_trained`` (the epochs the round really
     trained: a continued trial starts from its previous round's weights, at ``tuner/initial_epoch``) and
     ``best_score``. Read from each trial's ``tuner/bracket``, ``tuner/round``, ``tuner/epochs`` and
-    ``tuner/initial_epoch`` values; highest (most exploring) bracket first."""
+    ``tuner/initial_epoch`` values; highest (most exploring) bracket first.
+
+    Lesson: 02_tuning § Hyperband's trade-off, read from its own trials.
+    """
     rows = []
     for t in tuner.oracle.trials.values():
         v = t.hyperparameters.values
@@ -508,7 +543,10 @@ def shifted_grid(space: dict, per_axis: int, seed: int) -> list[dict]:
     """A grid of ``per_axis`` values per axis of ``space`` (``{name: (low, high)}``, each on a log scale), shifted
     by a random offset drawn from ``seed``: value ``k`` sits at fraction ``(k + u) / per_axis`` of the axis,
     ``u`` uniform in [0, 1). Averaging over seeds averages over where the grid happens to fall; ``u = 0.5`` is
-    the centred grid. Returns the ``per_axis ** len(space)`` points (scikit-learn's ``ParameterGrid``)."""
+    the centred grid. Returns the ``per_axis ** len(space)`` points (scikit-learn's ``ParameterGrid``).
+
+    Lesson: 02_tuning § 8 · Grid search against random search.
+    """
     from sklearn.model_selection import ParameterGrid
 
     if per_axis < 1 or not space:
@@ -527,7 +565,10 @@ def grid_vs_random(score, space: dict, seeds, per_axis: int = 3, desc: str = "gr
     """Grid search against random search at one budget, once per seed: a :func:`shifted_grid` of
     ``per_axis ** d`` points and as many points drawn log-uniformly by ``ParameterSampler`` (same seed), each
     scored by ``score(point) -> float`` (a real training). Returns one row per point: ``seed``, ``method``
-    (``"grid"`` / ``"random"``), the point's values and ``score``. A ``tqdm.auto`` bar ticks per seed."""
+    (``"grid"`` / ``"random"``), the point's values and ``score``. A ``tqdm.auto`` bar ticks per seed.
+
+    Lesson: 02_tuning § 8 · Grid search against random search.
+    """
     from scipy.stats import loguniform
     from sklearn.model_selection import ParameterSampler
 
@@ -548,6 +589,8 @@ def automl_search(x, y, n_iter: int = 10, cv: int = 3, seed: int = 0, n_jobs: in
     PCA of several sizes or none, and logistic regression, a random forest, k-nearest neighbours or an RBF
     SVM, each with its own hyperparameters. ``RandomizedSearchCV`` draws ``n_iter`` pipelines (images are
     flattened). Returns the fitted search (``best_estimator_`` is refit on all of ``x``).
+
+    Lesson: 02_tuning § 9 · AutoML: searching the whole workflow.
     """
     from scipy.stats import loguniform, randint
     from sklearn.decomposition import PCA
@@ -590,7 +633,10 @@ def warm_cache(ds, size: str, seed: int = 0, work_dir=None) -> dict:
     short, so the notebook still runs one trial live where watching a search is the lesson (it is run here with
     :func:`build_hypermodel`, the tested version of the notebook's ``build_cnn``: the same space, the same layers
     and weights). Projects already complete are not run again. Returns ``{project: trials on disk}``
-    (``make workshop`` prepares a room)."""
+    (``make workshop`` prepares a room).
+
+    Lesson: 02_tuning § 02 · Hyperparameter tuning with keras-tuner, and AutoML.
+    """
 
     S = sizes(size)
     folder = Path(work_dir) if work_dir is not None else _work_dir(size)
@@ -641,6 +687,8 @@ def distributed_search(n_workers: int, directory, project: str, kind: str = "ran
     and each one's output is kept in ``directory/logs-<project>/``. A ``tqdm.auto`` bar counts the finished
     trials (read from the project's trial files) while they run. Returns ``{"seconds", "trials",
     "best_score", "logs"}``.
+
+    Lesson: 02_tuning § 10 · Distributed tuning: a chief and workers.
     """
 
     if n_workers < 1:

@@ -15,7 +15,7 @@ FLOORS = {
     2: {"evaluation", "training", "drift", "tuning", "nas", "reduction", "compression", "distributed", "pipelines",
         "distillation", "ensembles", "serving", "runtimes",
         "capstone"},
-    3: {"course", "report", "workshop", "checks", "catalog", "benchmark", "__main__"},
+    3: {"course", "report", "workshop", "checks", "catalog", "benchmark", "lessons", "__main__"},
 }
 FLOOR = {m: f for f, mods in FLOORS.items() for m in mods}
 

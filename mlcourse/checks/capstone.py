@@ -42,7 +42,10 @@ def _accuracy(model, x, y) -> float:
 def check_baselines(fn) -> None:
     """Exercise 10.1: ``fn(x (N, 40), y, seed) -> {"logistic regression": fitted, "MLP": fitted}`` (scikit-learn
     estimators or pipelines), deterministic for a seed, each above chance on held-out signals, the MLP above the
-    linear model (the paper: 32 % vs 68 %)."""
+    linear model (the paper: 32 % vs 68 %).
+
+    Lesson: 10_capstone § ✏️ Exercise 10.1: the baselines.
+    """
     from sklearn.base import is_classifier
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
@@ -117,7 +120,10 @@ def _fingerprint(model) -> str:
 def check_conv1d_hypermodel(hypermodel) -> None:
     """Exercise 10.2: ``hypermodel(hp)`` (a function, or a ``keras_tuner.HyperModel``) declares at least
     :data:`REQUIRED_HP`, builds a compiled Keras 3 model of Conv1D layers, (40, 1) signals in, 10 outputs, with as
-    many Conv1D layers as ``conv_layers`` says, and every declared hyperparameter changes the model."""
+    many Conv1D layers as ``conv_layers`` says, and every declared hyperparameter changes the model.
+
+    Lesson: 10_capstone § ✏️ Exercise 10.2: the hypermodel.
+    """
     keras = quiet_import("keras")
     import keras_tuner as kt
 
@@ -202,7 +208,10 @@ def _kernels(model):
 def check_int8_and_pruning(to_int8, magnitude_prune) -> None:
     """Exercise 10.3: ``to_int8(model, representative) -> bytes`` is full-int8 (int8 input and output, int8
     weights, no float tensor), and ``magnitude_prune(model, sparsity) -> model`` zeroes the smallest-magnitude
-    share of every Conv1D / Dense kernel, leaving the input model as it was."""
+    share of every Conv1D / Dense kernel, leaving the input model as it was.
+
+    Lesson: 10_capstone § ✏️ Exercise 10.3: the int8 converter and magnitude pruning.
+    """
     from mlcourse.litert import evaluate_tflite, interpreter
 
     d = _signals()
@@ -267,7 +276,10 @@ def check_int8_and_pruning(to_int8, magnitude_prune) -> None:
 def check_distillation(kd_loss, build_student) -> None:
     """Exercise 10.4: ``kd_loss(labels, teacher_logits, student_logits, temperature, alpha) -> per-example loss``
     uses the teacher's soft targets at the temperature (times T**2), and ``build_student()`` is a Conv1D model
-    within the microcontroller budget (:data:`mlcourse.capstone.STUDENT_MAX_PARAMS` parameters), (40, 1) -> 10."""
+    within the microcontroller budget (:data:`mlcourse.capstone.STUDENT_MAX_PARAMS` parameters), (40, 1) -> 10.
+
+    Lesson: 10_capstone § ✏️ Exercise 10.4: the distillation loss and the student.
+    """
     keras = quiet_import("keras")
 
     from mlcourse import capstone
@@ -341,7 +353,10 @@ def _must_refuse(predict, bad, what: str, words: tuple, kinds=(ValueError, TypeE
 def check_serving_and_alarm(make_predictor, drift_alarm) -> None:
     """Exercise 10.5: ``make_predictor(tflite) -> predict`` serves through LiteRT, agreeing with the Keras model,
     and refuses a wrong shape, NaN/inf and a wrong dtype with clear errors; ``drift_alarm(reference, current)``
-    raises on drifted batches made with the generator's knobs and stays quiet on new benign batches."""
+    raises on drifted batches made with the generator's knobs and stays quiet on new benign batches.
+
+    Lesson: 10_capstone § ✏️ Exercise 10.5: the predictor and the drift alarm.
+    """
     d = _signals()
     model = _tiny_model()
     predict = make_predictor(_tiny_int8())

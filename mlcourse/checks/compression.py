@@ -42,7 +42,10 @@ def _tiny_model(flavor: str = "keras3"):
 
 def check_int8_converter(fn) -> None:
     """Exercise 5.1: ``fn(model, representative_images) -> bytes``, a full-integer int8 LiteRT model with
-    int8 input and output, every operator int8, as accurate as the float model (within 2 points)."""
+    int8 input and output, every operator int8, as accurate as the float model (within 2 points).
+
+    Lesson: 05_compression § ✏️ Exercise 5.1: write the full-integer int8 converter.
+    """
 
     x, _, xt, yt = _tiny_data()
     model = _tiny_model()
@@ -91,7 +94,10 @@ def check_int8_converter(fn) -> None:
 
 
 def check_int8_quantize(fn) -> None:
-    """Exercise 5.2: ``fn(w) -> (q, scale)``: symmetric per-tensor int8, ``w ≈ q * scale``."""
+    """Exercise 5.2: ``fn(w) -> (q, scale)``: symmetric per-tensor int8, ``w ≈ q * scale``.
+
+    Lesson: 05_compression § ✏️ Exercise 5.2: symmetric int8 quantization by hand.
+    """
     rng = np.random.default_rng(1)
     for w in (rng.normal(size=1000).astype(np.float32), np.array([-0.5, 0.0, 0.25, 2.0], np.float32),
               np.array([-3.0, -1.0, 0.5, 2.0], np.float32)):  # the largest |w| is negative: max|w|, not max(w)
@@ -115,7 +121,10 @@ def check_pruning_loop(fn) -> None:
     wrapper's constructor, removed afterwards), so ConstantSparsity and hand-made NumPy masks are named as such.
     The accuracy bar, 0.45, sits below what correct loops reach on this data (0.53 at Adam 1e-4, 0.65 at the
     default 1e-3; the unpruned model 0.64) and above broken ones (a fresh, untrained model pruned: 0.38;
-    Adam at 0.05: 0.09)."""
+    Adam at 0.05: 0.09).
+
+    Lesson: 05_compression § ✏️ Exercise 5.3: write the pruning loop.
+    """
     from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
     x, y, xt, yt = _tiny_data()
@@ -178,7 +187,10 @@ def check_pruning_loop(fn) -> None:
 
 
 def check_low_rank(fn) -> None:
-    """Exercise 5.4: ``fn(W, r) -> (A, B)`` with ``A @ B`` the best rank-``r`` approximation of ``W``."""
+    """Exercise 5.4: ``fn(W, r) -> (A, B)`` with ``A @ B`` the best rank-``r`` approximation of ``W``.
+
+    Lesson: 05_compression § ✏️ Exercise 5.4: the best rank-r approximation.
+    """
     rng = np.random.default_rng(2)
     W = rng.normal(size=(60, 40))
     s = np.linalg.svd(W, compute_uv=False)
@@ -277,7 +289,10 @@ def check_adaptive_sparsity(scan_fn, choose_fn) -> None:
     target_nonzero) -> {layer: sparsity}`` that keeps at most ``target_nonzero`` kernel weights while losing
     little accuracy. Checked on a fixed tiny MLP (a 50,176-weight hidden layer, a 640-weight output layer),
     against the course's :func:`mlcourse.compression.sensitivity_scan` and :func:`allocate_sparsity`; uniform
-    sparsity at the same total is the control a right answer must beat where the target is tight."""
+    sparsity at the same total is the control a right answer must beat where the target is tight.
+
+    Lesson: 05_compression § ✏️ Exercise 5.5: the sensitivity scan, and the sparsities it chooses.
+    """
 
     model = _tiny_mlp()
     xv, yv = _tiny_val()

@@ -12,7 +12,10 @@ __all__ = ["check_kd_loss", "check_distiller", "check_stacking"]
 
 
 def check_kd_loss(fn) -> None:
-    """Exercise 7.1: ``fn(labels, teacher_logits, student_logits, T, alpha) -> per-example loss`` (NumPy)."""
+    """Exercise 7.1: ``fn(labels, teacher_logits, student_logits, T, alpha) -> per-example loss`` (NumPy).
+
+    Lesson: 07_distillation_ensembles § ✏️ Exercise 7.1: the distillation loss, in NumPy.
+    """
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 16)
@@ -42,7 +45,10 @@ def _tiny_pair():
 
 def check_distiller(cls) -> None:
     """Exercise 7.2: ``cls(student, teacher, temperature, alpha)``, a ``keras.Model`` whose ``compute_loss`` is the
-    distillation loss with a transfer-set mask (label -1: soft term only, weight 1), averaged over the batch."""
+    distillation loss with a transfer-set mask (label -1: soft term only, weight 1), averaged over the batch.
+
+    Lesson: 07_distillation_ensembles § ✏️ Exercise 7.2: a Distiller that learns from unlabelled images.
+    """
     keras = quiet_import("keras")
 
     teacher, student, x, y = _tiny_pair()
@@ -93,7 +99,10 @@ def check_distiller(cls) -> None:
 
 def check_stacking(fn) -> None:
     """Exercise 7.3: ``fn(seed) -> StackingClassifier`` (unfitted) of at least two different base models; the
-    checker fits it on scikit-learn's digits (8 x 8 images, shipped with scikit-learn) and compares."""
+    checker fits it on scikit-learn's digits (8 x 8 images, shipped with scikit-learn) and compares.
+
+    Lesson: 07_distillation_ensembles § ✏️ Exercise 7.3: build a stacking ensemble.
+    """
     from sklearn.base import clone
     from sklearn.datasets import load_digits
     from sklearn.ensemble import StackingClassifier

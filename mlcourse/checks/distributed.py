@@ -21,7 +21,10 @@ __all__ = ["check_tf_config", "check_strategy_scope", "check_input_pipeline", "c
 
 def check_tf_config(fn) -> None:
     """Exercise 6.1: ``fn(hosts, index) -> dict``: the ``TF_CONFIG`` of worker ``index`` of a cluster whose
-    workers are the ``"host:port"`` strings ``hosts`` (one per machine), read back by TensorFlow's resolver."""
+    workers are the ``"host:port"`` strings ``hosts`` (one per machine), read back by TensorFlow's resolver.
+
+    Lesson: 06_distributed_training § ✏️ Exercise 6.1: TF_CONFIG for a 3-machine cluster.
+    """
 
     tf = quiet_import("tensorflow")
 
@@ -59,7 +62,10 @@ def check_tf_config(fn) -> None:
 
 def check_strategy_scope(fn) -> None:
     """Exercise 6.2: ``fn(strategy, x, y) -> model``: a Keras model created *and compiled* inside
-    ``strategy.scope()``, trained one epoch on ``x, y``. Checked under a real MirroredStrategy."""
+    ``strategy.scope()``, trained one epoch on ``x, y``. Checked under a real MirroredStrategy.
+
+    Lesson: 06_distributed_training § ✏️ Exercise 6.2: a model in a strategy's scope.
+    """
 
     keras = quiet_import("keras")
     tf = quiet_import("tensorflow")
@@ -106,7 +112,10 @@ def _shards():
 def check_input_pipeline(fn) -> None:
     """Exercise 6.3: ``fn(files, batch_size) -> tf.data.Dataset`` of ``(images float32 N x 28 x 28, labels)``
     with interleave, parallel map, cache (after decoding, before the random augmentation) and prefetch (last),
-    read from the dataset graph: no timing (a busy machine would fail a right answer)."""
+    read from the dataset graph: no timing (a busy machine would fail a right answer).
+
+    Lesson: 06_distributed_training § ✏️ Exercise 6.3: write the fast pipeline.
+    """
     tf = quiet_import("tensorflow")
 
     with silenced():  # TensorFlow's native log lines (first TFRecord read) would change the cell's output
@@ -156,7 +165,10 @@ def check_input_pipeline(fn) -> None:
 
 def check_mixed_precision(fn) -> None:
     """Exercise 6.4: ``fn(policy) -> compiled model`` for ``"mixed_float16"`` and ``"mixed_bfloat16"``: hidden
-    layers compute in 16 bits with float32 variables, the output is float32, float16 uses a LossScaleOptimizer."""
+    layers compute in 16 bits with float32 variables, the output is float32, float16 uses a LossScaleOptimizer.
+
+    Lesson: 06_distributed_training § ✏️ Exercise 6.4: a mixed-precision model.
+    """
 
     keras = quiet_import("keras")
 

@@ -12,7 +12,10 @@ __all__ = ["check_precision_recall_f1", "check_group_split", "check_leak_free_pi
 
 
 def check_precision_recall_f1(fn) -> None:
-    """Exercise 0.1: ``fn(y_true, y_pred) -> (precision, recall, f1)`` for binary labels."""
+    """Exercise 0.1: ``fn(y_true, y_pred) -> (precision, recall, f1)`` for binary labels.
+
+    Lesson: 00_workflow § ✏️ Exercise 0.1: precision, recall and F1 from scratch.
+    """
     cases = [
         ([1, 1, 0, 0, 1, 0], [1, 0, 0, 1, 1, 0], "a mixed case"),
         ([1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0] * 10, "a model that never predicts positive"),
@@ -37,7 +40,10 @@ def check_precision_recall_f1(fn) -> None:
 
 
 def check_group_split(fn) -> None:
-    """Exercise 0.2: ``fn(groups, test_size, seed) -> (train_idx, test_idx)`` keeping each group on one side."""
+    """Exercise 0.2: ``fn(groups, test_size, seed) -> (train_idx, test_idx)`` keeping each group on one side.
+
+    Lesson: 00_workflow § ✏️ Exercise 0.2: a grouped train/test split.
+    """
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(100), rng.integers(1, 8, 100))
     rng.shuffle(groups)
@@ -72,7 +78,10 @@ def _leaky_groups_data():
 
 
 def check_leak_free_pipeline(fn) -> None:
-    """Exercise 0.3: ``fn(n_splits) -> (pipeline, cv)``: scaler + classifier in one Pipeline, grouped folds."""
+    """Exercise 0.3: ``fn(n_splits) -> (pipeline, cv)``: scaler + classifier in one Pipeline, grouped folds.
+
+    Lesson: 00_workflow § ✏️ Exercise 0.3: a leak-free pipeline, evaluated by group.
+    """
     from sklearn.base import TransformerMixin, is_classifier
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import Pipeline
@@ -111,7 +120,10 @@ def check_leak_free_pipeline(fn) -> None:
 
 
 def check_most_confused(fn) -> None:
-    """Exercise 0.4: ``fn(y_true, y_pred, top) -> [(true, predicted, count), ...]`` largest errors first."""
+    """Exercise 0.4: ``fn(y_true, y_pred, top) -> [(true, predicted, count), ...]`` largest errors first.
+
+    Lesson: 00_workflow § ✏️ Exercise 0.4: the most-confused pairs.
+    """
     from sklearn.metrics import confusion_matrix
 
     rng = np.random.default_rng(5)
@@ -144,7 +156,10 @@ def check_most_confused(fn) -> None:
 
 
 def check_psi(fn) -> None:
-    """Exercise 0.5: ``fn(expected, actual, bins) -> float`` Population Stability Index."""
+    """Exercise 0.5: ``fn(expected, actual, bins) -> float`` Population Stability Index.
+
+    Lesson: 00_workflow § ✏️ Exercise 0.5: the Population Stability Index.
+    """
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=5000)

@@ -38,7 +38,10 @@ def _edit(parent: dict, child: dict) -> str | None:
 
 
 def check_mutate(fn) -> None:
-    """Exercise 3.1: ``fn(arch, rng) -> arch``: a copy of a macro architecture with exactly one change."""
+    """Exercise 3.1: ``fn(arch, rng) -> arch``: a copy of a macro architecture with exactly one change.
+
+    Lesson: 03_nas § ✏️ Exercise 3.1: the mutation operator.
+    """
 
     seen = set()
     for parent in _PARENTS:
@@ -83,7 +86,10 @@ def _softmax(z):
 
 def check_reinforce_update(fn) -> None:
     """Exercise 3.2: ``fn(logits, actions, advantage, lr) -> new logits``: one REINFORCE step, one softmax per
-    decision; checked on fixed numbers, then by training a tiny controller on a fixed reward (< 2 s)."""
+    decision; checked on fixed numbers, then by training a tiny controller on a fixed reward (< 2 s).
+
+    Lesson: 03_nas § ✏️ Exercise 3.2: the REINFORCE update.
+    """
     logits = {"depth": np.array([0.2, -0.1, 0.0]), "filters0": np.array([0.5, 0.0, -0.5, 1.0]),
               "dense": np.array([0.0, 0.0, 0.0])}
     keep = {k: v.copy() for k, v in logits.items()}
@@ -125,7 +131,10 @@ def check_reinforce_update(fn) -> None:
 
 def check_to_hp(fn) -> None:
     """Exercise 3.3: ``fn(arch) -> hp`` such that ``models.build_model(hp)`` is the network ``nas.build(arch)``
-    scored: same layers, same parameter count, same weight shapes; None for a micro architecture."""
+    scored: same layers, same parameter count, same weight shapes; None for a micro architecture.
+
+    Lesson: 03_nas § ✏️ Exercise 3.3: hand the architecture on, exactly.
+    """
 
     assert fn({"space": "micro", "ops": ["conv3"] * 4, "filters": 8, "n_cells": 1}) is None, (
         "A micro architecture (cells) is not in build_model's family: return None for it.")
@@ -159,7 +168,10 @@ def check_to_hp(fn) -> None:
 def check_macro_hypermodel(fn) -> None:
     """Exercise 3.4: ``fn(hp) -> compiled Keras 3 model``: the macro space declared with keras-tuner (``depth``
     1-3; ``filters{i}``, ``kernel{i}``, ``type{i}`` per block, each active only when ``depth > i``; ``dense``), the
-    model built for the values drawn; then a real 2-trial ``kt.RandomSearch`` on tiny data."""
+    model built for the values drawn; then a real 2-trial ``kt.RandomSearch`` on tiny data.
+
+    Lesson: 03_nas § ✏️ Exercise 3.4: the macro space as a keras-tuner hypermodel.
+    """
     import tempfile
 
     kt = quiet_import("keras_tuner")

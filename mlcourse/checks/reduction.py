@@ -10,7 +10,10 @@ __all__ = ["check_pca", "check_pca_search", "check_lsa_pipeline"]
 
 
 def check_pca(fn) -> None:
-    """Exercise 4.1: ``fn(X, k) -> (components (k, d), explained_variance_ratio (k,))`` by SVD."""
+    """Exercise 4.1: ``fn(X, k) -> (components (k, d), explained_variance_ratio (k,))`` by SVD.
+
+    Lesson: 04_dimensionality_reduction § ✏️ Exercise 4.1: PCA with one SVD.
+    """
     from sklearn.decomposition import PCA
 
     rng = np.random.default_rng(4)
@@ -34,7 +37,11 @@ def check_pca(fn) -> None:
 
 
 def check_pca_search(fn) -> None:
-    """Exercise 4.2: ``fn(X, y, ks, seed) -> fitted GridSearchCV`` over ``Pipeline(PCA -> classifier)``."""
+    """Exercise 4.2: ``fn(X, y, ks, seed) -> fitted GridSearchCV`` over ``Pipeline(PCA -> classifier)``.
+
+    Lesson: 04_dimensionality_reduction § ✏️ Exercise 4.2: `Pipeline(PCA -> classifier)`, `k` chosen by
+    `GridSearchCV`.
+    """
     from sklearn.base import clone, is_classifier
     from sklearn.datasets import load_digits
     from sklearn.decomposition import PCA
@@ -76,7 +83,10 @@ def check_pca_search(fn) -> None:
 
 
 def check_lsa_pipeline(fn) -> None:
-    """Exercise 4.3: ``fn(k) -> unfitted Pipeline(TfidfVectorizer -> TruncatedSVD(k) -> classifier)``."""
+    """Exercise 4.3: ``fn(k) -> unfitted Pipeline(TfidfVectorizer -> TruncatedSVD(k) -> classifier)``.
+
+    Lesson: 04_dimensionality_reduction § ✏️ Exercise 4.3: latent semantic analysis as one `Pipeline`.
+    """
     from sklearn.base import is_classifier
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer

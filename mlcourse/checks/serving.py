@@ -18,7 +18,10 @@ __all__ = ["check_validate", "check_serve", "check_prediction_alarm", "check_rea
 
 
 def check_validate(fn) -> None:
-    """Exercise 8.1: ``fn(images) -> float32 (N, 28, 28)``; ValueError for bad shape, NaN/inf, range."""
+    """Exercise 8.1: ``fn(images) -> float32 (N, 28, 28)``; ValueError for bad shape, NaN/inf, range.
+
+    Lesson: 08_deployment § ✏️ Exercise 8.1: validate a request.
+    """
     good = np.random.default_rng(0).integers(0, 256, (5, 28, 28)).astype(np.uint8)
     out = np.asarray(fn(good))
     assert out.shape == (5, 28, 28) and out.dtype == np.float32, (
@@ -56,7 +59,10 @@ def _tiny_model():
 
 def check_serve(fn) -> None:
     """Exercise 8.2: ``fn(model, calibration) -> (tflite_bytes, predict)``: an int8 model and a function that
-    validates a request and returns one label per image."""
+    validates a request and returns one label per image.
+
+    Lesson: 08_deployment § ✏️ Exercise 8.2: the serving function (converter + interpreter + validated predict).
+    """
 
     model, x, _ = _tiny_model()
     out = fn(model, x[:100])
@@ -96,7 +102,10 @@ def check_serve(fn) -> None:
 
 
 def check_prediction_alarm(fn) -> None:
-    """Exercise 8.3: ``fn(reference_labels, window_labels, n_classes, threshold) -> (psi, alarm)``."""
+    """Exercise 8.3: ``fn(reference_labels, window_labels, n_classes, threshold) -> (psi, alarm)``.
+
+    Lesson: 08_deployment § ✏️ Exercise 8.3: the prediction-drift alarm.
+    """
 
     rng = np.random.default_rng(0)
     ref = rng.integers(0, 10, 1000)
@@ -143,7 +152,10 @@ def _must_refuse(fn, path, digest, what: str) -> None:
 
 def check_read_verified(fn) -> None:
     """Exercise 8.4: ``fn(path, expected_sha256) -> bytes``: the file's bytes only when their SHA-256 is the one
-    expected (64 hex digits, any case); ValueError for a changed file, a missing, empty or truncated digest."""
+    expected (64 hex digits, any case); ValueError for a changed file, a missing, empty or truncated digest.
+
+    Lesson: 08_deployment § ✏️ Exercise 8.4: serve only the released model.
+    """
     rng = np.random.default_rng(7)
     content = rng.integers(0, 256, 5_000, dtype=np.uint8).tobytes()
     digest = hashlib.sha256(content).hexdigest()

@@ -56,7 +56,10 @@ def _loss_on(keras, model, x, y) -> float:
 def check_overfit_one_batch(fn) -> None:
     """Exercise 1.3: ``fn(model, x, y, steps) -> (ok, final_loss)``: train the compiled ``model`` on the one batch
     ``(x, y)`` for up to ``steps`` steps and say whether its loss went below 0.05. Given a healthy MLP (it gets
-    there in about 30 steps) and one with dead ReLUs, 60 steps each."""
+    there in about 30 steps) and one with dead ReLUs, 60 steps each.
+
+    Lesson: 01_training § 4 · Debugging a network that does not train.
+    """
     with _traced():
         _check_overfit_one_batch(fn)
 
@@ -125,7 +128,10 @@ def _instrumented(keras, sentinel: float):
 def check_lr_range_test(fn) -> None:
     """Exercise 1.2: ``fn(model, x, y, start_lr, end_lr, steps, batch_size) -> (lrs, losses)``: before each step
     set ``model.optimizer.learning_rate`` to the next of a geometric sequence from ``start_lr`` to ``end_lr``,
-    take one training step, record that step's own loss (stopping early on divergence is allowed)."""
+    take one training step, record that step's own loss (stopping early on divergence is allowed).
+
+    Lesson: 01_training § The learning-rate range test.
+    """
     keras = _keras()
     rng = np.random.default_rng(1)
     x = rng.random((1280, 8, 8)).astype("float32")
@@ -203,7 +209,10 @@ def _loss_from_logits(keras, model):
 
 def check_train_fixed(fn) -> None:
     """Exercise 1.4: ``fn(x_train, y_train, x_val, y_val, epochs) -> (model, history)``, ``training.train_broken``
-    with its planted bugs fixed; the model must take raw 0..255 images. Run on 2,000 + 500 real images."""
+    with its planted bugs fixed; the model must take raw 0..255 images. Run on 2,000 + 500 real images.
+
+    Lesson: 01_training § Find and fix the planted bugs.
+    """
     with _traced():
         _check_train_fixed(fn)
 
@@ -246,7 +255,10 @@ def _check_train_fixed(fn) -> None:
 
 def check_fold_batchnorm(fn) -> None:
     """Exercise 1.1: ``fn(kernel, bias, gamma, beta, moving_mean, moving_variance, epsilon) -> (kernel, bias)``
-    folded, checked on a Conv2D + BatchNormalization with non-trivial statistics against Keras' own outputs."""
+    folded, checked on a Conv2D + BatchNormalization with non-trivial statistics against Keras' own outputs.
+
+    Lesson: 01_training § Folding BN into the convolution before it.
+    """
     keras = _keras()
     keras.utils.set_random_seed(3)
     rng = np.random.default_rng(3)

@@ -77,7 +77,10 @@ def _check_each_hyperparameter_is_used(hypermodel, hp) -> None:
 def check_hypermodel_tuner(hypermodel, make_tuner) -> None:
     """Exercise 2.1: ``hypermodel(hp)`` declares :data:`HYPERMODEL_SPACE` and returns a compiled Keras 3 model;
     ``make_tuner(directory, max_trials)`` returns a ``kt.RandomSearch`` on it maximising ``val_accuracy``.
-    Runs two one-epoch trials on 200 images in a temporary folder."""
+    Runs two one-epoch trials on 200 images in a temporary folder.
+
+    Lesson: 02_tuning § ✏️ Exercise 2.1: write a hypermodel and its tuner.
+    """
     keras = quiet_import("keras")
     import keras_tuner as kt
 
@@ -125,7 +128,10 @@ def check_hypermodel_tuner(hypermodel, make_tuner) -> None:
 
 def check_hyperband_brackets(fn) -> None:
     """Exercise 2.3: ``fn(max_epochs, factor)`` returns ``[(bracket, round, trials, epochs), ...]`` in run order,
-    the same brackets as keras-tuner's Hyperband (compared with :func:`mlcourse.tuning.hyperband_brackets`)."""
+    the same brackets as keras-tuner's Hyperband (compared with :func:`mlcourse.tuning.hyperband_brackets`).
+
+    Lesson: 02_tuning § ✏️ Exercise 2.3: Hyperband's brackets.
+    """
 
     for max_epochs, factor in [(9, 3), (2, 3), (4, 3), (27, 3), (10, 2), (1, 3)]:
         want = [tuple(int(v) for v in r) for r in
@@ -156,7 +162,10 @@ def _tiny_hypermodel(hp):
 
 def check_retrain_best(fn) -> None:
     """Exercise 2.2: ``fn(tuner, x, y, epochs) -> (values, model)``: the best trial's hyperparameter values (a dict)
-    and a **fresh** model built from them and trained ``epochs`` epochs on ``(x, y)``."""
+    and a **fresh** model built from them and trained ``epochs`` epochs on ``(x, y)``.
+
+    Lesson: 02_tuning § ✏️ Exercise 2.2: retrain the best trial.
+    """
     import keras_tuner as kt
 
     x, y, xv, yv = _tiny_images()
