@@ -52,6 +52,7 @@ from mlcourse.settings import pick_sizes
 __all__ = ["headlines", "FIGURES",
            "SIZES", "sizes", "logical_cpus", "train_mirrored", "batch_size_sweep", "LocalCluster",
            "train_multi_worker", "train_parameter_server", "tf_config", "cpu_flags", "one_core_per_device",
+           "data_parallel_names", "MODEL_PARALLEL", "MICRO_BATCHES",
            "split_model", "strategy_step", "activation_bytes", "gradient_underflow"]
 
 SMALL_CNN = {"arch": "cnn", "filters": [16, 32], "dense_units": 64, "dropout": 0.1}
@@ -173,19 +174,27 @@ def cpu_flags() -> list[str]:
 
 
 # ------------------------------------------------------------------------------ one core per logical device
-#: The three ways :func:`split_model` runs one training step of the same MLP.
-MODEL_PARALLEL = ("one device", "split (naive)", "split + pipelined (4 micro-batches)")
+#: How many micro-batches :func:`split_model`'s pipelined steps cut the batch into: few (where pipelining pays on a
+#: CPU) and many (smaller bubble, but each op works on fewer rows and keeps its fixed cost).
+MICRO_BATCHES = (2, 8)
+
+#: The ways :func:`split_model` runs one training step of the same MLP.
+MODEL_PARALLEL = ("one device", "split (naive)", *(f"split + pipelined ({m} micro-batches)" for m in MICRO_BATCHES))
 
 
-def split_model(xb, yb, devices: list[str], width: int = 1024, micro: int = 4, seed: int = 0) -> dict:
-    """A 4-layer MLP trained three ways on the batch ``xb`` (N x 784), ``yb``: whole on ``devices[0]``; split in
-    two stages (two layers on ``devices[0]``, two on ``devices[1]``) run one after the other; and split with the
-    batch cut into ``micro`` micro-batches (GPipe), so that stage 0 of one micro-batch can run while stage 1 works
-    on the previous one. Returns ``{name: step}`` (names :data:`MODEL_PARALLEL`; each ``step()`` computes the
-    gradients of one batch). The tested version of notebook 06's model-parallelism cell."""
+def split_model(xb, yb, devices: list[str], width: int = 1024, seed: int = 0) -> dict:
+    """A 5-layer MLP trained on the batch ``xb`` (N x 784), ``yb``: whole on ``devices[0]``; split in two stages
+    (two layers on ``devices[0]``, three on ``devices[1]``: about the same multiply-adds each, so neither device
+    waits for the other) run one after the other; and split with the batch cut into micro-batches (GPipe,
+    :data:`MICRO_BATCHES`), so that stage 0 of one micro-batch can run while stage 1 works on the previous one.
+    Returns ``{name: step}`` (names :data:`MODEL_PARALLEL`; each ``step()`` computes the gradients of one batch).
+    The tested version of notebook 06's model-parallelism cell."""
     tf = quiet_import("tensorflow")
     keras = quiet_import("keras")
     keras.utils.set_random_seed(seed)
+    if any(len(xb) % m for m in MICRO_BATCHES):
+        raise ValueError(f"a batch of {len(xb)} cannot be cut into {MICRO_BATCHES} equal micro-batches: use a "
+                         f"multiple of {int(np.lcm.reduce(MICRO_BATCHES))}.")
 
     def dense(n_in, units, last=None):
         layers = [keras.layers.Dense(u, activation="relu") for u in units]
@@ -194,8 +203,8 @@ def split_model(xb, yb, devices: list[str], width: int = 1024, micro: int = 4, s
     with tf.device(devices[0]):
         stage0 = dense(xb.shape[1], [width, width])
     with tf.device(devices[1]):
-        stage1 = dense(width, [width], last=10)
-    whole = keras.Sequential([dense(xb.shape[1], [width, width]), dense(width, [width], last=10)])
+        stage1 = dense(width, [width, width], last=10)
+    whole = keras.Sequential([dense(xb.shape[1], [width, width]), dense(width, [width, width], last=10)])
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     split_vars = stage0.trainable_variables + stage1.trainable_variables
 
@@ -214,20 +223,24 @@ def split_model(xb, yb, devices: list[str], width: int = 1024, micro: int = 4, s
                 loss = loss_fn(by, stage1(h))
         return tape.gradient(loss, split_vars)
 
-    @tf.function
-    def pipelined(bx, by):
-        with tf.GradientTape() as tape:
-            losses = []
-            for mx, my in zip(tf.split(bx, micro), tf.split(by, micro)):
-                with tf.device(devices[0]):
-                    h = stage0(mx)
-                with tf.device(devices[1]):
-                    losses.append(loss_fn(my, stage1(h)))
-            loss = tf.add_n(losses) / micro
-        return tape.gradient(loss, split_vars)
+    def pipelined(micro):
+        @tf.function
+        def step(bx, by):
+            with tf.GradientTape() as tape:
+                losses = []
+                for mx, my in zip(tf.split(bx, micro), tf.split(by, micro)):
+                    with tf.device(devices[0]):
+                        h = stage0(mx)
+                    with tf.device(devices[1]):
+                        losses.append(loss_fn(my, stage1(h)))
+                loss = tf.add_n(losses) / micro
+            return tape.gradient(loss, split_vars)
+        return step
 
     xb, yb = tf.constant(xb), tf.constant(yb)
-    return dict(zip(MODEL_PARALLEL, (lambda: one_device(xb, yb), lambda: split(xb, yb), lambda: pipelined(xb, yb))))
+    piped = [pipelined(m) for m in MICRO_BATCHES]
+    steps = [lambda: one_device(xb, yb), lambda: split(xb, yb)] + [lambda s=s: s(xb, yb) for s in piped]
+    return dict(zip(MODEL_PARALLEL, steps))
 
 
 def strategy_step(strategy, x, y, hp: dict, seed: int = 0):
@@ -262,7 +275,16 @@ def strategy_step(strategy, x, y, hp: dict, seed: int = 0):
     return lambda: step(next(batches))
 
 
-def one_core_per_device(directory, global_batch: int = 128, width: int = 1024, batch: int = 256, rounds: int = 7,
+def data_parallel_names(global_batch: int) -> tuple[str, str]:
+    """The names of :func:`one_core_per_device`'s two data-parallel rows at ``global_batch``: one device, two.
+
+    Lesson: 06_distributed_training § Where it pays: each device gets its own core.
+    """
+    return (f"OneDeviceStrategy (1 device, 1 core), global batch {global_batch}",
+            f"MirroredStrategy (2 devices, 1 core each), global batch {global_batch}")
+
+
+def one_core_per_device(directory, global_batches=(128, 512), width: int = 1024, batch: int = 256, rounds: int = 7,
                         number: int = 5, source: str = "auto", seed: int = 0, timeout: float = 600) -> dict:
     """Data and model parallelism timed where each logical device has its own core: in a fresh process (started by
     :class:`mlcourse.processes.ProcessGroup`) with one intra-op thread and two inter-op threads, set before
@@ -272,9 +294,10 @@ def one_core_per_device(directory, global_batch: int = 128, width: int = 1024, b
     :func:`mlcourse.timing.interleaved` table (one row per candidate, ``rounds_ms`` per round), ready for
     :func:`mlcourse.timing.compare`, plus ``cores used`` (CPU time / wall time while it ran: 2 means both cores
     worked all the time; on a machine busy with other work, less). Data parallel: one training step of the small
-    CNN on ``global_batch`` images under ``OneDeviceStrategy`` and under ``MirroredStrategy`` over two devices
-    (half the batch each). Model parallel: :func:`split_model`'s three steps on ``batch`` images of
-    ``width``-wide layers. A progress bar follows the two phases.
+    CNN under ``OneDeviceStrategy`` and under ``MirroredStrategy`` over two devices (half the batch each), at each
+    of ``global_batches`` (rows :func:`data_parallel_names`, column ``global batch``): a small batch, where the
+    all-reduce and each op's fixed cost weigh most, and a large one. Model parallel: :func:`split_model`'s steps on
+    ``batch`` images of ``width``-wide layers. A progress bar follows the two phases.
 
     Lesson: 06_distributed_training § Where it pays: each device gets its own core.
     """
@@ -282,8 +305,8 @@ def one_core_per_device(directory, global_batch: int = 128, width: int = 1024, b
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config = {"global_batch": global_batch, "width": width, "batch": batch, "rounds": rounds, "number": number,
-              "source": source, "seed": seed, "directory": str(directory)}
+    config = {"global_batches": [int(b) for b in global_batches], "width": width, "batch": batch, "rounds": rounds,
+              "number": number, "source": source, "seed": seed, "directory": str(directory)}
     (directory / "cores.json").write_text(json.dumps(config))
     progress, out = directory / "cores-progress.txt", directory / "cores-result.json"
     for f in (progress, out):
@@ -337,17 +360,20 @@ def _cores_main(config_path: str) -> int:
     devices = logical_cpus(2)
     progress = Path(cfg["directory"]) / "cores-progress.txt"
     fm = data.load_fashion_mnist(source=cfg["source"])
-    x, y = data.stratified_subset(fm.x_train, fm.y_train, max(cfg["global_batch"], cfg["batch"]), seed=cfg["seed"])
+    n = max(*cfg["global_batches"], cfg["batch"])
+    x, y = data.stratified_subset(fm.x_train, fm.y_train, n, seed=cfg["seed"])
     x, y = x.astype("float32"), y.astype("int64")
-    gb = cfg["global_batch"]
-    dp = {"OneDeviceStrategy (1 device, 1 core)": strategy_step(tf.distribute.OneDeviceStrategy(devices[0]),
-                                                                  x[:gb], y[:gb], SMALL_CNN, cfg["seed"]),
-          "MirroredStrategy (2 devices, 1 core each)": strategy_step(
-              tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice()),
-              x[:gb], y[:gb], SMALL_CNN, cfg["seed"])}
+    dp, batch_of = {}, {}
+    for gb in cfg["global_batches"]:
+        one, two = data_parallel_names(gb)
+        dp[one] = strategy_step(tf.distribute.OneDeviceStrategy(devices[0]), x[:gb], y[:gb], SMALL_CNN, cfg["seed"])
+        mirrored = tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+        dp[two] = strategy_step(mirrored, x[:gb], y[:gb], SMALL_CNN, cfg["seed"])
+        batch_of.update({one: gb, two: gb})
     dp, dp_used = _cores_used(dp)
     t_dp = timing.interleaved(dp, rounds=cfg["rounds"], number=cfg["number"], warmup=2)
     t_dp["cores used"] = [dp_used[k][0] / dp_used[k][1] for k in t_dp.index]
+    t_dp["global batch"] = [batch_of[k] for k in t_dp.index]
     progress.write_text("data parallel\n")
     flat = x[:cfg["batch"]].reshape(cfg["batch"], -1) / 255
     mp, mp_used = _cores_used(split_model(flat, y[:cfg["batch"]], devices, width=cfg["width"], seed=cfg["seed"]))
@@ -799,6 +825,9 @@ FIGURES = (Figure("tf.data: epoch time as each step is added", "pipeline.png",
                   x="epoch time (s)", label="pipeline", xlabel="epoch time (s)", ylabel="pipeline"),)
 
 
+_FRESH = "fresh process (1 core per device)"
+
+
 def headlines(rec: dict) -> list[dict]:
     """The course report's headlines from what ``06_distributed_training`` recorded (see
     :mod:`mlcourse.headlines`)."""
@@ -816,8 +845,25 @@ def headlines(rec: dict) -> list[dict]:
     goes = h.value("tf.data: where the time goes", str)
     if goes:
         h.add("tf.data: where the time goes", goes)
+    reps = [r for r in h.rows("MirroredStrategy vs OneDeviceStrategy: examples/s, shared cores and one core per "
+                              "device") or [] if r.get("where") == _FRESH and "global batch" in r]
+    ups = []
+    for gb in sorted({r["global batch"] for r in reps}):
+        one, two = (next((r["examples/s"] for r in reps if r["strategy"] == n), None) for n in data_parallel_names(gb))
+        if one and two:
+            ups.append(f"global batch {gb}: {two / one:.2f}x")
+    if ups:
+        h.add("MirroredStrategy over OneDeviceStrategy, one core per device (examples/s)", "; ".join(ups))
+    mp = {r.get("candidate"): r.get("median_ms") for r in h.rows("model parallelism: step time (ms), shared cores "
+                                                                   "and one core per device") or []
+          if r.get("where") == _FRESH}
+    naive = mp.get("split (naive)")
+    piped = [f"{name.split('(')[1].rstrip(')')}: {naive / mp[name]:.2f}x" for name in MODEL_PARALLEL[2:]
+             if isinstance(mp.get(name), (int, float)) and isinstance(naive, (int, float))]
+    if piped:
+        h.add("pipelined over naive model split, one core per device", "; ".join(piped))
     for topic, steps in (
-        ("model parallelism on 2 logical CPU devices, training step",
+        ("model parallelism on 2 logical CPU devices sharing the cores, training step",
          h.rows("model parallelism: step time (ms), one device vs split vs pipelined")),
         ("mixed precision, training step on this CPU", h.rows("mixed precision: training step (ms) on this CPU")),
     ):

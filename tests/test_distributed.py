@@ -249,12 +249,16 @@ def test_split_model_steps_give_the_same_gradients_shapes():
     rng = np.random.default_rng(0)
     xb, yb = rng.random((32, 784), dtype=np.float32), rng.integers(0, 10, 32)
     steps = distributed.split_model(xb, yb, ["/cpu:0", "/cpu:0"], width=32)
-    assert list(steps) == list(distributed.MODEL_PARALLEL)
+    assert list(steps) == list(distributed.MODEL_PARALLEL) == [
+        "one device", "split (naive)", "split + pipelined (2 micro-batches)", "split + pipelined (8 micro-batches)"]
     shapes = {name: [tuple(g.shape) for g in step()] for name, step in steps.items()}
-    assert shapes["split (naive)"] == shapes["split + pipelined (4 micro-batches)"] == shapes["one device"]
-    naive, piped = steps["split (naive)"](), steps["split + pipelined (4 micro-batches)"]()
-    for a, b in zip(naive, piped):  # the same weights: micro-batching changes the schedule, not the gradient
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5)
+    assert len(set(map(tuple, shapes.values()))) == 1 and len(shapes["one device"]) == 10  # 5 Dense layers
+    naive = steps["split (naive)"]()
+    for micro in distributed.MICRO_BATCHES:  # the same weights: micro-batching changes the schedule, not the gradient
+        for a, b in zip(naive, steps[f"split + pipelined ({micro} micro-batches)"]()):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        distributed.split_model(xb[:12], yb[:12], ["/cpu:0", "/cpu:0"], width=8)
 
 
 def test_strategy_step_trains_under_one_device_strategy():
@@ -268,12 +272,36 @@ def test_strategy_step_trains_under_one_device_strategy():
 
 
 def test_one_core_per_device_times_both_kinds_in_a_fresh_process(tmp_path):
-    r = distributed.one_core_per_device(tmp_path, global_batch=16, width=32, batch=16, rounds=2, number=1,
+    r = distributed.one_core_per_device(tmp_path, global_batches=(8, 16), width=32, batch=16, rounds=2, number=1,
                                         source="embedded", timeout=300)
     assert r["threads"]["intra_op"] == 1 and r["threads"]["inter_op"] == 2 and len(r["threads"]["devices"]) == 2
     dp, mp = r["data parallel"], r["model parallel"]
-    assert list(dp.index) == ["OneDeviceStrategy (1 device, 1 core)", "MirroredStrategy (2 devices, 1 core each)"]
+    assert list(dp.index) == [*distributed.data_parallel_names(8), *distributed.data_parallel_names(16)]
+    assert list(dp["global batch"]) == [8, 8, 16, 16]
+    assert distributed.data_parallel_names(16)[1] == "MirroredStrategy (2 devices, 1 core each), global batch 16"
     assert list(mp.index) == list(distributed.MODEL_PARALLEL)
     for table in (dp, mp):
         assert (table["median_ms"] > 0).all() and all(len(r_) == 2 for r_ in table["rounds_ms"])
         assert ((table["cores used"] > 0) & (table["cores used"] <= os.cpu_count() + 0.5)).all()  # CPU / wall time
+
+
+def test_headlines_give_the_one_core_per_device_speed_ups():
+    """The report's 06 headlines: Mirrored over one device at each global batch, and each pipelined split over the
+    naive one, read from the fresh process's rows only (the shared-cores rows are the other headline)."""
+    fresh, shared = "fresh process (1 core per device)", "this process (shared cores)"
+    reps = [{"where": shared, "strategy": "OneDeviceStrategy (all cores)", "global batch": 128, "examples/s": 10.0}]
+    for gb, one, two in ((128, 100.0, 120.0), (512, 100.0, 150.0)):
+        names = distributed.data_parallel_names(gb)
+        reps += [{"where": fresh, "strategy": names[0], "global batch": gb, "examples/s": one},
+                 {"where": fresh, "strategy": names[1], "global batch": gb, "examples/s": two}]
+    mp = [{"where": shared, "candidate": "split (naive)", "median_ms": 1.0}]
+    mp += [{"where": fresh, "candidate": c, "median_ms": ms}
+           for c, ms in zip(distributed.MODEL_PARALLEL, (70, 68, 54.4, 85))]
+    heads = {h["topic"]: h["measured"] for h in distributed.headlines({
+        "MirroredStrategy vs OneDeviceStrategy: examples/s, shared cores and one core per device": reps,
+        "model parallelism: step time (ms), shared cores and one core per device": mp})}
+    assert heads["MirroredStrategy over OneDeviceStrategy, one core per device (examples/s)"] == (
+        "global batch 128: 1.20x; global batch 512: 1.50x")
+    assert heads["pipelined over naive model split, one core per device"] == (
+        "2 micro-batches: 1.25x; 8 micro-batches: 0.80x")
+    assert distributed.headlines({}) == []
