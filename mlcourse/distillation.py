@@ -51,7 +51,8 @@ __all__ = ["headlines", "FIGURES", "REFERENCES",
            "warm_cache", "SIZES", "sizes", "TEACHER", "STUDENT", "STUDENTS", "STUDENT_BATCH", "AUGMENT", "teacher_hp",
            "split", "logits_output", "teacher_logits", "ensemble_logits", "soften", "pack", "distillation_loss",
            "distill", "cached_distill", "equal_steps", "hard_label_control", "accuracy", "gap_closed", "augmenter",
-           "train_teacher", "cached_teacher", "prepared_teachers", "NotCached", "sweep", "seed_study", "verdict"]
+           "train_teacher", "cached_teacher", "prepared_teachers", "room_teacher", "NotCached", "sweep", "seed_study",
+           "verdict"]
 
 #: The course's fixed teacher: regularised (dropout, batch normalisation) and trained on augmented images.
 TEACHER = {"arch": "cnn", "filters": [32, 64], "dense_units": 128, "dropout": 0.3, "batch_norm": True}
@@ -463,6 +464,34 @@ def prepared_teachers(ds, size: dict, hp: dict | None = None) -> tuple[list, str
             return teachers, (f"{what}, {quick} epoch(s) each: QUICKER teachers, since no cache holds the full "
                               f"recipe ({full} epochs; `make workshop` prepares it, or pass SIZE='full')")
     return [cached_teacher(x, y, hp, full, seed=s) for s in seeds], f"{what}, {full} epochs each"
+
+
+def room_teacher(ds, size: dict, hp: dict, source: str) -> tuple[dict, str]:
+    """The teacher's hyperparameters to train from, given your weeks' choice ``hp`` (from ``source``, as
+    :func:`teacher_hp` returns them): ``hp`` itself, except in a lesson-size run (``QUICK_EPOCHS`` > 0) whose cache
+    holds the full recipe of the course's fixed :data:`TEACHER` but not of ``hp``. That is a room that
+    ``make workshop`` prepared before your weeks chose: its strong teacher beats a quicker one of your choice, so
+    :data:`TEACHER` is returned, with a source that says why.
+
+    Lesson: 07_distillation_ensembles § 1 · Teacher and student.
+    """
+    if not size["QUICK_EPOCHS"] or hp == TEACHER:
+        return hp, source
+    n, full = size["N_TEACHER"], size["TEACHER_EPOCHS"]
+    x, y = ds.x_train[:n], ds.y_train[:n]
+
+    def prepared(h):
+        try:
+            cached_teacher(x, y, h, full, seed=0, cache_only=True)
+            return True
+        except NotCached:
+            return False
+
+    if prepared(hp) or not prepared(TEACHER):
+        return hp, source
+    return TEACHER, (f"mlcourse.distillation.TEACHER, the room's prepared teacher ({full} epochs): your weeks' "
+                     f"choice ({source}) was made after the room was prepared, and only a quicker teacher of it "
+                     "could be trained in a lesson")
 
 
 def sweep(x, y, logits, x_val, y_val, temperatures=(1, 2, 4, 8), alphas=(0.5, 0.9), epochs: int = 5,

@@ -46,13 +46,16 @@ _MODULE_CALL = re.compile(r"(?<![\w.])(?:mlcourse\.)?([a-z_]+)\.([A-Za-z_]\w*)")
 
 def public_names() -> list[tuple[str, str, object]]:
     """``(module, name, object)`` for every public function and class of the package (each module's ``__all__``;
-    a name re-exported by another module, as ``checks`` does, is listed under the module a notebook imports)."""
+    a name re-exported by another module, as ``checks`` does, is listed under the module a notebook imports). A
+    class built inside a function when first needed (``compression.BinaryWeightDense``, which needs Keras) is left
+    out: it has no top-level docstring to carry the line."""
     out = []
     for module in mlcourse._MODULES:
         mod = importlib.import_module(f"mlcourse.{module}")
         for name in getattr(mod, "__all__", []):
             obj = getattr(mod, name, None)
-            if inspect.isfunction(obj) or inspect.isclass(obj):
+            top_level = "<locals>" not in getattr(inspect.unwrap(obj), "__qualname__", "<locals>")
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and top_level:
                 out.append((module, name, obj))
     return out
 

@@ -10,7 +10,7 @@ BINDER = ROOT / "binder"
 
 
 def test_runtime_is_the_course_python():
-    assert (BINDER / "session.txt").read_text().strip() == "python-3.11"  # repo2docker's python-X.Y form
+    assert (BINDER / "runtime.txt").read_text().strip() == "python-3.11"  # repo2docker's python-X.Y form
 
 
 def test_apt_txt_installs_the_real_fashion_mnist():

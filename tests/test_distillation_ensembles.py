@@ -109,6 +109,12 @@ def test_teachers_and_students_come_from_the_cache(tiny, tmp_path, monkeypatch, 
     assert "from the cache" in where2 and "loaded from the workshop cache" in capsys.readouterr().out
     with pytest.raises(kd.NotCached):
         kd.cached_teacher(ds.x_train[:300], ds.y_train[:300], epochs=7, cache_only=True)
+    # a room prepared the fixed TEACHER before the learner's weeks chose another model: the prepared one is used
+    choice = {**kd.TEACHER, "dropout": 0.123}
+    hp, why = kd.room_teacher(ds, size, choice, "your 03_nas choice")
+    assert hp == kd.TEACHER and "room's prepared teacher" in why and "your 03_nas choice" in why
+    assert kd.room_teacher(ds, {**size, "QUICK_EPOCHS": 0}, choice, "x") == (choice, "x")  # full size: your choice
+    assert kd.room_teacher(ds, {**size, "TEACHER_EPOCHS": 9}, choice, "x") == (choice, "x")  # nothing prepared
     x, y, xt, yt = tiny
     t = teachers2[0]
     lg, transfer = kd.teacher_logits(t, x[:100]), (x[100:200], kd.teacher_logits(t, x[100:200]))
