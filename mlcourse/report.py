@@ -5,11 +5,13 @@ what its notebook recorded (:mod:`mlcourse.results`), the numbers a reader wants
 public reference figure in its ``REFERENCES`` where one exists, with a verdict (meets / misses, and by how much).
 :func:`headlines` asks every week of the registry (:mod:`mlcourse.weeks`) in course order; :func:`references`
 lists every week's figures. :func:`write` turns a course run into ``report.md`` and a self-contained
-``report.html``; :func:`figures` draws the plots the report embeds. A notebook that did not run, or recorded
+``report.html``; :func:`figures` draws the plots the report embeds, as each week declares them in its ``FIGURES``
+(:class:`mlcourse.headlines.Figure`). A notebook that did not run, or recorded
 something else, simply leaves its headline out: the report never invents a number.
 
     python -m mlcourse.report rewrite build/       # the report again from a build's runs.json and results
     python -m mlcourse.report publish build/       # copy a full run's report into reference/ (to commit)
+    python -m mlcourse.report publish build/ --add # add a build's notebooks to reference/, keeping the others
 
 ``reference/`` holds the course's committed reference full run (report, executed notebooks as HTML, the
 recorded results), for instructors who cannot run the whole course before a session.
