@@ -275,7 +275,8 @@ def load_fashion_mnist(source: str = "auto", data_dir=None, download: bool | Non
     verify : check each file's SHA-256 (about 0.2 s for the full set).
 
     Lesson: 00_workflow § 1 · Use case and model interface; also used in 01_training, 02_tuning, 03_nas,
-    04_dimensionality_reduction, 05_compression, 06_distributed_training, 07_distillation_ensembles, 08_deployment.
+    04_dimensionality_reduction, 05_compression, 06_distributed_training, 07_distillation_ensembles, 08_deployment,
+    09_runtimes.
     """
     if source not in ("auto", "full", "embedded"):
         raise DataError(f"Unknown source {source!r}: use 'auto', 'full' or 'embedded'.")
@@ -338,7 +339,7 @@ def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0):
     them, with a warning that says how many that is (never silently).
 
     Lesson: 00_workflow § 1 · Use case and model interface; also used in 01_training, 02_tuning,
-    04_dimensionality_reduction, 06_distributed_training, 08_deployment.
+    04_dimensionality_reduction, 06_distributed_training, 08_deployment, 09_runtimes.
     """
     from sklearn.model_selection import train_test_split
 

@@ -37,7 +37,7 @@ from mlcourse import weeks
 from mlcourse.notebooks import solution_notebooks
 from mlcourse.session import ROOT
 
-__all__ = ["MARK", "public_names", "sections", "uses", "taught_in", "expected", "stale", "write", "main"]
+__all__ = ["MARK", "public_names", "sections", "code_uses", "uses", "taught_in", "expected", "stale", "write", "main"]
 
 #: How a docstring's lesson line starts.
 MARK = "Lesson: "
@@ -75,17 +75,36 @@ def sections(path) -> list[tuple[str, object]]:
     return out
 
 
+def _tree(source: str):
+    """The syntax tree of a code cell, its IPython lines (``%magic``, ``!shell``) left out."""
+    return ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+
+
 def _aliases(cells) -> dict[str, str]:
-    """``{name in the notebook: mlcourse module}`` from the notebook's ``from mlcourse import ...`` lines."""
+    """``{name in the notebook: mlcourse module}`` from the notebook's ``from mlcourse import ...`` statements
+    (``... import distillation as kd`` gives ``{"kd": "distillation"}``; parenthesised imports over lines too)."""
     alias = {}
     for cell in cells:
         if cell.cell_type == "code":
-            for m in re.finditer(r"^\s*from mlcourse import ([^\n#]+)", cell.source, re.M):
-                for part in m.group(1).replace("(", "").replace(")", "").split(","):
-                    bits = part.split(" as ")
-                    if bits[0].strip():
-                        alias[bits[-1].strip()] = bits[0].strip()
+            for node in ast.walk(_tree(cell.source)):
+                if isinstance(node, ast.ImportFrom) and node.module == "mlcourse":
+                    alias.update({a.asname or a.name: a.name for a in node.names})
     return alias
+
+
+def _code_uses(source: str, alias: dict[str, str]) -> list[tuple[str, str]]:
+    """``(module, name)`` of every ``<alias>.<name>`` in a code cell, ``alias`` an mlcourse module it imported."""
+    return [(alias[n.value.id], n.attr) for n in ast.walk(_tree(source))
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in alias]
+
+
+def code_uses(path) -> set[tuple[str, str]]:
+    """``(module, name)`` of every mlcourse name the code of the notebook at ``path`` uses (``litert.to_tflite``,
+    ``kd.distill`` where ``kd`` is ``distillation``): what ``tests/test_package.py`` checks exists and is
+    documented."""
+    cells = [cell for _, cell in sections(path)]
+    alias = _aliases(cells)
+    return {use for cell in cells if cell.cell_type == "code" for use in _code_uses(cell.source, alias)}
 
 
 def uses(path) -> dict[tuple[str, str], str]:
@@ -95,11 +114,14 @@ def uses(path) -> dict[tuple[str, str], str]:
     alias = _aliases(cell for _, cell in cells)
     code, text = {}, {}
     for heading, cell in cells:
+        if cell.cell_type == "code":
+            for key in _code_uses(cell.source, alias):
+                code.setdefault(key, heading)
+            continue
         for m in _MODULE_CALL.finditer(cell.source):
-            first = m.group(1)
-            module = alias.get(first) if cell.cell_type == "code" else alias.get(first, first)
+            module = alias.get(m.group(1), m.group(1))
             if module in mlcourse._MODULES:
-                (code if cell.cell_type == "code" else text).setdefault((module, m.group(2)), heading)
+                text.setdefault((module, m.group(2)), heading)
     return {**text, **code}
 
 

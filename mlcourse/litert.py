@@ -122,7 +122,7 @@ def interpreter(tflite: bytes, threads: int = 1):
     :func:`run_interpreter`).
 
     Lesson: 02_tuning § 7 · The winner against the baseline, on the test set, over seeds; also used in
-    05_compression, 07_distillation_ensembles, 08_deployment.
+    05_compression, 07_distillation_ensembles, 08_deployment, 09_runtimes.
     """
     from ai_edge_litert.interpreter import Interpreter
 
@@ -144,7 +144,7 @@ def run_interpreter(it, x, batch_size: int = 256) -> np.ndarray:
     """Run a LiteRT interpreter on ``x`` in batches (see :func:`tflite_predict`); reusable across calls.
 
     Lesson: 02_tuning § 7 · The winner against the baseline, on the test set, over seeds; also used in
-    07_distillation_ensembles.
+    07_distillation_ensembles, 09_runtimes.
     """
     x = np.asarray(x)
     if x.ndim == 0 or len(x) == 0:

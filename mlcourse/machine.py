@@ -52,7 +52,10 @@ def _this_cpu() -> dict:
 
 def cpu(cpuinfo: str | None = None) -> dict:
     """``{"model", "cores", "flags" (a frozenset of every flag), "known" (False where no flags could be read)}``
-    of this machine, or of the text of a ``/proc/cpuinfo`` passed as ``cpuinfo`` (for tests)."""
+    of this machine, or of the text of a ``/proc/cpuinfo`` passed as ``cpuinfo`` (for tests).
+
+    Lesson: 09_runtimes § 1 · This CPU.
+    """
     return dict(_this_cpu() if cpuinfo is None else _parse(cpuinfo))
 
 
@@ -60,7 +63,7 @@ def has(*flags: str, cpuinfo: str | None = None) -> bool:
     """True when this CPU has at least one of ``flags`` (e.g. ``has(*machine.INT8_DOT)``).
 
     Lesson: 05_compression § 3 · Every variant side by side; also used in 06_distributed_training,
-    07_distillation_ensembles, 08_deployment.
+    07_distillation_ensembles, 08_deployment, 09_runtimes.
     """
     return bool(set(flags) & cpu(cpuinfo)["flags"])
 
@@ -70,7 +73,7 @@ def describe(cpuinfo: str | None = None) -> str:
     whether it has int8 dot products and native bf16.
 
     Lesson: 02_tuning § 7 · The winner against the baseline, on the test set, over seeds; also used in 03_nas,
-    05_compression, 06_distributed_training, 07_distillation_ensembles, 08_deployment.
+    05_compression, 06_distributed_training, 07_distillation_ensembles, 08_deployment, 09_runtimes.
     """
     c = cpu(cpuinfo)
     if not c["known"]:
@@ -89,7 +92,10 @@ def gpu() -> str:
 
 
 def probe() -> dict:
-    """The machine for the report's environment block: ``cpu``, ``cpu cores``, ``cpu features``, ``gpu``."""
+    """The machine for the report's environment block: ``cpu``, ``cpu cores``, ``cpu features``, ``gpu``.
+
+    Lesson: 09_runtimes § 13 · Recorded for the course report.
+    """
     c = cpu()
     wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
     features = ", ".join(f for f in wanted if f in c["flags"]) or "none of " + ", ".join(wanted)

@@ -373,7 +373,7 @@ def count_params(model) -> int:
     """The number of weights (trainable and not) of a model.
 
     Lesson: 00_workflow § Trainable parameters vs hyperparameters; also used in 02_tuning, 03_nas, 05_compression,
-    07_distillation_ensembles, 08_deployment.
+    07_distillation_ensembles, 08_deployment, 09_runtimes.
     """
     return int(sum(int(np.prod(w.shape)) for w in model.get_weights()))
 

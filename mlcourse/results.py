@@ -51,7 +51,7 @@ def record(key: str, value, notebook: str) -> None:
 
     Lesson: 00_workflow § 2 · The one metric; also used in 01_training, 02_tuning, 03_nas,
     04_dimensionality_reduction, 05_compression, 06_distributed_training, 07_distillation_ensembles, 08_deployment,
-    10_capstone.
+    09_runtimes, 10_capstone.
     """
     if not key or not isinstance(key, str):
         raise ValueError("key must be a non-empty string.")

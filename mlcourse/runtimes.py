@@ -85,14 +85,20 @@ TVM_VARIANT = ("TVM", "float32")
 
 
 def telemetry_blocked() -> bool:
-    """True when OpenVINO / NNCF telemetry is off in this process (``openvino_telemetry`` cannot be imported)."""
+    """True when OpenVINO / NNCF telemetry is off in this process (``openvino_telemetry`` cannot be imported).
+
+    Lesson: 09_runtimes § 09 · Deployment runtimes: one model, four engines, measured side by side.
+    """
     return sys.modules.get("openvino_telemetry", 0) is None
 
 
 # ---------------------------------------------------------------------------------------------- models
 def trained_model(kind: str, x, y, epochs: int = 4, seed: int = 0):
     """The ``kind`` model (``"tuned"`` or ``"conv_heavy"``, see :data:`MODELS`) trained on ``(x, y)`` (Keras 3),
-    from the workshop cache when the same recipe was trained before."""
+    from the workshop cache when the same recipe was trained before.
+
+    Lesson: 09_runtimes § 2 · Two trained models.
+    """
     if kind not in MODELS:
         raise ValueError(f"Unknown model kind {kind!r}: use one of {list(MODELS)}.")
     return cache.trained_model(f"runtimes-{kind}", x, y, MODELS[kind], epochs, seed=seed, model_name=kind)
@@ -113,7 +119,10 @@ SIZES = {
 
 def sizes(size: str | None = None, **given) -> dict:
     """09's sizes for ``size`` (``"smoke"``, ``"lesson"``, ``"full"``; None follows ``MLCOURSE_SIZE``) from
-    :data:`SIZES`, with every ``given`` value that is not None put over them (``sizes("lesson", N_TRAIN=None)``)."""
+    :data:`SIZES`, with every ``given`` value that is not None put over them (``sizes("lesson", N_TRAIN=None)``).
+
+    Lesson: 09_runtimes § 09 · Deployment runtimes: one model, four engines, measured side by side.
+    """
     return settings.pick_sizes(SIZES, settings.size(size), given)
 
 
@@ -215,7 +224,10 @@ def quantize_onnx(src, dst, calibration, per_channel: bool = True) -> Path:
 
 def ort_session(path, threads: int = 1):
     """An ONNX Runtime session on the CPU provider only (never a remote one), ``threads`` intra-op threads,
-    every graph optimisation on."""
+    every graph optimisation on.
+
+    Lesson: 09_runtimes § ✏️ Exercise 9.2: static int8 quantization with a calibration reader.
+    """
     import onnxruntime as ort
 
     if threads < 1:
@@ -243,7 +255,10 @@ def openvino_int8(ov_model, calibration, subset_size: int | None = None):
 
 # -------------------------------------------------------------------------------------------------- TVM
 def tvm_status() -> tuple[bool, str]:
-    """Whether Apache TVM can be used here: ``(True, version)`` or ``(False, the error measured)``."""
+    """Whether Apache TVM can be used here: ``(True, version)`` or ``(False, the error measured)``.
+
+    Lesson: 09_runtimes § 7 · TVM: a compiler.
+    """
     try:
         import tvm
         from tvm.relax.frontend.onnx import from_onnx  # noqa: F401
@@ -360,7 +375,10 @@ def _tvm_tune_main(onnx_path, work_dir, trials, per_task, rounds, number) -> int
 
 def llvm_cpu() -> str:
     """The host CPU as LLVM names it (e.g. ``znver4``), for the ``mcpu`` of TVM's ``llvm`` target: code tuned for
-    this CPU's vector units; ``"generic"`` when TVM is absent or cannot tell."""
+    this CPU's vector units; ``"generic"`` when TVM is absent or cannot tell.
+
+    Lesson: 09_runtimes § 7 · TVM: a compiler.
+    """
     try:
         import tvm
 
@@ -376,7 +394,7 @@ def export_all(model, folder, calibration, tvm: bool | None = None) -> dict:
     ``calibration``: a few hundred training images (raw 0-255 pixels) for the int8 variants.
     ``tvm``: also a TVM variant (``None``: when :func:`tvm_status` says TVM works).
 
-    Lesson: 09_runtimes § 8 · Everything, measured side by side.
+    Lesson: 09_runtimes § ✍️ Predict, then measure.
     """
     import openvino as ov
 
@@ -406,7 +424,10 @@ def export_all(model, folder, calibration, tvm: bool | None = None) -> dict:
 
 
 def size_on_disk(path) -> int:
-    """Bytes a variant takes on disk (an OpenVINO IR is the .xml and its .bin)."""
+    """Bytes a variant takes on disk (an OpenVINO IR is the .xml and its .bin).
+
+    Lesson: 09_runtimes § 4 · Keras 3 exports itself, and the converters it wraps.
+    """
     path = Path(path)
     files = [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
     return sum(f.stat().st_size for f in files if f.exists())
@@ -455,7 +476,10 @@ class _Runner:
 def load(variant: tuple[str, str], path, threads: int = 1):
     """Variant ``(runtime, precision)`` stored at ``path`` as a ``predict(x) -> class probabilities`` callable
     with ``threads`` CPU threads (raw 0-255 float pixels in, batches of any size). TVM's program is compiled for
-    batch 1 (a batch runs image by image) and its thread pool is sized once per process (``TVM_NUM_THREADS``)."""
+    batch 1 (a batch runs image by image) and its thread pool is sized once per process (``TVM_NUM_THREADS``).
+
+    Lesson: 09_runtimes § 4 · Keras 3 exports itself, and the converters it wraps.
+    """
     return _Runner(variant[0], path, threads, variant[1])
 
 
@@ -482,7 +506,10 @@ def openvino_inference_precision(compiled) -> str:
 def openvino_bf16_status(path, threads: int = 1) -> dict:
     """What OpenVINO did with the bf16 hint on this CPU: the CPU's native bf16 flags (``avx512_bf16``,
     ``amx_bf16``), the precision the compiled model reports, and how many operations its runtime model runs in each
-    precision (bf16 kernels, or f32 where it fell back). A refusal is returned in ``"error"``, not raised."""
+    precision (bf16 kernels, or f32 where it fell back). A refusal is returned in ``"error"``, not raised.
+
+    Lesson: 09_runtimes § 6 · OpenVINO and NNCF.
+    """
     out = {"avx512_bf16": machine.has("avx512_bf16"), "amx_bf16": machine.has("amx_bf16")}
     try:
         compiled = openvino_compile(path, "bf16", threads)
@@ -517,7 +544,7 @@ def benchmark(keras_model, paths: dict, x_test, y_test, rounds: int = 7, number:
     y_test)``, first-call seconds, median / p95 latency at batch 1 and images/s at batch 64, for each thread
     count in ``threads`` (``None`` = every core). Variants are timed interleaved on the same inputs.
 
-    Lesson: 09_runtimes § 8 · Everything, measured side by side.
+    Lesson: 09_runtimes § ✍️ Predict, then measure.
     """
     x_test = np.asarray(x_test, dtype=np.float32)
     keras_top1 = keras_model.predict(x_test, batch_size=512, verbose=0).argmax(1)
@@ -556,7 +583,10 @@ def benchmark(keras_model, paths: dict, x_test, y_test, rounds: int = 7, number:
 
 
 def plot(table: pd.DataFrame, ax=None, title: str = "Runtimes on this CPU"):
-    """Latency at batch 1 (one thread; bar) against size on disk, per variant, with accuracy in the label."""
+    """Latency at batch 1 (one thread; bar) against size on disk, per variant, with accuracy in the label.
+
+    Lesson: 09_runtimes § ✍️ Predict, then measure.
+    """
     import matplotlib.pyplot as plt
 
     ts = table.attrs.get("threads") or [1]
@@ -593,7 +623,10 @@ def plot(table: pd.DataFrame, ax=None, title: str = "Runtimes on this CPU"):
 
 # ------------------------------------------------------------------------------------------- hardware
 def runtime_report() -> pd.DataFrame:
-    """What each runtime reports about itself on this machine (version, devices / providers, capabilities)."""
+    """What each runtime reports about itself on this machine (version, devices / providers, capabilities).
+
+    Lesson: 09_runtimes § 1 · This CPU.
+    """
     import ai_edge_litert
     import onnxruntime as ort
     import openvino as ov
@@ -617,7 +650,10 @@ def runtime_report() -> pd.DataFrame:
 
 def openvino_precisions(path, threads: int = 1) -> pd.Series:
     """How many operations the compiled OpenVINO model runs in each precision (its runtime model's
-    ``runtimePrecision``): shows whether the int8 IR really runs int8 kernels on this CPU."""
+    ``runtimePrecision``): shows whether the int8 IR really runs int8 kernels on this CPU.
+
+    Lesson: 09_runtimes § 6 · OpenVINO and NNCF.
+    """
     return _runtime_precisions(openvino_compile(path, "float32", threads))  # float ops pinned to f32
 
 
@@ -632,7 +668,10 @@ def _runtime_precisions(compiled) -> pd.Series:
 
 def energy_counter() -> tuple[Path | None, str]:
     """The RAPL package-energy counter (``/sys/class/powercap/intel-rapl*/energy_uj``) if one can be read:
-    ``(path, "readable")``, else ``(None, the reason)``."""
+    ``(path, "readable")``, else ``(None, the reason)``.
+
+    Lesson: 09_runtimes § 11 · Energy.
+    """
     base = Path("/sys/class/powercap")
     if not base.exists():
         return None, ("/sys/class/powercap does not exist: this kernel exposes no RAPL energy counter here "
@@ -652,7 +691,10 @@ def energy_counter() -> tuple[Path | None, str]:
 
 def energy_per_image_mj(fn, x, seconds: float = 2.0, counter: Path | None = None) -> float | None:
     """Millijoules per image of the whole CPU package while ``fn(x)`` runs for about ``seconds`` (RAPL counter),
-    or ``None`` when no counter can be read (see :func:`energy_counter`). Includes everything else running."""
+    or ``None`` when no counter can be read (see :func:`energy_counter`). Includes everything else running.
+
+    Lesson: 09_runtimes § 11 · Energy.
+    """
     counter = counter or energy_counter()[0]
     if counter is None:
         return None
@@ -737,7 +779,10 @@ def wide_mlp(units: int, depth: int = 2, seed: int = 0):
     """An untrained Keras 3 MLP on flattened 28x28 raw pixels: ``Rescaling(1/255)``, ``depth`` Dense layers of
     ``units`` (ReLU), 10 softmax outputs. At batch 1 each Dense layer is a matrix-vector product that reads every
     weight once per image: with ``units=2048`` its float32 weights (about 23 MB) are ten times the 2 MB L2 cache,
-    so the time goes to reading memory, which int8 weights cut four times. Only latency is measured on it."""
+    so the time goes to reading memory, which int8 weights cut four times. Only latency is measured on it.
+
+    Lesson: 09_runtimes § 9 · Where int8 pays in latency, and where it does not.
+    """
     keras = quiet_import("keras")
 
     keras.utils.set_random_seed(seed)
@@ -774,7 +819,10 @@ MCU = {"sram": 256 * 1024, "flash": 1024 * 1024}
 
 def tflm_status() -> tuple[bool, str]:
     """Whether the TFLite Micro interpreter for Python (``tflite-micro``) can be used here: ``(True, version)``
-    or ``(False, the error measured)``."""
+    or ``(False, the error measured)``.
+
+    Lesson: 09_runtimes § ✏️ Exercise 9.4: the smallest arena the activations need.
+    """
     try:
         from importlib.metadata import version
 
@@ -786,7 +834,10 @@ def tflm_status() -> tuple[bool, str]:
 
 def ops_of(tflite: bytes) -> list[str]:
     """The operations of a LiteRT model in execution order (``CONV_2D``, ``FULLY_CONNECTED``, ...), read with
-    the LiteRT interpreter's op details."""
+    the LiteRT interpreter's op details.
+
+    Lesson: 09_runtimes § 10 · A microcontroller: TFLite Micro and its tensor arena.
+    """
     return [op["op_name"] for op in _plain_interpreter(tflite)._get_ops_details()]
 
 
@@ -803,7 +854,10 @@ def _plain_interpreter(tflite: bytes):
 
 def resolver_code(tflite: bytes) -> str:
     """The C++ lines of a ``tflite::MicroMutableOpResolver`` that registers exactly the model's operations
-    (``AddConv2D()``, ...): the firmware links only these kernels."""
+    (``AddConv2D()``, ...): the firmware links only these kernels.
+
+    Lesson: 09_runtimes § 10 · A microcontroller: TFLite Micro and its tensor arena.
+    """
     ops = list(dict.fromkeys(ops_of(tflite)))
     names = ["".join(p if p[0].isdigit() else p.capitalize() for p in op.split("_")) for op in ops]
     lines = [f"static tflite::MicroMutableOpResolver<{len(ops)}> resolver;"]
@@ -858,7 +912,10 @@ def tflm_interpreter(tflite: bytes, arena_bytes: int):
 
 
 def tflm_predict(it, x) -> np.ndarray:
-    """Class probabilities from a TFLite Micro interpreter, one image at a time (quantized as its input asks)."""
+    """Class probabilities from a TFLite Micro interpreter, one image at a time (quantized as its input asks).
+
+    Lesson: 09_runtimes § ✏️ Exercise 9.4: the smallest arena the activations need.
+    """
     inp, out = it.get_input_details(0), it.get_output_details(0)
     (scale,), (zero,) = inp["quantization_parameters"]["scales"], inp["quantization_parameters"]["zero_points"]
     (oscale,), (ozero,) = out["quantization_parameters"]["scales"], out["quantization_parameters"]["zero_points"]
@@ -873,7 +930,10 @@ def tflm_predict(it, x) -> np.ndarray:
 
 def tflm_min_arena(tflite: bytes, image, step: int = 256) -> int:
     """The smallest tensor arena (bytes, to ``step``) with which TFLite Micro runs the model on ``image``:
-    a binary search over arena sizes (its allocation errors are silenced)."""
+    a binary search over arena sizes (its allocation errors are silenced).
+
+    Lesson: 09_runtimes § ✏️ Exercise 9.4: the smallest arena the activations need.
+    """
     def runs(n):
         try:
             with silenced():
@@ -893,7 +953,10 @@ def tflm_min_arena(tflite: bytes, image, step: int = 256) -> int:
 
 def mcu_fit(model_bytes: int, arena_bytes: int, sram: int = MCU["sram"], flash: int = MCU["flash"]) -> pd.DataFrame:
     """Whether a model fits a microcontroller: the model in flash, the tensor arena in SRAM; per memory the bytes
-    needed, the bytes there, the share used and how many times smaller the need must become (1.0 when it fits)."""
+    needed, the bytes there, the share used and how many times smaller the need must become (1.0 when it fits).
+
+    Lesson: 09_runtimes § ✏️ Exercise 9.4: the smallest arena the activations need.
+    """
     rows = [{"memory": "flash (model)", "needed": int(model_bytes), "available": int(flash)},
             {"memory": "SRAM (tensor arena)", "needed": int(arena_bytes), "available": int(sram)}]
     out = pd.DataFrame(rows)
@@ -920,7 +983,10 @@ def pick(table: pd.DataFrame, max_latency_ms: float, max_size_kb: float, latency
 
 
 def summary(table: pd.DataFrame) -> list[str]:
-    """Sentences built from the table's own numbers (fastest variant per setting, int8 speed-ups, thread effect)."""
+    """Sentences built from the table's own numbers (fastest variant per setting, int8 speed-ups, thread effect).
+
+    Lesson: 09_runtimes § ✍️ Predict, then measure.
+    """
     ts = table.attrs.get("threads") or [1]
     lines = []
 

@@ -84,7 +84,7 @@ def compare(table: pd.DataFrame, a: str, b: str, unit: str = "ms") -> str:
     are split) is *too close to call*.
 
     Lesson: 01_training § Folding BN into the convolution before it; also used in 02_tuning, 05_compression,
-    06_distributed_training, 07_distillation_ensembles, 08_deployment, 10_capstone.
+    06_distributed_training, 07_distillation_ensembles, 08_deployment, 09_runtimes, 10_capstone.
     """
     for name in (a, b):
         if name not in table.index:

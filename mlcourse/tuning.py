@@ -380,7 +380,7 @@ def search(tuner, x, y, x_val, y_val, epochs: int = 4, batch_size: int = 128, ve
     to every trial's ``fit``. The project is held for this process first (:func:`project_lock`): a search
     on a project that another kernel is searching is refused (:class:`ProjectInUseError`), never interleaved.
 
-    Lesson: 02_tuning § 2 · keras-tuner by hand.
+    Lesson: 02_tuning § 5 · Three tuners, one space, one epoch budget.
     """
 
     project_lock(tuner.directory, tuner.project_name)
@@ -544,8 +544,6 @@ def shifted_grid(space: dict, per_axis: int, seed: int) -> list[dict]:
     by a random offset drawn from ``seed``: value ``k`` sits at fraction ``(k + u) / per_axis`` of the axis,
     ``u`` uniform in [0, 1). Averaging over seeds averages over where the grid happens to fall; ``u = 0.5`` is
     the centred grid. Returns the ``per_axis ** len(space)`` points (scikit-learn's ``ParameterGrid``).
-
-    Lesson: 02_tuning § 8 · Grid search against random search.
     """
     from sklearn.model_selection import ParameterGrid
 

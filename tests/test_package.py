@@ -137,32 +137,16 @@ def test_import_is_light():
     assert out == "False", "import mlcourse must not load TensorFlow"
 
 
-def _notebook_calls(path) -> set[tuple[str, str]]:
-    """``(module, name)`` of every ``<mlcourse module>.<name>`` a notebook's code uses, where the module was
-    imported from mlcourse under that name (``from mlcourse import litert``, ``... import distillation as kd``)."""
-    import nbformat
-
-    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
-    code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!")))
-    tree = ast.parse(code)
-    alias = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "mlcourse":
-            alias.update({a.asname or a.name: a.name for a in node.names})
-    return {(alias[n.value.id], n.attr) for n in ast.walk(tree)
-            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in alias}
-
-
 def test_every_mlcourse_name_a_notebook_uses_exists_and_is_documented():
     """From the lesson to the code: each `module.name` a solution notebook calls exists, and a learner who types
     `module.name?` in JupyterLab gets a docstring (classes, functions and modules; tables are data)."""
     import inspect
 
-    from mlcourse import notebooks
+    from mlcourse import lessons, notebooks
 
     problems = []
     for path in notebooks.solution_notebooks():
-        for module, name in sorted(_notebook_calls(path)):
+        for module, name in sorted(lessons.code_uses(path)):
             mod = importlib.import_module(f"mlcourse.{module}")
             if not hasattr(mod, name):
                 problems.append(f"{path.stem}: mlcourse.{module}.{name} does not exist")

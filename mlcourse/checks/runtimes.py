@@ -44,7 +44,10 @@ def _inputs(n: int, seed: int) -> np.ndarray:
 
 def check_ort_session(fn) -> None:
     """Exercise 9.1: ``fn(path, threads) -> onnxruntime.InferenceSession`` on the CPU provider only, with
-    ``threads`` intra-op threads, whose answers match the model's."""
+    ``threads`` intra-op threads, whose answers match the model's.
+
+    Lesson: 09_runtimes § ✏️ Exercise 9.1: an ONNX Runtime session for a thread budget.
+    """
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,7 +74,10 @@ def check_ort_session(fn) -> None:
 def check_ort_quantizer(fn) -> None:
     """Exercise 9.2: ``fn(float_path, int8_path, calibration_images)`` writes a statically quantized int8 model
     (``quantize_static`` with a calibration data reader) at ``int8_path`` that runs, holds int8 operations and
-    agrees on the top-1 class with the float model on at least 90 % of fixed inputs (no timing is asserted)."""
+    agrees on the top-1 class with the float model on at least 90 % of fixed inputs (no timing is asserted).
+
+    Lesson: 09_runtimes § ✏️ Exercise 9.2: static int8 quantization with a calibration reader.
+    """
     import onnx
     import onnxruntime as ort
 
@@ -114,7 +120,10 @@ def _budget_table():
 
 def check_pick_runtime(fn) -> None:
     """Exercise 9.3: ``fn(table, max_latency_ms, max_size_kb)`` returns the most accurate row that fits both
-    budgets (ties: the faster one), or ``None`` when none fits."""
+    budgets (ties: the faster one), or ``None`` when none fits.
+
+    Lesson: 09_runtimes § ✏️ Exercise 9.3: pick the runtime for a budget.
+    """
     import pandas as pd
 
     table = _budget_table()
@@ -162,7 +171,10 @@ _ARENA_CASES = [
 def check_arena_estimate(fn) -> None:
     """Exercise 9.4: ``fn(ops, activation_bytes)`` returns the peak bytes of activations alive at once: a tensor
     lives from the op that writes it (graph inputs: from the start) to the last op that reads it (graph outputs:
-    to the end); tensors not in ``activation_bytes`` (weights) are not counted."""
+    to the end); tensors not in ``activation_bytes`` (weights) are not counted.
+
+    Lesson: 09_runtimes § ✏️ Exercise 9.4: the smallest arena the activations need.
+    """
     for ops, nbytes, want, why in _ARENA_CASES:
         try:
             got = fn([(list(i), list(o)) for i, o in ops], dict(nbytes))
