@@ -252,7 +252,7 @@ def test_distiller_trains_the_student_only_and_students_of_other_architectures_b
 def test_sizes_table_and_teacher_choice(tmp_path):
     assert kd.sizes("smoke")["N_LABELLED"] == kd.SIZES["smoke"]["N_LABELLED"]
     assert kd.sizes("lesson", N_LABELLED=123, SEEDS=[4])["N_LABELLED"] == 123
-    assert kd.sizes("full", SEEDS=[4])["SEEDS"] == (4,) and kd.sizes("lesson")["TEMPERATURES"] == (2, 4, 8)
+    assert kd.sizes("full", SEEDS=[4])["SEEDS"] == (4,) and kd.sizes("lesson")["TEMPERATURES"] == (2, 4)
     with pytest.raises(ValueError, match="unknown size"):
         kd.sizes("smoke", EPOCHS=3)
     with pytest.raises(ValueError, match="not a size"):
@@ -289,3 +289,20 @@ def test_keras_logits_distillation_with_the_kl_class_is_this_course_s_soft_term(
     ours = float(np.mean(kd.distillation_loss(4.0, 1.0)(kd.pack(np.zeros(32), t), s)))
     theirs = keras.distillation.LogitsDistillation(4.0, loss=keras.losses.KLDivergence()).compute_loss(t, s)
     assert np.isclose(float(theirs), ours, rtol=1e-4)  # T**2 * KL(softmax(t/T) || softmax(s/T)), batch mean
+
+
+def test_a_students_batch_is_part_of_its_cache_recipe(monkeypatch):
+    """A room's student cached at one batch size is never loaded for another (the default batch went 256 -> 64)."""
+    seen = []
+    monkeypatch.setattr(kd.cache, "cached_model", lambda name, train, x, y, verbose=False, **r: seen.append(r))
+
+    class Teacher:
+        def get_weights(self):
+            return [np.zeros(3, "float32")]
+
+    x, y, logits = np.zeros((4, 28, 28), "uint8"), np.zeros(4, "int64"), np.zeros((4, 10), "float32")
+    kd.cached_distill(Teacher(), x, y, logits, epochs=1)
+    kd.cached_distill(Teacher(), x, y, logits, epochs=1, batch_size=256)
+    assert [r["batch_size"] for r in seen] == [kd.STUDENT_BATCH, 256] and kd.STUDENT_BATCH == 64
+    assert kd.SIZES["lesson"]["DEMO_EPOCHS"] > 0 and kd.SIZES["full"]["DEMO_EPOCHS"] == 0  # full: as many as lab-only
+
