@@ -56,7 +56,6 @@ from mlcourse.session import keep_aside, quiet_import, silenced
 __all__ = ["headlines",
            "SIZES", "sizes", "split", "warm_cache", "MICRO_OPS", "MICRO_CHOICES", "MACRO_CHOICES", "MACRO_DECISIONS",
            "RL_LR", "BASELINE_DECAY", "param_count", "sample", "mutate", "build", "stack", "evaluate", "Evaluator",
-           "recalibrate_batch_norm",
            "random_search", "regularized_evolution", "macro_hyperparameters", "bayesian_search", "Controller",
            "reinforce_update", "rl_search", "rank_agreement", "fit_learning_curve", "extrapolate",
            "early_stopping_by_extrapolation", "inherit_weights", "preserving_mutation", "morph", "at_chance",
@@ -290,9 +289,8 @@ def _bn_relu(x, op, tag):
     """``op(x)``, then batch norm and ReLU when ``op`` is a convolution (a cell's convolutions are normalised).
 
     Batch norm's moving averages use momentum 0.9, not Keras' 0.99: a search evaluation trains a few dozen steps,
-    and with 0.99 the averages would still be 70 % their initial values after 36 steps (0.99 ** 36). Even at 0.9
-    they trail weights that move fast, so :class:`Evaluator` recalibrates them before every score
-    (:func:`recalibrate_batch_norm`)."""
+    and with 0.99 the averages used at validation would still be 70 % their initial values after 36 steps
+    (0.99 ** 36), scoring the statistics' warm-up instead of the cell."""
     L = quiet_import("keras").layers
 
     y = op(x)
@@ -312,45 +310,14 @@ def _cell(x, ops, filters, tag):
     return L.Add(name=f"{tag}_out")([c, d])
 
 
-def _batch_norms(model) -> list:
-    keras = quiet_import("keras")
-    return [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
-
-
-def recalibrate_batch_norm(model, x, n: int = 512) -> int:
-    """Set every batch-norm layer's moving mean and variance to the statistics of ``x[:n]`` (one forward pass in
-    training mode with momentum 0, the momentum restored after); returns how many layers were recalibrated.
-
-    A network trained for a few dozen steps is scored in inference mode with moving averages that trail its
-    weights; measured at 03's lesson fidelity, 8 of 9 cell networks scored at chance after one epoch that way,
-    and the same networks 0.66-0.74 once recalibrated. One-shot NAS recalibrates for the same reason before it
-    ranks sub-networks. A network without batch norm is left as it is (0 is returned).
-
-    Lesson: 03_nas § 2.5 Micro vs macro, on equal footing.
-    """
-    layers = _batch_norms(model)
-    if layers:
-        momenta = [la.momentum for la in layers]
-        for la in layers:
-            la.momentum = 0.0
-        try:
-            model(np.asarray(x[:n], dtype="float32"), training=True)
-        finally:
-            for la, m in zip(layers, momenta):
-                la.momentum = m
-    return len(layers)
-
-
 class Evaluator:
     """Trains candidates on fixed data at a chosen fidelity; every call is logged in ``self.log``.
 
     ``evaluate(arch, epochs, n_train, image_size, parent=None, start=None)`` returns validation accuracy (the last
     epoch's). With ``parent`` (a trained model), layers of the same name and shape start from its weights; with
-    ``start`` (a model of ``arch`` already initialised, e.g. by :func:`morph`), that model is trained. Each epoch's
-    validation score is taken after :func:`recalibrate_batch_norm` (a network that has batch norm is otherwise
-    judged on its moving averages' lag; that score is kept too, as ``curve_plain``). Each log entry holds the
-    validation curve and the seconds of every epoch (``epoch_seconds``, its scoring included), so the cost of
-    stopping after ``k`` epochs is a measured time, not arithmetic.
+    ``start`` (a model of ``arch`` already initialised, e.g. by :func:`morph`), that model is trained. Each log
+    entry holds the validation curve and the seconds of every epoch (``epoch_seconds``), so the cost of stopping
+    after ``k`` epochs is a measured time, not arithmetic.
 
     With ``store`` (a file), every plain evaluation (no parent, no start) is appended to it, keyed by the
     architecture, the fidelity, the seed and a fingerprint of the data: asked again, it is loaded (its entry
@@ -381,7 +348,7 @@ class Evaluator:
         if n not in self._prints:
             self._prints[n] = cache.fingerprint(self.x[:n], self.y[:n], self.xv, self.yv)
         what = {"arch": arch, "epochs": epochs, "n_train": n, "image_size": image_size, "seed": self.seed,
-                "batch_size": self.batch_size, "data": self._prints[n], "batch_norm": "recalibrated"}
+                "batch_size": self.batch_size, "data": self._prints[n]}
         return hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
     def __call__(self, arch, epochs: int = 2, n_train: int | None = None, image_size: int = 28, parent=None,
@@ -396,12 +363,16 @@ class Evaluator:
         keras.utils.set_random_seed(self.seed)
         model = start if start is not None else build(arch, image_size)
         inherited = inherit_weights(parent, model) if parent is not None else 0
-        has_bn, t0 = bool(_batch_norms(model)), time.perf_counter()
-        curve, plain, epoch_seconds = (self._fit_recalibrated if has_bn else self._fit)(model, n, epochs)
+        stamps = []
+        clock = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: stamps.append(time.perf_counter()))
+        t0 = time.perf_counter()
+        h = model.fit(self.x[:n], self.y[:n], validation_data=(self.xv, self.yv), epochs=epochs,
+                      batch_size=self.batch_size, verbose=0, callbacks=[clock])
         seconds = time.perf_counter() - t0
+        curve = [float(v) for v in h.history["val_accuracy"]]
         entry = {"arch": copy.deepcopy(arch), "epochs": epochs, "n_train": n, "image_size": image_size,
-                 "score": curve[-1], "curve": curve, "curve_plain": plain if has_bn else curve, "seconds": seconds,
-                 "epoch_seconds": epoch_seconds, "params": model.count_params(),
+                 "score": curve[-1], "curve": curve, "seconds": seconds,
+                 "epoch_seconds": [float(v) for v in np.diff([t0] + stamps)], "params": model.count_params(),
                  "inherited_layers": inherited, "started": start is not None, "loaded": False}
         self.log.append(entry)
         self.models[len(self.log) - 1] = model
@@ -411,30 +382,6 @@ class Evaluator:
             with self.store.open("a") as f:
                 f.write(json.dumps(self._stored[key]) + "\n")
         return curve[-1]
-
-
-    def _fit(self, model, n, epochs):
-        """One ``fit`` with validation after every epoch (a network without batch norm): curve, [], epoch seconds."""
-        keras = quiet_import("keras")
-        stamps, t0 = [], time.perf_counter()
-        clock = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: stamps.append(time.perf_counter()))
-        h = model.fit(self.x[:n], self.y[:n], validation_data=(self.xv, self.yv), epochs=epochs,
-                      batch_size=self.batch_size, verbose=0, callbacks=[clock])
-        return [float(v) for v in h.history["val_accuracy"]], [], [float(v) for v in np.diff([t0] + stamps)]
-
-    def _fit_recalibrated(self, model, n, epochs):
-        """Epoch by epoch, each scored twice: on the moving averages as training left them (``curve_plain``), then
-        after :func:`recalibrate_batch_norm` (``curve``). Returns curve, plain curve, epoch seconds."""
-        curve, plain, seconds = [], [], []
-        for epoch in range(epochs):
-            t_epoch = time.perf_counter()
-            model.fit(self.x[:n], self.y[:n], epochs=epoch + 1, initial_epoch=epoch, batch_size=self.batch_size,
-                      verbose=0)
-            plain.append(float(model.evaluate(self.xv, self.yv, batch_size=self.batch_size, verbose=0)[1]))
-            recalibrate_batch_norm(model, self.x[:n])
-            curve.append(float(model.evaluate(self.xv, self.yv, batch_size=self.batch_size, verbose=0)[1]))
-            seconds.append(time.perf_counter() - t_epoch)
-        return curve, plain, seconds
 
 
 def evaluate(arch, x_train, y_train, x_val, y_val, **fidelity) -> float:
