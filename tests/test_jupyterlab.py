@@ -135,7 +135,11 @@ def test_a_browser_opens_the_landing_notebook_and_reaches_a_solution_and_the_rep
                       timeout=90, what="the landing notebook's title")
         assert "/lab/tree/notebooks/index.ipynb" in page.evaluate("location.href")
         page.screenshot(shots / "lab-landing.png")
-        # JupyterLab resolves the markdown's relative links against the served root
+        # JupyterLab resolves the markdown's relative links against the served root; it renders the cells as they
+        # come into view, so wait for the cell that links the solutions (a slow machine read the links too early)
+        page.wait_for("Array.from(document.querySelectorAll('.jp-RenderedMarkdown a'))"
+                      ".some(a => a.href.includes('solutions/00_workflow.ipynb'))", timeout=60,
+                      what="the landing notebook's link to a solution")
         links = page.evaluate("Array.from(document.querySelectorAll('.jp-RenderedMarkdown a')).map(a => a.href)")
         assert any("solutions/00_workflow.ipynb" in h for h in links), links
         assert any("/files/build/report.html" in h for h in links), links
