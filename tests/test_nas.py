@@ -30,6 +30,27 @@ def test_spaces_sample_mutate_build():
         nas.build(nas.sample("macro", rng), image_size=10)
 
 
+def test_batch_norm_is_recalibrated_before_a_network_is_scored(small):
+    """After recalibration the moving averages are the data's statistics: inference mode gives what training mode
+    gives on the same images (a one-pass update at momentum 0.9, a pass in inference mode, or momenta left at 0
+    all fail this); no batch norm: untouched. The evaluator's score is the recalibrated network's."""
+    micro = {"space": "micro", "ops": ["conv3", "sep3", "identity", "conv3"], "filters": 8, "n_cells": 1, "dense": 0}
+    m = nas.build(micro)
+    x = small[0][:64].astype("float32")
+    assert not np.allclose(np.asarray(m(x, training=False)), np.asarray(m(x, training=True)), atol=1e-3)
+    assert nas.recalibrate_batch_norm(m, x) == 4  # the cell's input 1x1 and its three convolutions, BN each
+    np.testing.assert_allclose(np.asarray(m(x, training=False)), np.asarray(m(x, training=True)), atol=1e-4)
+    assert {la.momentum for la in m.layers if la.name.endswith("_bn")} == {0.9}
+    macro = {"space": "macro", "blocks": [{"filters": 8, "kernel": 3, "type": "standard"}], "dense": 0}
+    assert nas.recalibrate_batch_norm(nas.build(macro), x) == 0
+    ev = nas.Evaluator(*small)
+    s_micro, s_macro = ev(micro, epochs=1), ev(macro, epochs=1)
+    micro_entry, macro_entry = ev.log
+    assert micro_entry["score_plain"] == micro_entry["curve"][-1] and s_micro == micro_entry["score"]
+    assert s_micro == pytest.approx(ev.models[0].evaluate(small[2], small[3], verbose=0)[1])  # the model as scored
+    assert s_macro == macro_entry["score_plain"] == macro_entry["curve"][-1]  # nothing to recalibrate
+
+
 def test_strategies_respect_the_budget(small, tmp_path):
     fake = lambda arch: float(sum(b["filters"] for b in arch["blocks"])) if arch["space"] == "macro" else 1.0  # noqa: E731
     r = nas.random_search("macro", 5, fake)
